@@ -1,0 +1,385 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/store"
+)
+
+// Reader answers count queries. store.Store implements it.
+type Reader interface {
+	Counts(ctx context.Context, contentID string) ([]store.ReactionCount, error)
+}
+
+// Ingester applies events. *ingest.Writer implements it.
+type Ingester interface {
+	Submit(ctx context.Context, ev ingest.Event) (store.Result, error)
+	Reject(src ingest.Source, code ingest.Code)
+}
+
+// Check is one readiness condition reported by /readyz.
+type Check struct {
+	Name string
+	OK   func() bool
+}
+
+// Options configure the API.
+type Options struct {
+	Listen       string                // address to listen on
+	MaxBodyBytes int64                 // largest request body; default 64 KiB
+	Checks       []Check               // all must pass for /readyz to answer 200
+	Gatherer     prometheus.Gatherer   // served on /metrics; nil: no metrics
+	Registerer   prometheus.Registerer // where the HTTP metrics go; nil: not registered
+}
+
+// DefaultMaxBodyBytes is the default limit on a request body.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Server serves the HTTP API.
+type Server struct {
+	opts    Options
+	reader  Reader
+	ingest  Ingester
+	log     *slog.Logger
+	handler http.Handler
+	srv     *http.Server
+	ln      net.Listener
+	closed  atomic.Bool
+
+	requests *prometheus.CounterVec
+}
+
+// New returns an API server reading from r and applying writes through in.
+func New(opts Options, r Reader, in Ingester, logger *slog.Logger) (*Server, error) {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	s := &Server{opts: opts, reader: r, ingest: in, log: logger}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "arina_http_requests_total",
+		Help: "HTTP requests by route pattern and status code.",
+	}, []string{"route", "code"})
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(s.requests); err != nil {
+			return nil, fmt.Errorf("registering http metrics: %w", err)
+		}
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the API's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(method, path string, h http.HandlerFunc) {
+		mux.HandleFunc(method+" "+path, h)
+		// The same path with another method: a JSON 405 rather than the mux's text one.
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			allow := method
+			if method == http.MethodGet {
+				allow = "GET, HEAD"
+			}
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed here; use %s", r.Method, allow))
+		})
+	}
+	handle(http.MethodPost, "/api/v1/reaction", s.postReaction)
+	handle(http.MethodGet, "/api/v1/reaction/reaction_counts/{content_id}", s.seedCounts)
+	handle(http.MethodGet, "/api/v1/reaction/reactions_count/{content_id}", s.seedCounts)
+	handle(http.MethodGet, "/reaction/reactions_count/{content_id}", s.seedCounts)
+	handle(http.MethodGet, "/api/v1/contents/{content_id}", s.contentCounts)
+	handle(http.MethodGet, "/healthz", s.healthz)
+	handle(http.MethodGet, "/readyz", s.readyz)
+	if s.opts.Gatherer != nil {
+		mh := promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError)})
+		handle(http.MethodGet, "/metrics", mh.ServeHTTP)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+	})
+	return s.instrument(mux)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.code == 0 {
+			sw.code = http.StatusOK
+		}
+		route := r.Pattern
+		if route == "" || route == "/" {
+			route = "unmatched"
+		}
+		s.requests.WithLabelValues(route, fmt.Sprint(sw.code)).Inc()
+	})
+}
+
+// Start binds the listener (an address in use is a returned error) and serves in the
+// background until Close.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("http: listening on %s: %w", s.opts.Listen, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr returns the address the listener is bound to.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return s.opts.Listen
+	}
+	return s.ln.Addr().String()
+}
+
+// Close stops accepting requests and waits, until ctx ends, for those in progress.
+// It is safe to call more than once.
+func (s *Server) Close(ctx context.Context) error {
+	if s.srv == nil || !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if err := s.srv.Shutdown(ctx); err != nil {
+		_ = s.srv.Close()
+		return fmt.Errorf("http: shutting down: %w", err)
+	}
+	return nil
+}
+
+// errorBody is the JSON of every API error.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field,omitempty"`
+	} `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, msg
+	writeJSON(w, status, b)
+}
+
+// writeIngestError answers a rejected or failed write; it counts input rejections.
+func (s *Server) writeIngestError(w http.ResponseWriter, err error) {
+	code := ingest.CodeOf(err)
+	var ie *ingest.Error
+	switch {
+	case errors.As(err, &ie):
+		status := http.StatusBadRequest
+		if ie.Code == ingest.CodePayloadTooLarge {
+			status = http.StatusRequestEntityTooLarge
+		}
+		var b errorBody
+		b.Error.Code, b.Error.Message, b.Error.Field = string(ie.Code), ie.Error(), ie.Field
+		writeJSON(w, status, b)
+	case errors.Is(err, ingest.ErrQueueFull):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, string(code), "ingest queue is full; retry later")
+	case errors.Is(err, ingest.ErrClosed):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, string(code), "arina is shutting down; retry on another node or later")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "timeout", "the request ended before the event was applied; it may still be applied")
+	default:
+		s.log.Error("applying http event", "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, string(ingest.CodeStoreError), "the store could not apply the event")
+	}
+}
+
+// reactionResponse is the answer to a successful POST /api/v1/reaction.
+type reactionResponse struct {
+	Type         string `json:"type"`
+	Action       string `json:"action"`
+	ContentID    string `json:"content_id"`
+	ReactionType string `json:"reaction_type"`
+	UserID       string `json:"user_id"`
+	Changed      bool   `json:"changed"` // false for a duplicate add or a remove of an absent user
+	Count        int64  `json:"count"`   // users holding the reaction after the event
+}
+
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, &httpError{http.StatusUnsupportedMediaType, "unsupported_media_type",
+				fmt.Sprintf("Content-Type %q is not JSON; send application/json", ct)}
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &httpError{http.StatusRequestEntityTooLarge, string(ingest.CodePayloadTooLarge),
+				fmt.Sprintf("request body is over the %d byte limit", s.opts.MaxBodyBytes)}
+		}
+		return nil, &httpError{http.StatusBadRequest, "bad_request", "reading request body: " + err.Error()}
+	}
+	return body, nil
+}
+
+type httpError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *httpError) Error() string { return e.message }
+
+func (s *Server) postReaction(w http.ResponseWriter, r *http.Request) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		he := err.(*httpError)
+		s.ingest.Reject(ingest.SourceHTTP, ingest.Code(he.code))
+		writeError(w, he.status, he.code, he.message)
+		return
+	}
+	ev, err := ingest.DecodeJSON(body, ingest.SourceHTTP)
+	if err != nil {
+		s.ingest.Reject(ingest.SourceHTTP, ingest.CodeOf(err))
+		s.writeIngestError(w, err)
+		return
+	}
+	res, err := s.ingest.Submit(r.Context(), ev)
+	if err != nil {
+		s.writeIngestError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, reactionResponse{
+		Type: "reaction", Action: ev.Action.String(), ContentID: ev.ContentID,
+		ReactionType: ev.ReactionType, UserID: ev.UserID, Changed: res.Changed, Count: res.Count,
+	})
+}
+
+// seedCountsResponse is the seed's count shape: {"content_id":"Stew","reaction_count":{"fire":3}}.
+type seedCountsResponse struct {
+	ContentID     string           `json:"content_id"`
+	ReactionCount map[string]int64 `json:"reaction_count"`
+}
+
+func (s *Server) seedCounts(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("content_id")
+	counts, err := s.reader.Counts(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeJSON(w, http.StatusNotFound, map[string]any{"errors": map[string]string{"detail": "Not Found"}})
+		return
+	}
+	if err != nil {
+		s.writeReadError(w, err)
+		return
+	}
+	m := make(map[string]int64, len(counts))
+	for _, c := range counts {
+		m[c.ReactionType] = c.Count
+	}
+	writeJSON(w, http.StatusOK, seedCountsResponse{ContentID: id, ReactionCount: m})
+}
+
+// contentResponse is the native count shape of GET /api/v1/contents/{content_id}.
+type contentResponse struct {
+	ContentID string                `json:"content_id"`
+	Total     int64                 `json:"total"` // sum of the counts
+	Reactions []store.ReactionCount `json:"reactions"`
+}
+
+func (s *Server) contentCounts(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("content_id")
+	counts, err := s.reader.Counts(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("content %q has never held a reaction", id))
+		return
+	}
+	if err != nil {
+		s.writeReadError(w, err)
+		return
+	}
+	resp := contentResponse{ContentID: id, Reactions: counts}
+	for _, c := range counts {
+		resp.Total += c.Count
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) writeReadError(w http.ResponseWriter, err error) {
+	s.log.Error("reading counts", "err", err)
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "store_unavailable", "the store cannot answer right now")
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	checks := make(map[string]string, len(s.opts.Checks))
+	ready := true
+	for _, c := range s.opts.Checks {
+		if c.OK() {
+			checks[c.Name] = "ok"
+		} else {
+			checks[c.Name] = "down"
+			ready = false
+		}
+	}
+	status, word := http.StatusOK, "ready"
+	if !ready {
+		status, word = http.StatusServiceUnavailable, "not ready"
+	}
+	writeJSON(w, status, map[string]any{"status": word, "checks": checks})
+}

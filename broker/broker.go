@@ -1,0 +1,159 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/store"
+)
+
+// Sink takes the events the broker accepts. *ingest.Writer implements it.
+type Sink interface {
+	Enqueue(ctx context.Context, ev ingest.Event, ack ingest.Ack) error
+	Submit(ctx context.Context, ev ingest.Event) (store.Result, error)
+	Reject(src ingest.Source, code ingest.Code)
+}
+
+// Options configure a Server.
+type Options struct {
+	Listen          string // TCP address to listen on, e.g. "127.0.0.1:1883"
+	TopicPrefix     string // ingest topics are <TopicPrefix>/<content_id>/<reaction_type>
+	MaxEventPayload int    // largest payload accepted on an ingest topic; default 4096
+}
+
+// DefaultMaxEventPayload is the default limit on an ingest payload, in bytes.
+const DefaultMaxEventPayload = 4096
+
+// ErrInvalidTopicPrefix is returned by New for a prefix that cannot start a topic.
+var ErrInvalidTopicPrefix = errors.New("invalid topic prefix")
+
+// Server is the embedded MQTT broker.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	mochi   *mqtt.Server
+	hook    *ingestHook
+	tcp     *listeners.TCP
+	running atomic.Bool
+	closed  atomic.Bool
+}
+
+// ValidatePrefix checks a topic prefix: one or more non-empty topic levels without
+// wildcards, not starting with '$'.
+func ValidatePrefix(prefix string) error {
+	if prefix == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidTopicPrefix)
+	}
+	if strings.HasPrefix(prefix, "$") {
+		return fmt.Errorf("%w %q: topics starting with $ are reserved", ErrInvalidTopicPrefix, prefix)
+	}
+	if strings.ContainsAny(prefix, "+#\x00") {
+		return fmt.Errorf("%w %q: wildcards are not allowed", ErrInvalidTopicPrefix, prefix)
+	}
+	for level := range strings.SplitSeq(prefix, "/") {
+		if level == "" {
+			return fmt.Errorf("%w %q: empty topic level", ErrInvalidTopicPrefix, prefix)
+		}
+	}
+	return nil
+}
+
+// New returns a broker that hands events to sink. Its metrics are registered with reg
+// (nil: not registered). Start binds its listener.
+func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if err := ValidatePrefix(opts.TopicPrefix); err != nil {
+		return nil, err
+	}
+	if opts.MaxEventPayload <= 0 {
+		opts.MaxEventPayload = DefaultMaxEventPayload
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumMessageExpiryInterval = 0 // retained messages must not expire unless the publisher asks
+	m := mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		Logger:       logger,
+	})
+	s := &Server{opts: opts, log: logger, mochi: m}
+	s.hook = &ingestHook{prefix: opts.TopicPrefix, maxPayload: opts.MaxEventPayload, sink: sink, log: logger, closing: &s.closed}
+	// Until authentication is configured every client is allowed; the daemon binds
+	// loopback only in that case.
+	if err := m.AddHook(new(auth.AllowHook), nil); err != nil {
+		return nil, fmt.Errorf("adding auth hook: %w", err)
+	}
+	if err := m.AddHook(s.hook, nil); err != nil {
+		return nil, fmt.Errorf("adding ingest hook: %w", err)
+	}
+	if reg != nil {
+		if err := registerMetrics(reg, m); err != nil {
+			return nil, fmt.Errorf("registering mqtt metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Start binds the TCP listener (a port in use is a returned error) and starts serving.
+func (s *Server) Start() error {
+	s.tcp = listeners.NewTCP(listeners.Config{ID: "tcp", Address: s.opts.Listen})
+	if err := s.mochi.AddListener(s.tcp); err != nil {
+		return fmt.Errorf("mqtt: listening on %s: %w", s.opts.Listen, err)
+	}
+	if err := s.mochi.Serve(); err != nil {
+		_ = s.mochi.Close()
+		return fmt.Errorf("mqtt: serving: %w", err)
+	}
+	s.running.Store(true)
+	return nil
+}
+
+// Addr returns the address the TCP listener is bound to.
+func (s *Server) Addr() string {
+	if s.tcp == nil {
+		return s.opts.Listen
+	}
+	return s.tcp.Address()
+}
+
+// Running reports whether the broker is serving.
+func (s *Server) Running() bool { return s.running.Load() && !s.closed.Load() }
+
+// Close stops the listeners and disconnects every client. It returns once no client
+// goroutine, and so no hook call, is still running. It is safe to call more than once.
+func (s *Server) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.running.Store(false)
+	return s.mochi.Close()
+}
+
+func registerMetrics(reg prometheus.Registerer, m *mqtt.Server) error {
+	info := m.Info
+	gauge := func(name, help string, v *int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(atomic.LoadInt64(v)) })
+	}
+	counter := func(name, help string, v *int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(atomic.LoadInt64(v)) })
+	}
+	var errs []error
+	for _, c := range []prometheus.Collector{
+		gauge("arina_mqtt_clients_connected", "MQTT clients currently connected.", &info.ClientsConnected),
+		counter("arina_mqtt_messages_received_total", "PUBLISH packets received from MQTT clients.", &info.MessagesReceived),
+		counter("arina_mqtt_messages_sent_total", "PUBLISH packets sent to MQTT clients.", &info.MessagesSent),
+		counter("arina_mqtt_messages_dropped_total", "PUBLISH packets dropped because a subscriber was too slow.", &info.MessagesDropped),
+		gauge("arina_mqtt_retained_messages", "Retained messages held by the broker.", &info.Retained),
+		gauge("arina_mqtt_inflight_messages", "QoS>0 messages in flight.", &info.Inflight),
+	} {
+		errs = append(errs, reg.Register(c))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,18 @@
+// Package broker is Arina's MQTT side: the embedded mochi-mqtt broker, its listeners,
+// and the publish hook that turns messages on ingest topics into ingest events.
+//
+// A PUBLISH to exactly <topic_prefix>/<content_id>/<reaction_type> is an event; every
+// other topic is relayed as by any broker, and accepted events are relayed too. The hook
+// runs on the publishing client's read goroutine and its answer decides the ack:
+//
+//   - QoS 1/2: the hook waits until the writer has applied the event, so the PUBACK
+//     (PUBREC) goes out only for applied events.
+//   - Malformed event: never applied and never relayed. MQTT 5 QoS>0 gets reason 0x99;
+//     3.1.1 and QoS 0 get a normal ack (a resend could never help) and the rejection is
+//     counted by reason and logged at debug level with the client id.
+//   - Overload or shutdown: MQTT 5 QoS>0 gets 0x97 (0x80 for a store failure); a 3.1.1
+//     QoS>0 publish gets no ack at all, so the client resends it; QoS 0 is dropped and
+//     counted.
+//   - Wills on ingest topics are ingested too (mochi publishes them without calling
+//     OnPublish), except when the broker itself is shutting down.
+package broker

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/spf13/cobra"
+)
+
+func newPubCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pub --content ID --reaction TYPE --user ID [--remove]",
+		Short: "Publish one add (or remove) event over MQTT 5 and wait for its acknowledgement",
+		Example: `  arina pub --content Stew --reaction fire --user Sam
+  arina pub --content Stew --reaction fire --user Sam --remove`,
+		Args: cobra.NoArgs,
+	}
+	fs := cmd.Flags()
+	content := fs.String("content", "", "content id (required)")
+	reaction := fs.String("reaction", "", "reaction type (required)")
+	user := fs.String("user", "", "user id (required)")
+	remove := fs.Bool("remove", false, "publish a remove instead of an add")
+	brokerAddr := fs.String("broker", "", "MQTT broker host:port (default: from mqtt.listen)")
+	qos := fs.Int("qos", 1, "QoS level, 0 or 1")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the broker")
+	for _, f := range []string{"content", "reaction", "user"} {
+		_ = cmd.MarkFlagRequired(f)
+	}
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := loadConfig(cmd.Flags(), getenv)
+		if err != nil {
+			return err
+		}
+		addr := *brokerAddr
+		if addr == "" {
+			addr = clientAddr(cfg.MQTT.Listen)
+		}
+		if *qos != 0 && *qos != 1 {
+			return fmt.Errorf("--qos %d: want 0 or 1", *qos)
+		}
+		action := "add"
+		if *remove {
+			action = "remove"
+		}
+		payload, _ := json.Marshal(map[string]string{"user_id": *user, "action": action})
+		topic := cfg.MQTT.TopicPrefix + "/" + *content + "/" + *reaction
+		ctx, cancel := context.WithTimeout(cmd.Context(), *timeout)
+		defer cancel()
+		if err := publish(ctx, addr, topic, payload, byte(*qos)); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s %s on %s: acknowledged\n", action, *user, topic)
+		return nil
+	}
+	return cmd
+}
+
+// publish sends one message with an MQTT 5 client and returns an error naming the
+// reason code if the broker refused it.
+func publish(ctx context.Context, addr, topic string, payload []byte, qos byte) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("connecting to %s: %w", addr, err)
+	}
+	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	host, _ := os.Hostname()
+	ca, err := c.Connect(ctx, &paho.Connect{
+		ClientID:   fmt.Sprintf("arina-pub-%s-%d", host, os.Getpid()),
+		CleanStart: true,
+		KeepAlive:  30,
+	})
+	if err != nil {
+		conn.Close()
+		if ca != nil {
+			return fmt.Errorf("connecting to %s: refused with reason %#x", addr, ca.ReasonCode)
+		}
+		return fmt.Errorf("connecting to %s: %w", addr, err)
+	}
+	defer c.Disconnect(&paho.Disconnect{ReasonCode: 0})
+	resp, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Payload: payload})
+	if err != nil {
+		if resp != nil {
+			return fmt.Errorf("publishing to %s: refused with reason %#x (%s)", topic, resp.ReasonCode, resp.Properties.ReasonString)
+		}
+		return fmt.Errorf("publishing to %s: %w", topic, err)
+	}
+	return nil
+}
+
+func newCountsCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "counts CONTENT",
+		Short:   "Print the reaction counts of a content, from the HTTP API",
+		Example: "  arina counts Stew",
+		Args:    cobra.ExactArgs(1),
+	}
+	fs := cmd.Flags()
+	server := fs.String("server", "", "HTTP API host:port or URL (default: from http.listen)")
+	asJSON := fs.Bool("json", false, "print the API's JSON as it is")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the API")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := loadConfig(cmd.Flags(), getenv)
+		if err != nil {
+			return err
+		}
+		base := *server
+		if base == "" {
+			base = clientAddr(cfg.HTTP.Listen)
+		}
+		if u, err := url.Parse(base); err != nil || u.Scheme == "" || u.Host == "" {
+			base = "http://" + base
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), *timeout)
+		defer cancel()
+		u := base + "/api/v1/reaction/reaction_counts/" + url.PathEscape(args[0])
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("querying counts: %w", err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		if err != nil {
+			return fmt.Errorf("reading counts: %w", err)
+		}
+		switch {
+		case resp.StatusCode == http.StatusNotFound:
+			return fmt.Errorf("content %q: %w", args[0], errNotFound)
+		case resp.StatusCode != http.StatusOK:
+			return fmt.Errorf("querying counts: %s: %s", resp.Status, body)
+		}
+		if *asJSON {
+			_, err := stdout.Write(body)
+			return err
+		}
+		var counts struct {
+			ReactionCount map[string]int64 `json:"reaction_count"`
+		}
+		if err := json.Unmarshal(body, &counts); err != nil {
+			return fmt.Errorf("decoding counts: %w", err)
+		}
+		keys := make([]string, 0, len(counts.ReactionCount))
+		for k := range counts.ReactionCount {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(stdout, "%s\t%d\n", k, counts.ReactionCount[k])
+		}
+		return nil
+	}
+	return cmd
+}
+
+var errNotFound = errors.New("not found: no reaction was ever added to it")

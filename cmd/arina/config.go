@@ -1,0 +1,249 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/arina-dev/arina/api"
+	"github.com/arina-dev/arina/broker"
+	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/internal/daemon"
+)
+
+// Config is the schema of the configuration file; every key can also be set with an
+// ARINA_<SECTION>_<KEY> environment variable and the main ones with flags.
+type Config struct {
+	MQTT   MQTTConfig   `mapstructure:"mqtt"`
+	HTTP   HTTPConfig   `mapstructure:"http"`
+	Ingest IngestConfig `mapstructure:"ingest"`
+	Log    LogConfig    `mapstructure:"log"`
+}
+
+// MQTTConfig is the mqtt section.
+type MQTTConfig struct {
+	Listen          string `mapstructure:"listen"`
+	TopicPrefix     string `mapstructure:"topic_prefix"`
+	MaxEventPayload int    `mapstructure:"max_event_payload"`
+}
+
+// HTTPConfig is the http section.
+type HTTPConfig struct {
+	Listen       string `mapstructure:"listen"`
+	MaxBodyBytes int64  `mapstructure:"max_body_bytes"`
+}
+
+// IngestConfig is the ingest section.
+type IngestConfig struct {
+	QueueSize       int           `mapstructure:"queue_size"`
+	BatchSize       int           `mapstructure:"batch_size"`
+	EnqueueTimeout  time.Duration `mapstructure:"enqueue_timeout"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+// LogConfig is the log section.
+type LogConfig struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		MQTT: MQTTConfig{Listen: ":1883", TopicPrefix: "kitchen", MaxEventPayload: broker.DefaultMaxEventPayload},
+		HTTP: HTTPConfig{Listen: ":4000", MaxBodyBytes: api.DefaultMaxBodyBytes},
+		Ingest: IngestConfig{
+			QueueSize: ingest.DefaultQueueSize, BatchSize: ingest.DefaultBatchSize,
+			EnqueueTimeout: ingest.DefaultEnqueueTimeout, ShutdownTimeout: 30 * time.Second,
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// Sentinel errors wrapped by configuration errors.
+var (
+	ErrInvalidAddress = errors.New("invalid address")
+	ErrOutOfRange     = errors.New("out of range")
+	ErrInvalidChoice  = errors.New("not one of the allowed values")
+	ErrUnknownKey     = errors.New("unknown configuration key")
+)
+
+// ConfigError is a problem with one configuration key.
+type ConfigError struct {
+	Key   string
+	Value any
+	Err   error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%s %q: %v", e.Key, fmt.Sprint(e.Value), e.Err)
+}
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Validate reports every problem in c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key string, v any, err error) { errs = append(errs, &ConfigError{key, v, err}) }
+	for key, addr := range map[string]string{"mqtt.listen": c.MQTT.Listen, "http.listen": c.HTTP.Listen} {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			bad(key, addr, fmt.Errorf("%w: want host:port or :port", ErrInvalidAddress))
+		}
+	}
+	if err := broker.ValidatePrefix(c.MQTT.TopicPrefix); err != nil {
+		bad("mqtt.topic_prefix", c.MQTT.TopicPrefix, err)
+	}
+	if c.MQTT.MaxEventPayload < 16 || c.MQTT.MaxEventPayload > 1<<20 {
+		bad("mqtt.max_event_payload", c.MQTT.MaxEventPayload, fmt.Errorf("%w: want 16 to 1048576 bytes", ErrOutOfRange))
+	}
+	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 64<<20 {
+		bad("http.max_body_bytes", c.HTTP.MaxBodyBytes, fmt.Errorf("%w: want 1024 to 67108864 bytes", ErrOutOfRange))
+	}
+	if c.Ingest.QueueSize < 1 || c.Ingest.QueueSize > 1<<24 {
+		bad("ingest.queue_size", c.Ingest.QueueSize, fmt.Errorf("%w: want 1 to 16777216", ErrOutOfRange))
+	}
+	if c.Ingest.BatchSize < 1 || c.Ingest.BatchSize > 1<<16 {
+		bad("ingest.batch_size", c.Ingest.BatchSize, fmt.Errorf("%w: want 1 to 65536", ErrOutOfRange))
+	}
+	if c.Ingest.EnqueueTimeout <= 0 {
+		bad("ingest.enqueue_timeout", c.Ingest.EnqueueTimeout, fmt.Errorf("%w: want a positive duration", ErrOutOfRange))
+	}
+	if c.Ingest.ShutdownTimeout <= 0 {
+		bad("ingest.shutdown_timeout", c.Ingest.ShutdownTimeout, fmt.Errorf("%w: want a positive duration", ErrOutOfRange))
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		bad("log.level", c.Log.Level, err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", c.Log.Format, fmt.Errorf("%w: text, json", ErrInvalidChoice))
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("%w: debug, info, warn, error", ErrInvalidChoice)
+}
+
+// flagKeys maps command-line flags to the configuration keys they set.
+var flagKeys = map[string]string{
+	"mqtt-listen":       "mqtt.listen",
+	"mqtt-topic-prefix": "mqtt.topic_prefix",
+	"http-listen":       "http.listen",
+	"log-level":         "log.level",
+	"log-format":        "log.format",
+}
+
+// loadConfig reads the configuration: flags > ARINA_* environment > file > defaults.
+// An unknown key in the file is an error naming the key.
+func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
+	v := viper.New()
+	d := DefaultConfig()
+	setDefaults(v, d)
+	v.SetEnvPrefix("ARINA")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	// Viper reads os.Getenv; bind each known key explicitly so getenv (tests) decides.
+	for _, key := range v.AllKeys() {
+		env := "ARINA_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		if val := getenv(env); val != "" {
+			v.Set(key, val)
+		}
+	}
+	if fs != nil {
+		if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
+			v.SetConfigFile(f.Value.String())
+			v.SetConfigType("yaml")
+			if err := v.ReadInConfig(); err != nil {
+				return Config{}, fmt.Errorf("reading config file %s: %w", f.Value.String(), err)
+			}
+		}
+		for flag, key := range flagKeys {
+			if f := fs.Lookup(flag); f != nil && f.Changed {
+				v.Set(key, f.Value.String())
+			}
+		}
+	}
+	var c Config
+	if err := v.UnmarshalExact(&c); err != nil {
+		return Config{}, fmt.Errorf("%w: %v", ErrUnknownKey, err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func setDefaults(v *viper.Viper, d Config) {
+	v.SetDefault("mqtt.listen", d.MQTT.Listen)
+	v.SetDefault("mqtt.topic_prefix", d.MQTT.TopicPrefix)
+	v.SetDefault("mqtt.max_event_payload", d.MQTT.MaxEventPayload)
+	v.SetDefault("http.listen", d.HTTP.Listen)
+	v.SetDefault("http.max_body_bytes", d.HTTP.MaxBodyBytes)
+	v.SetDefault("ingest.queue_size", d.Ingest.QueueSize)
+	v.SetDefault("ingest.batch_size", d.Ingest.BatchSize)
+	v.SetDefault("ingest.enqueue_timeout", d.Ingest.EnqueueTimeout)
+	v.SetDefault("ingest.shutdown_timeout", d.Ingest.ShutdownTimeout)
+	v.SetDefault("log.level", d.Log.Level)
+	v.SetDefault("log.format", d.Log.Format)
+}
+
+// listenAddr applies the safe default: with no authentication, an address without a
+// host binds loopback only. It returns the address to bind and a warning to log, if any.
+func listenAddr(key, addr string) (string, string) {
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" {
+		return net.JoinHostPort("127.0.0.1", port), fmt.Sprintf(
+			"%s %q has no host and no authentication is configured: listening on loopback only; set %s to 0.0.0.0:%s to accept remote clients",
+			key, addr, key, port)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		if host != "localhost" {
+			return addr, fmt.Sprintf("%s %q is reachable from the network and no authentication is configured: anyone who can reach it can read and write", key, addr)
+		}
+	}
+	return addr, ""
+}
+
+// daemonOptions maps the configuration onto the parts' options, logging the listen
+// address decisions.
+func (c *Config) daemonOptions(log *slog.Logger) daemon.Options {
+	mqttAddr, w1 := listenAddr("mqtt.listen", c.MQTT.Listen)
+	httpAddr, w2 := listenAddr("http.listen", c.HTTP.Listen)
+	for _, w := range []string{w1, w2} {
+		if w != "" {
+			log.Warn(w)
+		}
+	}
+	return daemon.Options{
+		MQTT:            broker.Options{Listen: mqttAddr, TopicPrefix: c.MQTT.TopicPrefix, MaxEventPayload: c.MQTT.MaxEventPayload},
+		HTTP:            api.Options{Listen: httpAddr, MaxBodyBytes: c.HTTP.MaxBodyBytes},
+		Ingest:          ingest.Options{QueueSize: c.Ingest.QueueSize, BatchSize: c.Ingest.BatchSize, EnqueueTimeout: c.Ingest.EnqueueTimeout},
+		ShutdownTimeout: c.Ingest.ShutdownTimeout,
+	}
+}
+
+// clientAddr returns the address a local client should dial to reach a listen address.
+func clientAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,192 @@
+// Command arina is the Arina daemon and its command-line tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/arina-dev/arina/internal/daemon"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv); err != nil {
+		if !errors.Is(err, errReported) {
+			fmt.Fprintln(os.Stderr, "arina:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// errReported is returned when the error was already written for the user.
+var errReported = errors.New("reported")
+
+// run executes the command line args. It returns when the command is done or, for
+// serve, after ctx is cancelled and shutdown is complete.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	root := newRootCmd(stdout, stderr, getenv)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
+
+func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "arina",
+		Short:         "Live reaction counts from MQTT and HTTP events",
+		Long:          "Arina keeps, per (content, reaction), the set of users who added it and have not removed it,\nand answers counts live over HTTP. With no subcommand it runs `arina serve`.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().String("config", "", "configuration file (YAML); see configs/arina.example.yaml")
+
+	serve := newServeCmd(stderr, getenv)
+	root.AddCommand(serve, newCheckConfigCmd(stdout, getenv), newVersionCmd(stdout),
+		newPubCmd(stdout, getenv), newCountsCmd(stdout, getenv))
+	// Bare `arina` serves.
+	root.Flags().AddFlagSet(serve.LocalFlags())
+	root.RunE = serve.RunE
+	return root
+}
+
+func newServeCmd(stderr io.Writer, getenv func(string) string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon: MQTT broker, ingest writer and HTTP API",
+		Args:  cobra.NoArgs,
+	}
+	addServeFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := loadConfig(cmd.Flags(), getenv)
+		if err != nil {
+			return err
+		}
+		log := newLogger(stderr, cfg.Log)
+		return serve(cmd.Context(), cfg, log)
+	}
+	return cmd
+}
+
+func addServeFlags(cmd *cobra.Command) {
+	d := DefaultConfig()
+	fs := cmd.Flags()
+	fs.String("mqtt-listen", d.MQTT.Listen, "MQTT TCP listen address (mqtt.listen)")
+	fs.String("mqtt-topic-prefix", d.MQTT.TopicPrefix, "ingest topic prefix (mqtt.topic_prefix)")
+	fs.String("http-listen", d.HTTP.Listen, "HTTP listen address (http.listen)")
+	fs.String("log-level", d.Log.Level, "log level: debug, info, warn, error (log.level)")
+	fs.String("log-format", d.Log.Format, "log format: text, json (log.format)")
+}
+
+func newLogger(w io.Writer, c LogConfig) *slog.Logger {
+	level, _ := parseLevel(c.Level) // validated
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the daemon until ctx is cancelled, then shuts it down within the
+// configured timeout. A second signal during shutdown ends the process at once.
+func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	d, err := daemon.Start(cfg.daemonOptions(log), log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down: no new publishes or requests; applying what was accepted; a second signal exits at once",
+		"timeout", cfg.Ingest.ShutdownTimeout)
+	second := make(chan os.Signal, 1)
+	signal.Notify(second, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(second)
+
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Ingest.ShutdownTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Close(sctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Error("shutdown incomplete", "err", err)
+			return errReported
+		}
+		return nil
+	case <-second:
+		log.Error("second signal: exiting at once", "queued_events_abandoned", d.Writer.QueueLen())
+		return errReported
+	}
+}
+
+func newCheckConfigCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check-config",
+		Short: "Validate the configuration (file, environment, flags) and exit 0 or 1",
+		Args:  cobra.NoArgs,
+	}
+	addServeFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if _, err := loadConfig(cmd.Flags(), getenv); err != nil {
+			return fmt.Errorf("configuration is invalid:\n%w", err)
+		}
+		fmt.Fprintln(stdout, "configuration ok")
+		return nil
+	}
+	return cmd
+}
+
+func newVersionCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintln(stdout, "arina", buildVersion())
+			return nil
+		},
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	var rev, when string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		v += " " + rev
+		if t, err := time.Parse(time.RFC3339, when); err == nil {
+			v += " " + t.UTC().Format("2006-01-02")
+		}
+	}
+	return v + " " + bi.GoVersion
+}

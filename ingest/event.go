@@ -1,0 +1,266 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/arina-dev/arina/store"
+)
+
+// Source says where an event came from; it labels the ingest metrics.
+type Source uint8
+
+// The sources of events.
+const (
+	SourceMQTT Source = iota
+	SourceHTTP
+	numSources
+)
+
+// String returns the metric label of the source.
+func (s Source) String() string {
+	switch s {
+	case SourceMQTT:
+		return "mqtt"
+	case SourceHTTP:
+		return "http"
+	}
+	return "unknown"
+}
+
+// Event is one add or remove of a user's reaction on a content, validated at the edge.
+type Event struct {
+	store.Op
+	Source  Source
+	EventID string // optional, from the payload
+}
+
+// Limits on identifiers, in bytes.
+const (
+	MaxIDLen       = 256
+	MaxReactionLen = 64
+)
+
+// CheckID reports whether id is an acceptable identifier: valid UTF-8, 1 to max bytes,
+// no control characters and none of the MQTT wildcard and separator characters / + #.
+// field names the identifier in the returned error.
+func CheckID(field, id string, max int) error {
+	if id == "" {
+		return &Error{Code: CodeMissingField, Field: field, Msg: "is required"}
+	}
+	if len(id) > max {
+		return &Error{Code: CodeInvalidID, Field: field, Msg: fmt.Sprintf("is %d bytes long, the limit is %d", len(id), max)}
+	}
+	for i := 0; i < len(id); {
+		c := id[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c < 0x20 || c == 0x7f:
+				return &Error{Code: CodeInvalidID, Field: field, Msg: fmt.Sprintf("contains control character %#x", c)}
+			case c == '/' || c == '+' || c == '#':
+				return &Error{Code: CodeInvalidID, Field: field, Msg: fmt.Sprintf("contains %q, which MQTT topics cannot carry", c)}
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(id[i:])
+		if r == utf8.RuneError && size == 1 {
+			return &Error{Code: CodeInvalidID, Field: field, Msg: "is not valid UTF-8"}
+		}
+		if unicode.IsControl(r) {
+			return &Error{Code: CodeInvalidID, Field: field, Msg: fmt.Sprintf("contains control character %U", r)}
+		}
+		i += size
+	}
+	return nil
+}
+
+// Validate checks every identifier and the action of an event.
+func (e *Event) Validate() error {
+	if err := CheckID("content_id", e.ContentID, MaxIDLen); err != nil {
+		return err
+	}
+	if err := CheckID("reaction_type", e.ReactionType, MaxReactionLen); err != nil {
+		return err
+	}
+	if err := CheckID("user_id", e.UserID, MaxIDLen); err != nil {
+		return err
+	}
+	if e.Action != store.Add && e.Action != store.Remove {
+		return &Error{Code: CodeInvalidAction, Field: "action", Msg: "must be add or remove"}
+	}
+	if len(e.EventID) > MaxIDLen {
+		return &Error{Code: CodeInvalidField, Field: "event_id", Msg: fmt.Sprintf("is longer than %d bytes", MaxIDLen)}
+	}
+	return nil
+}
+
+// wireEvent is the JSON shape of an event: the seed's (type, action, content_id, user_id,
+// reaction_type) or the short MQTT one (user_id, action), with optional ts and event_id.
+type wireEvent struct {
+	Type         *string `json:"type"`
+	Action       *string `json:"action"`
+	ContentID    *string `json:"content_id"`
+	ReactionType *string `json:"reaction_type"`
+	UserID       *string `json:"user_id"`
+	TS           *int64  `json:"ts"`
+	EventID      *string `json:"event_id"`
+}
+
+func parseAction(s *string) (store.Action, error) {
+	if s == nil {
+		return 0, &Error{Code: CodeMissingField, Field: "action", Msg: "is required"}
+	}
+	switch *s {
+	case "add":
+		return store.Add, nil
+	case "remove":
+		return store.Remove, nil
+	}
+	return 0, &Error{Code: CodeInvalidAction, Field: "action", Msg: fmt.Sprintf("%q is not add or remove", truncate(*s))}
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+func decodeWire(data []byte) (*wireEvent, error) {
+	var w wireEvent
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&w); err != nil {
+		return nil, &Error{Code: CodeBadJSON, Msg: jsonMessage(err)}
+	}
+	if dec.More() {
+		return nil, &Error{Code: CodeBadJSON, Msg: "unexpected data after the JSON object"}
+	}
+	if w.Type != nil && *w.Type != "reaction" {
+		return nil, &Error{Code: CodeInvalidField, Field: "type", Msg: fmt.Sprintf("%q is not \"reaction\"", truncate(*w.Type))}
+	}
+	if w.TS != nil && *w.TS < 0 {
+		return nil, &Error{Code: CodeInvalidField, Field: "ts", Msg: "must be unix milliseconds, not negative"}
+	}
+	return &w, nil
+}
+
+func jsonMessage(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Sprintf("field %s must be a %s, not a JSON %s", te.Field, te.Type, te.Value)
+	}
+	return "malformed JSON: " + err.Error()
+}
+
+func (w *wireEvent) event(src Source) (Event, error) {
+	a, err := parseAction(w.Action)
+	if err != nil {
+		return Event{}, err
+	}
+	ev := Event{Op: store.Op{Action: a}, Source: src}
+	if w.ContentID != nil {
+		ev.ContentID = *w.ContentID
+	}
+	if w.ReactionType != nil {
+		ev.ReactionType = *w.ReactionType
+	}
+	if w.UserID != nil {
+		ev.UserID = *w.UserID
+	}
+	if w.TS != nil {
+		ev.TS = *w.TS
+	}
+	if w.EventID != nil {
+		ev.EventID = *w.EventID
+	}
+	return ev, nil
+}
+
+// DecodeJSON decodes and validates one event in the seed's JSON shape:
+// {"type":"reaction","action":"add","content_id":"Stew","user_id":"Sam","reaction_type":"fire"}
+// with optional "ts" (unix ms) and "event_id". "type" may be omitted.
+func DecodeJSON(data []byte, src Source) (Event, error) {
+	w, err := decodeWire(data)
+	if err != nil {
+		return Event{}, err
+	}
+	ev, err := w.event(src)
+	if err != nil {
+		return Event{}, err
+	}
+	if err := ev.Validate(); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+// ParsePayload turns the payload of a message published on the ingest topic of
+// (contentID, reactionType) into a validated event. The payload is one of:
+//
+//   - JSON {"user_id":"Sam","action":"add"} with optional "ts" and "event_id";
+//   - the seed's JSON, whose content_id and reaction_type must match the topic;
+//   - text "add Sam" or "remove Sam".
+func ParsePayload(contentID, reactionType string, payload []byte, src Source) (Event, error) {
+	payload = bytes.TrimSpace(payload)
+	if len(payload) == 0 {
+		return Event{}, &Error{Code: CodeBadPayload, Msg: `empty payload; want JSON or "add <user>" / "remove <user>"`}
+	}
+	var ev Event
+	if payload[0] == '{' {
+		w, err := decodeWire(payload)
+		if err != nil {
+			return Event{}, err
+		}
+		if w.ContentID != nil && *w.ContentID != contentID {
+			return Event{}, &Error{Code: CodeIDMismatch, Field: "content_id", Msg: fmt.Sprintf("%q disagrees with the topic's %q", truncate(*w.ContentID), contentID)}
+		}
+		if w.ReactionType != nil && *w.ReactionType != reactionType {
+			return Event{}, &Error{Code: CodeIDMismatch, Field: "reaction_type", Msg: fmt.Sprintf("%q disagrees with the topic's %q", truncate(*w.ReactionType), reactionType)}
+		}
+		if ev, err = w.event(src); err != nil {
+			return Event{}, err
+		}
+	} else {
+		verb, user, ok := bytes.Cut(payload, []byte{' '})
+		if !ok {
+			return Event{}, &Error{Code: CodeBadPayload, Msg: `want JSON or "add <user>" / "remove <user>"`}
+		}
+		switch string(verb) {
+		case "add":
+			ev.Action = store.Add
+		case "remove":
+			ev.Action = store.Remove
+		default:
+			return Event{}, &Error{Code: CodeInvalidAction, Field: "action", Msg: fmt.Sprintf("%q is not add or remove", truncate(string(verb)))}
+		}
+		ev.UserID = string(bytes.TrimLeft(user, " "))
+		ev.Source = src
+	}
+	ev.ContentID = contentID
+	ev.ReactionType = reactionType
+	if err := ev.Validate(); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+// TopicEvent maps a topic under prefix to the (content, reaction) it names. ok is false
+// when the topic is not exactly <prefix>/<content_id>/<reaction_type>; such a topic is
+// not an ingest topic. prefix has no leading or trailing slash.
+func TopicEvent(prefix, topic string) (contentID, reactionType string, ok bool) {
+	if len(topic) <= len(prefix) || topic[len(prefix)] != '/' || !strings.HasPrefix(topic, prefix) {
+		return "", "", false
+	}
+	rest := topic[len(prefix)+1:]
+	contentID, reactionType, ok = strings.Cut(rest, "/")
+	if !ok || strings.IndexByte(reactionType, '/') >= 0 {
+		return "", "", false
+	}
+	return contentID, reactionType, true
+}

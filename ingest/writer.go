@@ -1,0 +1,266 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/arina-dev/arina/store"
+)
+
+// Options configure a Writer. Zero values take the defaults.
+type Options struct {
+	QueueSize      int           // capacity of the queue; default 65536
+	BatchSize      int           // most events applied in one store call; default 1024
+	EnqueueTimeout time.Duration // how long a producer waits for room before ErrQueueFull; default 1s
+}
+
+// Defaults for Options.
+const (
+	DefaultQueueSize      = 65536
+	DefaultBatchSize      = 1024
+	DefaultEnqueueTimeout = time.Second
+)
+
+func (o *Options) setDefaults() {
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.EnqueueTimeout <= 0 {
+		o.EnqueueTimeout = DefaultEnqueueTimeout
+	}
+}
+
+// Ack is told the outcome of an enqueued event, once, by the writer goroutine, after the
+// batch holding the event was applied (err == nil) or failed. Done must not block.
+type Ack interface {
+	Done(res store.Result, err error)
+}
+
+type item struct {
+	ev  Event
+	ack Ack // may be nil
+}
+
+// Writer is the single goroutine that mutates the store. Producers hand it events over
+// one bounded channel; it applies what is queued in batches and acknowledges each event
+// after its batch was applied.
+type Writer struct {
+	st   store.Store
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	ch       chan item
+	mu       sync.RWMutex  // held shared by senders, exclusively by Close to close ch
+	closed   bool          // guarded by mu
+	stopping chan struct{} // closed when Close begins: wakes senders waiting for room
+	done     chan struct{} // closed when the writer goroutine has returned
+	started  atomic.Bool
+	running  atomic.Bool
+	stopOnce sync.Once
+
+	waiters sync.Pool
+}
+
+// NewWriter returns a writer applying events to st. Its metrics are registered with reg
+// (nil: not registered). Call Start to run it and Close to drain and stop it.
+func NewWriter(st store.Store, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Writer, error) {
+	opts.setDefaults()
+	w := &Writer{
+		st:       st,
+		opts:     opts,
+		log:      logger,
+		ch:       make(chan item, opts.QueueSize),
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	w.waiters.New = func() any { return &waiter{ch: make(chan struct{}, 1)} }
+	m, err := newMetrics(reg, w)
+	if err != nil {
+		return nil, fmt.Errorf("registering ingest metrics: %w", err)
+	}
+	w.m = m
+	return w, nil
+}
+
+// Start starts the writer goroutine. Close waits for it.
+func (w *Writer) Start() {
+	if !w.started.CompareAndSwap(false, true) {
+		return
+	}
+	w.running.Store(true)
+	go w.run()
+}
+
+// Running reports whether the writer goroutine is applying events.
+func (w *Writer) Running() bool { return w.running.Load() }
+
+// QueueLen returns the number of events waiting in the queue.
+func (w *Writer) QueueLen() int { return len(w.ch) }
+
+// Reject counts an event from src that the edge rejected with code, before it reached
+// the queue.
+func (w *Writer) Reject(src Source, code Code) {
+	w.m.received[src].Inc()
+	w.m.rejected(src, code).Inc()
+}
+
+// Enqueue hands ev to the writer, waiting up to the configured timeout (or until ctx is
+// done) for room in the queue. On success ack (if not nil) is told the outcome later.
+// It returns ErrQueueFull when no room was found and ErrClosed after Close began; the
+// event was then not accepted and is counted as rejected.
+func (w *Writer) Enqueue(ctx context.Context, ev Event, ack Ack) error {
+	src := ev.Source
+	w.m.received[src].Inc()
+	err := w.send(ctx, item{ev: ev, ack: ack})
+	if err != nil {
+		w.m.rejected(src, CodeOf(err)).Inc()
+	}
+	return err
+}
+
+func (w *Writer) send(ctx context.Context, it item) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return ErrClosed
+	}
+	select { // fast path: no timer when there is room
+	case w.ch <- it:
+		return nil
+	default:
+	}
+	t := time.NewTimer(w.opts.EnqueueTimeout)
+	defer t.Stop()
+	select {
+	case w.ch <- it:
+		return nil
+	case <-t.C:
+		return ErrQueueFull
+	case <-ctx.Done():
+		return ErrQueueFull
+	case <-w.stopping:
+		return ErrClosed
+	}
+}
+
+type waiter struct {
+	ch  chan struct{}
+	res store.Result
+	err error
+}
+
+func (wt *waiter) Done(res store.Result, err error) {
+	wt.res, wt.err = res, err
+	wt.ch <- struct{}{}
+}
+
+// Submit enqueues ev and waits until it has been applied. If ctx ends first, Submit
+// returns ctx's error, and the event, already accepted, is still applied.
+func (w *Writer) Submit(ctx context.Context, ev Event) (store.Result, error) {
+	wt := w.waiters.Get().(*waiter)
+	if err := w.Enqueue(ctx, ev, wt); err != nil {
+		w.waiters.Put(wt)
+		return store.Result{}, err
+	}
+	select {
+	case <-wt.ch:
+		res, err := wt.res, wt.err
+		w.waiters.Put(wt)
+		return res, err
+	case <-ctx.Done():
+		return store.Result{}, ctx.Err() // wt is still owned by the writer: not pooled
+	}
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	defer w.running.Store(false)
+	batch := make([]item, 0, w.opts.BatchSize)
+	ops := make([]store.Op, w.opts.BatchSize)
+	out := make([]store.Result, w.opts.BatchSize)
+	for {
+		it, ok := <-w.ch
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], it)
+	fill:
+		for len(batch) < w.opts.BatchSize {
+			select {
+			case it, ok := <-w.ch:
+				if !ok {
+					break fill // apply what we have; the next receive returns !ok
+				}
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		w.apply(batch, ops, out)
+		clear(batch) // drop references to the events and acks
+	}
+}
+
+func (w *Writer) apply(batch []item, ops []store.Op, out []store.Result) {
+	n := len(batch)
+	for i := range batch {
+		ops[i] = batch[i].ev.Op
+	}
+	start := time.Now()
+	err := w.st.Apply(context.Background(), ops[:n], out[:n])
+	w.m.applySeconds.Observe(time.Since(start).Seconds())
+	w.m.batchSize.Observe(float64(n))
+	if err != nil {
+		err = fmt.Errorf("applying batch of %d: %w", n, err)
+		w.log.Error("store apply failed", "events", n, "err", err)
+	}
+	for i := range batch {
+		src := batch[i].ev.Source
+		if err != nil {
+			w.m.rejected(src, CodeStoreError).Inc()
+			out[i] = store.Result{}
+		} else {
+			w.m.applied[src].Inc()
+			if out[i].Changed {
+				w.m.changed[batch[i].ev.Action].Inc()
+			}
+		}
+		if batch[i].ack != nil {
+			batch[i].ack.Done(out[i], err)
+		}
+	}
+	clear(ops[:n])
+}
+
+// Close stops accepting events, lets the writer apply everything already accepted, and
+// waits for it to return. If ctx ends first, Close returns an error saying how many
+// events were abandoned. Close is safe to call more than once. Call it only after the
+// producers (broker, HTTP ingest) have stopped, or their events are refused.
+func (w *Writer) Close(ctx context.Context) error {
+	w.stopOnce.Do(func() {
+		close(w.stopping)
+		w.mu.Lock()
+		w.closed = true
+		close(w.ch)
+		w.mu.Unlock()
+		if !w.started.Load() {
+			close(w.done)
+		}
+	})
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ingest writer: %d queued events abandoned: %w", len(w.ch), ctx.Err())
+	}
+}

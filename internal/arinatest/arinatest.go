@@ -1,0 +1,128 @@
+// Package arinatest starts a whole Arina daemon on loopback for end-to-end tests, and
+// holds the helpers those tests share.
+package arinatest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/arina-dev/arina/broker"
+	"github.com/arina-dev/arina/internal/daemon"
+)
+
+// Daemon is a running daemon and the addresses it is bound to.
+type Daemon struct {
+	*daemon.Daemon
+	MQTTAddr string // host:port of the MQTT listener
+	HTTPURL  string // http://host:port of the API
+}
+
+// Start starts a daemon with the broker and API on 127.0.0.1:0 and a memory store,
+// after letting each option function adjust the options. The daemon is shut down by
+// t.Cleanup (tests may Close it earlier themselves).
+func Start(tb testing.TB, opts ...func(*daemon.Options)) *Daemon {
+	tb.Helper()
+	o := daemon.Options{
+		MQTT: broker.Options{Listen: "127.0.0.1:0", TopicPrefix: "kitchen"},
+	}
+	o.HTTP.Listen = "127.0.0.1:0"
+	for _, f := range opts {
+		f(&o)
+	}
+	logger := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d, err := daemon.Start(o, logger)
+	if err != nil {
+		tb.Fatalf("starting daemon: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Close(ctx); err != nil {
+			tb.Errorf("closing daemon: %v", err)
+		}
+	})
+	return &Daemon{Daemon: d, MQTTAddr: d.MQTTAddr(), HTTPURL: "http://" + d.HTTPAddr()}
+}
+
+type testWriter struct{ tb testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// WaitFor calls fn until it returns nil, failing the test with fn's last error if that
+// does not happen within timeout.
+func WaitFor(tb testing.TB, timeout time.Duration, fn func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	interval := time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(interval)
+		interval = min(interval*2, 50*time.Millisecond)
+	}
+}
+
+// RequireToolsEnv is the environment variable that turns skips for missing programs
+// into failures; .ci/run sets it.
+const RequireToolsEnv = "ARINA_REQUIRE_TOOLS"
+
+// NeedProgram returns the path of an external program the test needs. When it is not
+// installed the test is skipped with a message saying how to install it, or fails when
+// ARINA_REQUIRE_TOOLS is set.
+func NeedProgram(tb testing.TB, name, debianPackage string) string {
+	tb.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	msg := fmt.Sprintf("%s not installed (apt-get install %s)", name, debianPackage)
+	if os.Getenv(RequireToolsEnv) != "" {
+		tb.Fatalf("%s, and %s is set", msg, RequireToolsEnv)
+	}
+	tb.Skip(msg)
+	return ""
+}
+
+// Counts fetches the seed's count route for content and returns its reaction_count
+// map and the HTTP status.
+func Counts(tb testing.TB, baseURL, content string) (map[string]int64, int) {
+	tb.Helper()
+	resp, err := http.Get(baseURL + "/api/v1/reaction/reaction_counts/" + url.PathEscape(content))
+	if err != nil {
+		tb.Fatalf("GET counts: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, resp.StatusCode
+	}
+	var out struct {
+		ContentID     string           `json:"content_id"`
+		ReactionCount map[string]int64 `json:"reaction_count"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		tb.Fatalf("decoding counts %s: %v", body, err)
+	}
+	if out.ContentID != content {
+		tb.Fatalf("counts content_id = %q, want %q", out.ContentID, content)
+	}
+	return out.ReactionCount, resp.StatusCode
+}

@@ -1,0 +1,138 @@
+// Package daemon assembles Arina's parts (store, ingest writer, MQTT broker, HTTP API)
+// into one running daemon, and shuts them down in order. cmd/arina and the end-to-end
+// tests both use it.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/arina-dev/arina/api"
+	"github.com/arina-dev/arina/broker"
+	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/store"
+)
+
+// Options configure a daemon; each part fills its own defaults.
+type Options struct {
+	MQTT            broker.Options
+	HTTP            api.Options // Checks, Gatherer and Registerer are set by Start
+	Ingest          ingest.Options
+	ShutdownTimeout time.Duration // bound on Close when its ctx has no deadline; default 30s
+}
+
+// Daemon is a running Arina.
+type Daemon struct {
+	Store    store.Store
+	Writer   *ingest.Writer
+	Broker   *broker.Server
+	API      *api.Server
+	Registry *prometheus.Registry
+
+	log     *slog.Logger
+	timeout time.Duration
+	closed  atomic.Bool
+}
+
+// Start builds and starts every part. Listeners are bound before it returns, so an
+// address in use is an error here. On failure, what had started is stopped again.
+func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d = &Daemon{Registry: reg, log: logger, timeout: opts.ShutdownTimeout}
+	if d.timeout <= 0 {
+		d.timeout = 30 * time.Second
+	}
+	defer func() {
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err = errors.Join(err, d.Close(ctx))
+		}
+	}()
+
+	d.Store = store.NewMemory()
+	if d.Writer, err = ingest.NewWriter(d.Store, opts.Ingest, logger.With("component", "ingest"), reg); err != nil {
+		return d, err
+	}
+	d.Writer.Start()
+
+	if d.Broker, err = broker.New(opts.MQTT, d.Writer, logger.With("component", "mqtt"), reg); err != nil {
+		return d, err
+	}
+	if err = d.Broker.Start(); err != nil {
+		return d, err
+	}
+
+	httpOpts := opts.HTTP
+	httpOpts.Gatherer, httpOpts.Registerer = reg, reg
+	httpOpts.Checks = []api.Check{
+		{Name: "broker", OK: d.Broker.Running},
+		{Name: "writer", OK: d.Writer.Running},
+		{Name: "store", OK: func() bool { return !d.closed.Load() }},
+	}
+	if d.API, err = api.New(httpOpts, d.Store, d.Writer, logger.With("component", "http")); err != nil {
+		return d, err
+	}
+	if err = d.API.Start(); err != nil {
+		return d, err
+	}
+	logger.Info("arina started", "mqtt", d.Broker.Addr(), "http", d.API.Addr(),
+		"topic_prefix", opts.MQTT.TopicPrefix)
+	return d, nil
+}
+
+// MQTTAddr returns the bound address of the MQTT listener.
+func (d *Daemon) MQTTAddr() string { return d.Broker.Addr() }
+
+// HTTPAddr returns the bound address of the HTTP listener.
+func (d *Daemon) HTTPAddr() string { return d.API.Addr() }
+
+// Close shuts the daemon down in order: the broker stops taking publishes (and returns
+// once no hook call is running), the writer applies everything accepted, the HTTP
+// server finishes its requests, and the store is closed. If ctx has no deadline, the
+// configured shutdown timeout applies. Every step runs even if an earlier one failed.
+// Close must be called from one goroutine.
+func (d *Daemon) Close(ctx context.Context) error {
+	if d.closed.Load() {
+		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.timeout)
+		defer cancel()
+	}
+	start := time.Now()
+	var errs []error
+	if d.Broker != nil {
+		errs = append(errs, d.Broker.Close())
+	}
+	if d.Writer != nil {
+		queued := d.Writer.QueueLen()
+		if err := d.Writer.Close(ctx); err != nil {
+			errs = append(errs, err)
+		} else if queued > 0 {
+			d.log.Info("ingest queue drained", "events", queued)
+		}
+	}
+	if d.API != nil {
+		errs = append(errs, d.API.Close(ctx))
+	}
+	d.closed.Store(true)
+	if d.Store != nil {
+		errs = append(errs, d.Store.Close())
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	d.log.Info("arina stopped", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}

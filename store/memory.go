@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"sort"
+	"sync"
+)
+
+// Memory is a Store that keeps every set in memory. User ids are interned to integers
+// so that a membership costs one map entry of 4 bytes of key.
+//
+// Memory is safe for concurrent use: Apply takes a write lock for the whole batch and
+// queries take a read lock, so a reader sees either none or all of a batch.
+type Memory struct {
+	mu       sync.RWMutex
+	closed   bool
+	contents map[string]*content
+	userIDs  map[string]uint32 // interned user ids
+	users    []string          // user names by interned id
+}
+
+type content struct {
+	reactions []*reactionSet // sorted by reaction type; never shrinks
+}
+
+type reactionSet struct {
+	reactionType string
+	members      map[uint32]struct{}
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty memory store.
+func NewMemory() *Memory {
+	return &Memory{
+		contents: make(map[string]*content),
+		userIDs:  make(map[string]uint32),
+	}
+}
+
+// Apply implements Store.
+func (m *Memory) Apply(_ context.Context, ops []Op, out []Result) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	for i := range ops {
+		out[i] = m.apply(&ops[i])
+	}
+	return nil
+}
+
+func (m *Memory) apply(op *Op) Result {
+	if op.Action == Remove {
+		c := m.contents[op.ContentID]
+		if c == nil {
+			return Result{}
+		}
+		rs := c.find(op.ReactionType)
+		if rs == nil {
+			return Result{}
+		}
+		uid, ok := m.userIDs[op.UserID]
+		if !ok {
+			return Result{Count: int64(len(rs.members))}
+		}
+		n := len(rs.members)
+		delete(rs.members, uid)
+		return Result{Changed: len(rs.members) != n, Count: int64(len(rs.members))}
+	}
+
+	c := m.contents[op.ContentID]
+	if c == nil {
+		c = &content{}
+		m.contents[op.ContentID] = c
+	}
+	rs := c.find(op.ReactionType)
+	if rs == nil {
+		rs = c.insert(op.ReactionType)
+	}
+	uid := m.intern(op.UserID)
+	n := len(rs.members)
+	rs.members[uid] = struct{}{}
+	return Result{Changed: len(rs.members) != n, Count: int64(len(rs.members))}
+}
+
+func (m *Memory) intern(user string) uint32 {
+	if id, ok := m.userIDs[user]; ok {
+		return id
+	}
+	id := uint32(len(m.users))
+	m.users = append(m.users, user)
+	m.userIDs[user] = id
+	return id
+}
+
+func (c *content) find(reactionType string) *reactionSet {
+	// Contents hold few reactions: a linear scan beats a map here.
+	for _, rs := range c.reactions {
+		if rs.reactionType == reactionType {
+			return rs
+		}
+	}
+	return nil
+}
+
+func (c *content) insert(reactionType string) *reactionSet {
+	rs := &reactionSet{reactionType: reactionType, members: make(map[uint32]struct{})}
+	i := sort.Search(len(c.reactions), func(i int) bool { return c.reactions[i].reactionType >= reactionType })
+	c.reactions = append(c.reactions, nil)
+	copy(c.reactions[i+1:], c.reactions[i:])
+	c.reactions[i] = rs
+	return rs
+}
+
+// Counts implements Store.
+func (m *Memory) Counts(_ context.Context, contentID string) ([]ReactionCount, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	c := m.contents[contentID]
+	if c == nil {
+		return nil, ErrNotFound
+	}
+	counts := make([]ReactionCount, len(c.reactions))
+	for i, rs := range c.reactions {
+		counts[i] = ReactionCount{ReactionType: rs.reactionType, Count: int64(len(rs.members))}
+	}
+	return counts, nil
+}
+
+// Close implements Store. The memory is released to the garbage collector.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	m.contents = nil
+	m.userIDs = nil
+	m.users = nil
+	return nil
+}
