@@ -26,6 +26,9 @@ type Options struct {
 	HTTP            api.Options // Checks, Gatherer and Registerer are set by Start
 	Ingest          ingest.Options
 	ShutdownTimeout time.Duration // bound on Close when its ctx has no deadline; default 30s
+
+	// Store, if not nil, is used instead of a new memory store. The daemon closes it.
+	Store store.Store
 }
 
 // Daemon is a running Arina.
@@ -58,7 +61,10 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 		}
 	}()
 
-	d.Store = store.NewMemory()
+	d.Store = opts.Store
+	if d.Store == nil {
+		d.Store = store.NewMemory()
+	}
 	if d.Writer, err = ingest.NewWriter(d.Store, opts.Ingest, logger.With("component", "ingest"), reg); err != nil {
 		return d, err
 	}
