@@ -154,6 +154,10 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	v := viper.New()
 	d := DefaultConfig()
 	setDefaults(v, d)
+	known := make(map[string]struct{})
+	for _, key := range v.AllKeys() {
+		known[key] = struct{}{}
+	}
 	v.SetEnvPrefix("ARINA")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	// Viper reads os.Getenv; bind each known key explicitly so getenv (tests) decides.
@@ -177,9 +181,18 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	var unknown []error
+	for _, key := range v.AllKeys() {
+		if _, ok := known[key]; !ok {
+			unknown = append(unknown, fmt.Errorf("%w %s", ErrUnknownKey, key))
+		}
+	}
+	if len(unknown) > 0 {
+		return Config{}, errors.Join(unknown...)
+	}
 	var c Config
 	if err := v.UnmarshalExact(&c); err != nil {
-		return Config{}, fmt.Errorf("%w: %v", ErrUnknownKey, err)
+		return Config{}, fmt.Errorf("decoding configuration: %w", err)
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
