@@ -14,13 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arina-dev/arina/ingest"
-	"github.com/arina-dev/arina/store"
 )
 
 // Sink takes the events the broker accepts. *ingest.Writer implements it.
 type Sink interface {
 	Enqueue(ctx context.Context, ev ingest.Event, ack ingest.Ack) error
-	Submit(ctx context.Context, ev ingest.Event) (store.Result, error)
 	Reject(src ingest.Source, code ingest.Code)
 }
 
@@ -84,7 +82,7 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 		Logger:       logger,
 	})
 	s := &Server{opts: opts, log: logger, mochi: m}
-	s.hook = &ingestHook{prefix: opts.TopicPrefix, maxPayload: opts.MaxEventPayload, sink: sink, log: logger, closing: &s.closed}
+	s.hook = &ingestHook{prefix: opts.TopicPrefix, maxPayload: opts.MaxEventPayload, sink: sink, log: logger, closing: &s.closed, server: m}
 	// Until authentication is configured every client is allowed; the daemon binds
 	// loopback only in that case.
 	if err := m.AddHook(new(auth.AllowHook), nil); err != nil {

@@ -5,8 +5,12 @@
 // other topic is relayed as by any broker, and accepted events are relayed too. The hook
 // runs on the publishing client's read goroutine and its answer decides the ack:
 //
-//   - QoS 1/2: the hook waits until the writer has applied the event, so the PUBACK
-//     (PUBREC) goes out only for applied events.
+//   - QoS 1/2: the hook enqueues the event and holds the packet back (mochi sends no
+//     ack for it); once the writer has applied (and, with a durable store, committed)
+//     the event, the client's acker goroutine re-injects the packet and mochi acks,
+//     retains and relays it as usual. The client's read goroutine never waits for a
+//     commit, so one connection with many publishes in flight shares commits, and
+//     acks keep the order of the publishes. See acker.go for why this is race-free.
 //   - Malformed event: never applied and never relayed. MQTT 5 QoS>0 gets reason 0x99;
 //     3.1.1 and QoS 0 get a normal ack (a resend could never help) and the rejection is
 //     counted by reason and logged at debug level with the client id.

@@ -2,9 +2,9 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -22,12 +22,36 @@ type ingestHook struct {
 	sink       Sink
 	log        *slog.Logger
 	closing    *atomic.Bool // the broker is shutting down: wills are not ingested
+	server     *mqtt.Server // for re-injecting held-back publishes
+	ackers     sync.Map     // *mqtt.Client -> *acker
+	ackerWG    sync.WaitGroup
+	pending    sync.Pool
 }
 
 func (h *ingestHook) ID() string { return "arina-ingest" }
 
 func (h *ingestHook) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnWillSent
+	return b == mqtt.OnPublish || b == mqtt.OnWillSent || b == mqtt.OnDisconnect
+}
+
+// OnDisconnect stops the client's acker: acks still pending are for a connection that
+// is gone; the client resends those messages (their events were applied all the same).
+func (h *ingestHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if v, ok := h.ackers.LoadAndDelete(cl); ok {
+		v.(*acker).stop()
+	}
+}
+
+// Stop stops every acker and waits for them; mochi calls it on Close, after the
+// clients are gone.
+func (h *ingestHook) Stop() error {
+	h.ackers.Range(func(k, v any) bool {
+		h.ackers.Delete(k)
+		v.(*acker).stop()
+		return true
+	})
+	h.ackerWG.Wait()
+	return nil
 }
 
 func (h *ingestHook) parse(cl *mqtt.Client, topic string, payload []byte) (ingest.Event, bool, error) {
@@ -51,7 +75,7 @@ func (h *ingestHook) parse(cl *mqtt.Client, topic string, payload []byte) (inges
 
 // OnPublish ingests a publish on an ingest topic; see the package doc for the acks.
 func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline {
+	if cl.Net.Inline || h.reinjected(cl, pk) {
 		return pk, nil
 	}
 	ev, isEvent, err := h.parse(cl, pk.TopicName, pk.Payload)
@@ -75,20 +99,23 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		}
 		return pk, nil
 	}
-	if _, err := h.sink.Submit(ctx, ev); err != nil {
-		h.log.Debug("mqtt event not applied", "client_id", cl.ID, "topic", pk.TopicName, "err", err)
+	// QoS 1/2: the ack must wait for the writer, but the client's read goroutine must
+	// not, or one connection would get one event per commit. The packet is held back
+	// (ErrRejectPacket: mochi sends nothing) and, once the event is applied, the
+	// client's acker re-injects it so that mochi acks, retains and relays it as usual.
+	a := h.ackerFor(cl)
+	p := a.newPending(pk)
+	if err := h.sink.Enqueue(ctx, ev, p); err != nil {
+		a.release(p)
+		h.log.Debug("mqtt event not accepted", "client_id", cl.ID, "topic", pk.TopicName, "err", err)
 		if !v5 {
 			// MQTT 3.1.1 has no negative ack, and mochi would turn a reason code into a
 			// success ack: send none, so the client resends.
 			return pk, packets.ErrRejectPacket
 		}
-		code := packets.ErrQuotaExceeded
-		if !errors.Is(err, ingest.ErrQueueFull) && !errors.Is(err, ingest.ErrClosed) {
-			code = packets.ErrUnspecifiedError
-		}
-		return pk, h.nack(cl, pk, code)
+		return pk, h.nack(cl, pk, packets.ErrQuotaExceeded)
 	}
-	return pk, nil
+	return pk, packets.ErrRejectPacket
 }
 
 // nack answers an MQTT 5 QoS>0 publish with a failure reason code and tells mochi to do

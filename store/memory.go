@@ -46,43 +46,90 @@ func (m *Memory) Apply(_ context.Context, ops []Op, out []Result) error {
 		return ErrClosed
 	}
 	for i := range ops {
-		out[i] = m.apply(&ops[i])
+		out[i], _ = m.apply(&ops[i])
 	}
 	return nil
 }
 
-func (m *Memory) apply(op *Op) Result {
+// created says what applying an add had to create; undo uses it.
+type created uint8
+
+const (
+	createdContent created = 1 << iota
+	createdReaction
+)
+
+// apply applies one op; the caller holds the write lock.
+func (m *Memory) apply(op *Op) (Result, created) {
 	if op.Action == Remove {
 		c := m.contents[op.ContentID]
 		if c == nil {
-			return Result{}
+			return Result{}, 0
 		}
 		rs := c.find(op.ReactionType)
 		if rs == nil {
-			return Result{}
+			return Result{}, 0
 		}
 		uid, ok := m.userIDs[op.UserID]
 		if !ok {
-			return Result{Count: int64(len(rs.members))}
+			return Result{Count: int64(len(rs.members))}, 0
 		}
 		n := len(rs.members)
 		delete(rs.members, uid)
-		return Result{Changed: len(rs.members) != n, Count: int64(len(rs.members))}
+		return Result{Changed: len(rs.members) != n, Count: int64(len(rs.members))}, 0
 	}
 
+	var cr created
 	c := m.contents[op.ContentID]
 	if c == nil {
 		c = &content{}
 		m.contents[op.ContentID] = c
+		cr |= createdContent
 	}
 	rs := c.find(op.ReactionType)
 	if rs == nil {
 		rs = c.insert(op.ReactionType)
+		cr |= createdReaction
 	}
 	uid := m.intern(op.UserID)
 	n := len(rs.members)
 	rs.members[uid] = struct{}{}
-	return Result{Changed: len(rs.members) != n, Count: int64(len(rs.members))}
+	return Result{Changed: len(rs.members) != n, Count: int64(len(rs.members))}, cr
+}
+
+// undo reverts an op that apply applied with the given result; ops are undone in the
+// reverse order of their application. The caller holds the write lock.
+func (m *Memory) undo(op *Op, res Result, cr created) {
+	if !res.Changed && cr == 0 {
+		return
+	}
+	c := m.contents[op.ContentID]
+	rs := c.find(op.ReactionType)
+	uid := m.userIDs[op.UserID]
+	if op.Action == Remove {
+		rs.members[uid] = struct{}{}
+		return
+	}
+	delete(rs.members, uid)
+	if cr&createdReaction != 0 {
+		c.remove(op.ReactionType)
+	}
+	if cr&createdContent != 0 {
+		delete(m.contents, op.ContentID)
+	}
+}
+
+// ensureReaction makes (content, reaction) known, with no members; the caller holds
+// the write lock.
+func (m *Memory) ensureReaction(contentID, reactionType string) {
+	c := m.contents[contentID]
+	if c == nil {
+		c = &content{}
+		m.contents[contentID] = c
+	}
+	if c.find(reactionType) == nil {
+		c.insert(reactionType)
+	}
 }
 
 func (m *Memory) intern(user string) uint32 {
@@ -112,6 +159,15 @@ func (c *content) insert(reactionType string) *reactionSet {
 	copy(c.reactions[i+1:], c.reactions[i:])
 	c.reactions[i] = rs
 	return rs
+}
+
+func (c *content) remove(reactionType string) {
+	for i, rs := range c.reactions {
+		if rs.reactionType == reactionType {
+			c.reactions = append(c.reactions[:i], c.reactions[i+1:]...)
+			return
+		}
+	}
 }
 
 // Counts implements Store.

@@ -15,6 +15,7 @@ import (
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/store"
 )
 
 // Config is the schema of the configuration file; every key can also be set with an
@@ -23,6 +24,7 @@ type Config struct {
 	MQTT   MQTTConfig   `mapstructure:"mqtt"`
 	HTTP   HTTPConfig   `mapstructure:"http"`
 	Ingest IngestConfig `mapstructure:"ingest"`
+	Store  StoreConfig  `mapstructure:"store"`
 	Log    LogConfig    `mapstructure:"log"`
 }
 
@@ -47,6 +49,14 @@ type IngestConfig struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
 
+// StoreConfig is the store section.
+type StoreConfig struct {
+	DataDir      string        `mapstructure:"data_dir"`
+	Durability   string        `mapstructure:"durability"`
+	SyncInterval time.Duration `mapstructure:"sync_interval"`
+	MinFreeBytes uint64        `mapstructure:"min_free_bytes"`
+}
+
 // LogConfig is the log section.
 type LogConfig struct {
 	Level  string `mapstructure:"level"`
@@ -62,7 +72,8 @@ func DefaultConfig() Config {
 			QueueSize: ingest.DefaultQueueSize, BatchSize: ingest.DefaultBatchSize,
 			EnqueueTimeout: ingest.DefaultEnqueueTimeout, ShutdownTimeout: 30 * time.Second,
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Store: StoreConfig{DataDir: "./data", Durability: daemon.DurabilitySync, SyncInterval: 100 * time.Millisecond, MinFreeBytes: 64 << 20},
+		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -116,6 +127,18 @@ func (c *Config) Validate() error {
 	if c.Ingest.ShutdownTimeout <= 0 {
 		bad("ingest.shutdown_timeout", c.Ingest.ShutdownTimeout, fmt.Errorf("%w: want a positive duration", ErrOutOfRange))
 	}
+	switch c.Store.Durability {
+	case daemon.DurabilitySync, daemon.DurabilityAsync:
+		if c.Store.DataDir == "" {
+			bad("store.data_dir", c.Store.DataDir, fmt.Errorf("%w: a directory is required unless store.durability is none", ErrOutOfRange))
+		}
+	case daemon.DurabilityNone:
+	default:
+		bad("store.durability", c.Store.Durability, fmt.Errorf("%w: sync, async, none", ErrInvalidChoice))
+	}
+	if c.Store.SyncInterval < time.Millisecond || c.Store.SyncInterval > time.Minute {
+		bad("store.sync_interval", c.Store.SyncInterval, fmt.Errorf("%w: want 1ms to 1m", ErrOutOfRange))
+	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		bad("log.level", c.Log.Level, err)
 	}
@@ -145,6 +168,8 @@ var flagKeys = map[string]string{
 	"mqtt-topic-prefix": "mqtt.topic_prefix",
 	"http-listen":       "http.listen",
 	"log-level":         "log.level",
+	"data-dir":          "store.data_dir",
+	"durability":        "store.durability",
 	"log-format":        "log.format",
 }
 
@@ -210,6 +235,10 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("ingest.batch_size", d.Ingest.BatchSize)
 	v.SetDefault("ingest.enqueue_timeout", d.Ingest.EnqueueTimeout)
 	v.SetDefault("ingest.shutdown_timeout", d.Ingest.ShutdownTimeout)
+	v.SetDefault("store.data_dir", d.Store.DataDir)
+	v.SetDefault("store.durability", d.Store.Durability)
+	v.SetDefault("store.sync_interval", d.Store.SyncInterval)
+	v.SetDefault("store.min_free_bytes", d.Store.MinFreeBytes)
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
 }
@@ -246,6 +275,8 @@ func (c *Config) daemonOptions(log *slog.Logger) daemon.Options {
 		HTTP:            api.Options{Listen: httpAddr, MaxBodyBytes: c.HTTP.MaxBodyBytes},
 		Ingest:          ingest.Options{QueueSize: c.Ingest.QueueSize, BatchSize: c.Ingest.BatchSize, EnqueueTimeout: c.Ingest.EnqueueTimeout},
 		ShutdownTimeout: c.Ingest.ShutdownTimeout,
+		Durability:      c.Store.Durability,
+		Durable:         store.DurableOptions{Dir: c.Store.DataDir, SyncInterval: c.Store.SyncInterval, MinFreeBytes: c.Store.MinFreeBytes},
 	}
 }
 

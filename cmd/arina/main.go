@@ -88,6 +88,8 @@ func addServeFlags(cmd *cobra.Command) {
 	fs.String("mqtt-listen", d.MQTT.Listen, "MQTT TCP listen address (mqtt.listen)")
 	fs.String("mqtt-topic-prefix", d.MQTT.TopicPrefix, "ingest topic prefix (mqtt.topic_prefix)")
 	fs.String("http-listen", d.HTTP.Listen, "HTTP listen address (http.listen)")
+	fs.String("data-dir", d.Store.DataDir, "data directory (store.data_dir)")
+	fs.String("durability", d.Store.Durability, "sync, async or none (store.durability)")
 	fs.String("log-level", d.Log.Level, "log level: debug, info, warn, error (log.level)")
 	fs.String("log-format", d.Log.Format, "log format: text, json (log.format)")
 }

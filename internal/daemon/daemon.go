@@ -27,8 +27,39 @@ type Options struct {
 	Ingest          ingest.Options
 	ShutdownTimeout time.Duration // bound on Close when its ctx has no deadline; default 30s
 
-	// Store, if not nil, is used instead of a new memory store. The daemon closes it.
+	// Durability is "sync", "async" or "none" (memory only, the default here).
+	Durability string
+	Durable    store.DurableOptions // data directory and sync settings for sync/async
+
+	// Store, if not nil, is used instead of opening one. The daemon closes it.
 	Store store.Store
+}
+
+// Durability modes.
+const (
+	DurabilitySync  = "sync"
+	DurabilityAsync = "async"
+	DurabilityNone  = "none"
+)
+
+func openStore(opts Options, logger *slog.Logger) (store.Store, func() bool, error) {
+	if opts.Store != nil {
+		return opts.Store, func() bool { return true }, nil
+	}
+	switch opts.Durability {
+	case DurabilitySync, DurabilityAsync:
+		do := opts.Durable
+		do.Sync = opts.Durability == DurabilitySync
+		do.Logger = logger
+		d, err := store.OpenDurable(do)
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, d.Healthy, nil
+	case DurabilityNone, "":
+		return store.NewMemory(), func() bool { return true }, nil
+	}
+	return nil, nil, fmt.Errorf("store: unknown durability %q", opts.Durability)
 }
 
 // Daemon is a running Arina.
@@ -61,9 +92,9 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 		}
 	}()
 
-	d.Store = opts.Store
-	if d.Store == nil {
-		d.Store = store.NewMemory()
+	var storeOK func() bool
+	if d.Store, storeOK, err = openStore(opts, logger.With("component", "store")); err != nil {
+		return d, err
 	}
 	if d.Writer, err = ingest.NewWriter(d.Store, opts.Ingest, logger.With("component", "ingest"), reg); err != nil {
 		return d, err
@@ -82,7 +113,7 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	httpOpts.Checks = []api.Check{
 		{Name: "broker", OK: d.Broker.Running},
 		{Name: "writer", OK: d.Writer.Running},
-		{Name: "store", OK: func() bool { return !d.closed.Load() }},
+		{Name: "store", OK: func() bool { return !d.closed.Load() && storeOK() }},
 	}
 	if d.API, err = api.New(httpOpts, d.Store, d.Writer, logger.With("component", "http")); err != nil {
 		return d, err

@@ -1,0 +1,364 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// FormatVersion is the version of the on-disk layout written by this build. A data
+// directory recording another version is refused at start.
+const FormatVersion = 1
+
+// Key layout in the engine (identifiers never contain control characters, so 0x00 is a
+// safe separator):
+//
+//	"\x00format"              -> "arina-store/<FormatVersion>"
+//	"r" content 0x00 reaction -> ""   (the reaction was held once; it stays listed at 0)
+//	"m" content 0x00 reaction 0x00 user -> ""   (a membership)
+var (
+	formatKey      = []byte("\x00format")
+	prefixReaction = byte('r')
+	prefixMember   = byte('m')
+)
+
+func formatValue(v int) []byte { return fmt.Appendf(nil, "arina-store/%d", v) }
+
+// Sentinel errors of the durable store.
+var (
+	// ErrLocked is returned when another process holds the data directory.
+	ErrLocked = errors.New("data directory is in use by another process")
+	// ErrCorrupt is returned when the data directory cannot be read back.
+	ErrCorrupt = errors.New("data directory is corrupt")
+	// ErrFormat is returned for a data directory written in an unknown format.
+	ErrFormat = errors.New("data directory has an unknown format version")
+	// ErrUnavailable is returned by Apply while the store cannot persist (for example
+	// the disk is full); nothing of the batch was applied.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// DurableOptions configure a Durable store.
+type DurableOptions struct {
+	Dir          string        // data directory; created if missing
+	Sync         bool          // fsync every batch before Apply returns (else: every SyncInterval)
+	SyncInterval time.Duration // async mode: most time between fsyncs; default 100ms
+	MinFreeBytes uint64        // refuse batches while the disk has less free space; default 64 MiB
+	Logger       *slog.Logger
+}
+
+// Durable is a Store whose memory index is backed by a Pebble database in a data
+// directory. Every Apply batch is one engine batch (group commit); in sync mode it is
+// fsynced before Apply returns, so an acknowledged event survives a crash.
+//
+// Durable is safe for concurrent use by one writer and many readers. Readers use the
+// memory index and never wait for the disk: a batch becomes visible to them when it is
+// applied to memory, just before it is committed (as with Redis, a read can see a write
+// a moment before it is durable; an acknowledgement never comes before).
+type Durable struct {
+	mem  *Memory
+	db   *pebble.DB
+	opts DurableOptions
+	log  *slog.Logger
+
+	batch   *pebble.Batch
+	key     []byte
+	created []created
+	healthy atomic.Bool
+	dirty   atomic.Bool // async: written since the last fsync
+	lowDisk atomic.Bool
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Store = (*Durable)(nil)
+
+// OpenDurable opens (or creates) the data directory and rebuilds the memory index from
+// it. It refuses a directory that another process holds, that is corrupt, or that was
+// written in an unknown format.
+func OpenDurable(opts DurableOptions) (*Durable, error) {
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = 100 * time.Millisecond
+	}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = 64 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: data directory %q: %w", opts.Dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store: creating data directory %s: %w", dir, err)
+	}
+	start := time.Now()
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{opts.Logger}})
+	if err != nil {
+		switch {
+		case isLockError(err):
+			return nil, fmt.Errorf("store: opening %s: %w (is another arina running with this store.data_dir?): %v", dir, ErrLocked, err)
+		case pebble.IsCorruptionError(err):
+			return nil, fmt.Errorf("store: opening %s: %w: %v; restore it from a backup, or move it away to start empty", dir, ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("store: opening %s: %w", dir, err)
+	}
+	d := &Durable{mem: NewMemory(), db: db, opts: opts, log: opts.Logger, batch: db.NewBatch(), stop: make(chan struct{})}
+	d.opts.Dir = dir
+	if err := d.checkFormat(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	n, err := d.load()
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: reading %s: %w: %v; restore it from a backup, or move it away to start empty", dir, ErrCorrupt, err)
+	}
+	d.healthy.Store(true)
+	d.log.Info("store recovered", "dir", dir, "memberships", n, "took", time.Since(start).Round(time.Millisecond), "sync", opts.Sync)
+	d.checkDisk()
+	d.wg.Add(1)
+	go d.background()
+	return d, nil
+}
+
+func isLockError(err error) bool {
+	// Another process: flock's EAGAIN; this process: pebble's own "lock held by" error.
+	return errors.Is(err, syscallEAGAIN) || errors.Is(err, syscallEWOULDBLOCK) || strings.Contains(err.Error(), "lock held by")
+}
+
+func (d *Durable) checkFormat() error {
+	v, closer, err := d.db.Get(formatKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		// A new directory, or one with data but no format record (never written by us).
+		it, err := d.db.NewIter(nil)
+		if err != nil {
+			return fmt.Errorf("store: reading %s: %w", d.opts.Dir, err)
+		}
+		empty := !it.First()
+		_ = it.Close()
+		if !empty {
+			return fmt.Errorf("store: %s: %w: no format record; this is not an arina data directory", d.opts.Dir, ErrFormat)
+		}
+		if err := d.db.Set(formatKey, formatValue(FormatVersion), pebble.Sync); err != nil {
+			return fmt.Errorf("store: writing format version to %s: %w", d.opts.Dir, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: reading format version of %s: %w", d.opts.Dir, err)
+	}
+	defer closer.Close()
+	if !bytes.Equal(v, formatValue(FormatVersion)) {
+		return fmt.Errorf("store: %s: %w %q (this build reads %q); run the arina version that wrote it, or move the directory away to start empty",
+			d.opts.Dir, ErrFormat, v, formatValue(FormatVersion))
+	}
+	return nil
+}
+
+// load rebuilds the memory index from the engine and returns the memberships read.
+func (d *Durable) load() (int, error) {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMember}, UpperBound: []byte{prefixReaction + 1}})
+	if err != nil {
+		return 0, err
+	}
+	m := d.mem
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		switch k[0] {
+		case prefixMember:
+			c, rest, ok1 := bytes.Cut(k[1:], []byte{0})
+			r, u, ok2 := bytes.Cut(rest, []byte{0})
+			if !ok1 || !ok2 {
+				_ = it.Close()
+				return n, fmt.Errorf("malformed membership key %q", k)
+			}
+			m.apply(&Op{ContentID: string(c), ReactionType: string(r), UserID: string(u), Action: Add})
+			n++
+		case prefixReaction:
+			c, r, ok := bytes.Cut(k[1:], []byte{0})
+			if !ok {
+				_ = it.Close()
+				return n, fmt.Errorf("malformed reaction key %q", k)
+			}
+			m.ensureReaction(string(c), string(r))
+		}
+	}
+	if err := it.Close(); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+func (d *Durable) appendKey(prefix byte, op *Op) []byte {
+	k := append(d.key[:0], prefix)
+	k = append(k, op.ContentID...)
+	k = append(k, 0)
+	k = append(k, op.ReactionType...)
+	if prefix == prefixMember {
+		k = append(k, 0)
+		k = append(k, op.UserID...)
+	}
+	d.key = k
+	return k
+}
+
+// Apply implements Store: the batch is applied to memory, written to the engine as one
+// batch and, in sync mode, fsynced. If the write fails, memory is rolled back and
+// nothing of the batch is applied.
+func (d *Durable) Apply(_ context.Context, ops []Op, out []Result) error {
+	if d.lowDisk.Load() {
+		d.healthy.Store(false)
+		return fmt.Errorf("%w: less than %d bytes free in %s", ErrUnavailable, d.opts.MinFreeBytes, d.opts.Dir)
+	}
+	m := d.mem
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	if cap(d.created) < len(ops) {
+		d.created = make([]created, len(ops))
+	}
+	cr := d.created[:len(ops)]
+	b := d.batch
+	b.Reset()
+	for i := range ops {
+		op := &ops[i]
+		out[i], cr[i] = m.apply(op)
+		if cr[i]&createdReaction != 0 {
+			_ = b.Set(d.appendKey(prefixReaction, op), nil, nil)
+		}
+		if !out[i].Changed {
+			continue
+		}
+		if op.Action == Add {
+			_ = b.Set(d.appendKey(prefixMember, op), nil, nil)
+		} else {
+			_ = b.Delete(d.appendKey(prefixMember, op), nil)
+		}
+	}
+	m.mu.Unlock()
+	if b.Empty() {
+		return nil
+	}
+	wo := pebble.NoSync
+	if d.opts.Sync {
+		wo = pebble.Sync
+	}
+	if err := b.Commit(wo); err != nil {
+		m.mu.Lock()
+		for i := len(ops) - 1; i >= 0; i-- {
+			m.undo(&ops[i], out[i], cr[i])
+		}
+		m.mu.Unlock()
+		d.healthy.Store(false)
+		return fmt.Errorf("%w: committing to %s: %v", ErrUnavailable, d.opts.Dir, err)
+	}
+	if !d.opts.Sync {
+		d.dirty.Store(true)
+	}
+	d.healthy.Store(true)
+	return nil
+}
+
+// Counts implements Store.
+func (d *Durable) Counts(ctx context.Context, contentID string) ([]ReactionCount, error) {
+	return d.mem.Counts(ctx, contentID)
+}
+
+// Healthy reports whether the store can persist: false while the disk is low on space
+// or after a failed commit, until a commit succeeds again.
+func (d *Durable) Healthy() bool { return d.healthy.Load() && !d.lowDisk.Load() }
+
+// background fsyncs in async mode and watches the free disk space.
+func (d *Durable) background() {
+	defer d.wg.Done()
+	syncT := time.NewTicker(d.opts.SyncInterval)
+	defer syncT.Stop()
+	diskT := time.NewTicker(time.Second)
+	defer diskT.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-syncT.C:
+			if !d.opts.Sync && d.dirty.Swap(false) {
+				if err := d.db.LogData(nil, pebble.Sync); err != nil {
+					d.dirty.Store(true)
+					d.log.Error("store: periodic fsync failed", "dir", d.opts.Dir, "err", err)
+				}
+			}
+		case <-diskT.C:
+			d.checkDisk()
+		}
+	}
+}
+
+func (d *Durable) checkDisk() {
+	free, err := freeBytes(d.opts.Dir)
+	if err != nil {
+		return
+	}
+	low := free < d.opts.MinFreeBytes
+	if d.lowDisk.Swap(low) != low {
+		if low {
+			d.log.Error("store: disk almost full: refusing writes until space is freed", "dir", d.opts.Dir, "free_bytes", free, "min_free_bytes", d.opts.MinFreeBytes)
+		} else {
+			d.log.Info("store: disk space recovered: accepting writes", "dir", d.opts.Dir, "free_bytes", free)
+		}
+	}
+}
+
+// Close fsyncs and closes the engine. It is safe to call more than once.
+func (d *Durable) Close() error {
+	d.closeOnce.Do(func() {
+		close(d.stop)
+		d.wg.Wait()
+		_ = d.mem.Close()
+		var errs []error
+		if !d.opts.Sync {
+			errs = append(errs, d.db.LogData(nil, pebble.Sync))
+		}
+		errs = append(errs, d.batch.Close(), d.db.Close())
+		if err := errors.Join(errs...); err != nil {
+			d.closeErr = fmt.Errorf("store: closing %s: %w", d.opts.Dir, err)
+		}
+	})
+	return d.closeErr
+}
+
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+// Fatalf is called by the engine on errors it cannot continue from (a failed WAL
+// write). Continuing could acknowledge events that are not stored, so the process
+// stops; on restart the engine recovers what was committed.
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.log.Error(msg, "component", "pebble")
+	panic("store: fatal storage engine error: " + msg)
+}
