@@ -224,7 +224,6 @@ func (d *Durable) appendKey(prefix byte, op *Op) []byte {
 // nothing of the batch is applied.
 func (d *Durable) Apply(_ context.Context, ops []Op, out []Result) error {
 	if d.lowDisk.Load() {
-		d.healthy.Store(false)
 		return fmt.Errorf("%w: less than %d bytes free in %s", ErrUnavailable, d.opts.MinFreeBytes, d.opts.Dir)
 	}
 	m := d.mem
