@@ -69,6 +69,9 @@ type Writer struct {
 	stopOnce sync.Once
 
 	waiters sync.Pool
+
+	lastErrLog time.Time // writer goroutine only: failures are logged at most every 10s
+	failed     int       // events refused since the last log line
 }
 
 // NewWriter returns a writer applying events to st. Its metrics are registered with reg
@@ -222,7 +225,11 @@ func (w *Writer) apply(batch []item, ops []store.Op, out []store.Result) {
 	w.m.batchSize.Observe(float64(n))
 	if err != nil {
 		err = fmt.Errorf("applying batch of %d: %w", n, err)
-		w.log.Error("store apply failed", "events", n, "err", err)
+		w.failed += n
+		if now := time.Now(); now.Sub(w.lastErrLog) >= 10*time.Second {
+			w.log.Error("store apply failed; events refused", "events", w.failed, "err", err)
+			w.lastErrLog, w.failed = now, 0
+		}
 	}
 	for i := range batch {
 		src := batch[i].ev.Source
