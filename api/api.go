@@ -52,14 +52,15 @@ const DefaultMaxBodyBytes = 64 << 10
 
 // Server serves the HTTP API.
 type Server struct {
-	opts    Options
-	reader  Reader
-	ingest  Ingester
-	log     *slog.Logger
-	handler http.Handler
-	srv     *http.Server
-	ln      net.Listener
-	closed  atomic.Bool
+	opts      Options
+	reader    Reader
+	ingest    Ingester
+	log       *slog.Logger
+	handler   http.Handler
+	srv       *http.Server
+	ln        net.Listener
+	serveDone chan struct{} // closed when the Serve goroutine has returned
+	closed    atomic.Bool
 
 	requests *prometheus.CounterVec
 }
@@ -163,7 +164,9 @@ func (s *Server) Start() error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	s.serveDone = make(chan struct{})
 	go func() {
+		defer close(s.serveDone)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
 		}
@@ -185,11 +188,13 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.srv == nil || !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	if err := s.srv.Shutdown(ctx); err != nil {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
 		_ = s.srv.Close()
-		return fmt.Errorf("http: shutting down: %w", err)
+		err = fmt.Errorf("http: shutting down: %w", err)
 	}
-	return nil
+	<-s.serveDone
+	return err
 }
 
 // errorBody is the JSON of every API error.

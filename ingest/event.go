@@ -75,6 +75,10 @@ func CheckID(field, id string, max int) error {
 		if unicode.IsControl(r) {
 			return &Error{Code: CodeInvalidID, Field: field, Msg: fmt.Sprintf("contains control character %U", r)}
 		}
+		if r == utf8.RuneError {
+			// U+FFFD is what broken encodings (and JSON's lone surrogate escapes) decode to.
+			return &Error{Code: CodeInvalidID, Field: field, Msg: "contains U+FFFD, the replacement character of a broken encoding"}
+		}
 		i += size
 	}
 	return nil
@@ -133,12 +137,21 @@ func truncate(s string) string {
 }
 
 func decodeWire(data []byte) (*wireEvent, error) {
+	if !utf8.Valid(data) {
+		// encoding/json would replace the bad bytes with U+FFFD and accept a changed id.
+		return nil, &Error{Code: CodeBadJSON, Msg: "malformed JSON: not valid UTF-8"}
+	}
 	var w wireEvent
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&w); err != nil {
-		return nil, &Error{Code: CodeBadJSON, Msg: jsonMessage(err)}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, &Error{Code: CodeInvalidField, Field: te.Field, Msg: fmt.Sprintf("must be a JSON %s, not %s", jsonKind(te.Type.String()), te.Value)}
+		}
+		return nil, &Error{Code: CodeBadJSON, Msg: "malformed JSON: " + err.Error()}
 	}
-	if dec.More() {
+	// Not dec.More: it reports false before a stray '}' or ']'.
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) != 0 {
 		return nil, &Error{Code: CodeBadJSON, Msg: "unexpected data after the JSON object"}
 	}
 	if w.Type != nil && *w.Type != "reaction" {
@@ -150,12 +163,14 @@ func decodeWire(data []byte) (*wireEvent, error) {
 	return &w, nil
 }
 
-func jsonMessage(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
-		return fmt.Sprintf("field %s must be a %s, not a JSON %s", te.Field, te.Type, te.Value)
+func jsonKind(goType string) string {
+	switch goType {
+	case "string", "*string":
+		return "string"
+	case "int64", "*int64":
+		return "integer"
 	}
-	return "malformed JSON: " + err.Error()
+	return goType
 }
 
 func (w *wireEvent) event(src Source) (Event, error) {
