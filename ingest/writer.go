@@ -122,6 +122,10 @@ func (w *Writer) Reject(src Source, code Code) {
 // It returns ErrQueueFull when no room was found and ErrClosed after Close began; the
 // event was then not accepted and is counted as rejected.
 func (w *Writer) Enqueue(ctx context.Context, ev Event, ack Ack) error {
+	if ev.Source >= numSources || (ev.Action != store.Add && ev.Action != store.Remove) {
+		// A producer skipped Validate; refuse the event rather than crash the writer.
+		return &Error{Code: CodeInvalidField, Msg: fmt.Sprintf("event not validated: source %d, action %d", ev.Source, ev.Action)}
+	}
 	src := ev.Source
 	w.m.received[src].Inc()
 	err := w.send(ctx, item{ev: ev, ack: ack})
@@ -260,8 +264,8 @@ func (w *Writer) Close(ctx context.Context) error {
 		w.closed = true
 		close(w.ch)
 		w.mu.Unlock()
-		if !w.started.Load() {
-			close(w.done)
+		if w.started.CompareAndSwap(false, true) {
+			close(w.done) // never started, and now it never will: Start is a no-op
 		}
 	})
 	select {
