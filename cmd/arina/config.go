@@ -101,9 +101,18 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key string, v any, err error) { errs = append(errs, &ConfigError{key, v, err}) }
-	for key, addr := range map[string]string{"mqtt.listen": c.MQTT.Listen, "http.listen": c.HTTP.Listen} {
-		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
-			bad(key, addr, fmt.Errorf("%w: want host:port or :port", ErrInvalidAddress))
+	addrsOK := true
+	for _, l := range []struct{ key, addr string }{{"mqtt.listen", c.MQTT.Listen}, {"http.listen", c.HTTP.Listen}} {
+		if _, port, err := net.SplitHostPort(l.addr); err != nil || port == "" {
+			bad(l.key, l.addr, fmt.Errorf("%w: want host:port or :port", ErrInvalidAddress))
+			addrsOK = false
+		}
+	}
+	if addrsOK {
+		m, _ := listenAddr("", c.MQTT.Listen)
+		h, _ := listenAddr("", c.HTTP.Listen)
+		if _, port, _ := net.SplitHostPort(h); m == h && port != "0" {
+			bad("http.listen", c.HTTP.Listen, fmt.Errorf("%w: the same address as mqtt.listen", ErrInvalidAddress))
 		}
 	}
 	if err := broker.ValidatePrefix(c.MQTT.TopicPrefix); err != nil {
@@ -194,9 +203,15 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	}
 	if fs != nil {
 		if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
-			v.SetConfigFile(f.Value.String())
-			v.SetConfigType("yaml")
-			if err := v.ReadInConfig(); err != nil {
+			// Read the file on its own: AllSettings drops null values, so a section whose
+			// keys are all commented out ("store:") keeps its defaults.
+			file := viper.New()
+			file.SetConfigFile(f.Value.String())
+			file.SetConfigType("yaml")
+			if err := file.ReadInConfig(); err != nil {
+				return Config{}, fmt.Errorf("reading config file %s: %w", f.Value.String(), err)
+			}
+			if err := v.MergeConfigMap(file.AllSettings()); err != nil {
 				return Config{}, fmt.Errorf("reading config file %s: %w", f.Value.String(), err)
 			}
 		}

@@ -1,0 +1,433 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/arina-dev/arina/broker"
+)
+
+// exampleConfig is the example the lead maintains; a test keeps it loadable and valid.
+const exampleConfig = "../../configs/arina.example.yaml"
+
+// mapEnv returns a getenv backed by m, so tests never touch the process environment.
+func mapEnv(m map[string]string) func(string) string {
+	return func(key string) string { return m[key] }
+}
+
+// MustFlags builds the real command tree, finds the command args name (the root, for
+// bare `arina`) and parses the rest of args with it, as cobra does before RunE. It
+// returns the command's flag set, persistent flags included.
+func MustFlags(tb testing.TB, getenv func(string) string, args ...string) *pflag.FlagSet {
+	tb.Helper()
+	root := newRootCmd(io.Discard, io.Discard, getenv)
+	cmd, rest, err := root.Find(args)
+	if err != nil {
+		tb.Fatalf("finding command for %q: %v", args, err)
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		tb.Fatalf("parsing flags %q: %v", args, err)
+	}
+	return cmd.Flags()
+}
+
+// MustLoad parses args with the real commands and loads the configuration.
+func MustLoad(tb testing.TB, env map[string]string, args ...string) Config {
+	tb.Helper()
+	cfg, err := loadConfig(MustFlags(tb, mapEnv(env), args...), mapEnv(env))
+	if err != nil {
+		tb.Fatalf("loadConfig(%q, env %v): %v", args, env, err)
+	}
+	return cfg
+}
+
+func TestLoadConfig_Defaults(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{nil, {"serve"}, {"check-config"}, {"pub", "--content", "c", "--reaction", "r", "--user", "u"}, {"counts", "Stew"}} {
+		t.Run(strings.Join(append([]string{"arina"}, args...), " "), func(t *testing.T) {
+			t.Parallel()
+			if got, want := MustLoad(t, nil, args...), DefaultConfig(); got != want {
+				t.Fatalf("config = %+v, want defaults %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestLoadConfig_Precedence checks flags > environment > file > defaults for every key,
+// with the flag set parsed by the real commands.
+func TestLoadConfig_Precedence(t *testing.T) {
+	t.Parallel()
+	const file = "testdata/precedence.yaml"
+	d := DefaultConfig()
+	keys := []struct {
+		key, env, flag string // flag is "" when the key has no flag
+		get            func(Config) string
+		def, file      string // the default and the value in precedence.yaml
+		envVal, flagV  string
+	}{
+		{"mqtt.listen", "ARINA_MQTT_LISTEN", "mqtt-listen", func(c Config) string { return c.MQTT.Listen },
+			d.MQTT.Listen, "127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003"},
+		{"mqtt.topic_prefix", "ARINA_MQTT_TOPIC_PREFIX", "mqtt-topic-prefix", func(c Config) string { return c.MQTT.TopicPrefix },
+			d.MQTT.TopicPrefix, "file/prefix", "env/prefix", "flag/prefix"},
+		{"mqtt.max_event_payload", "ARINA_MQTT_MAX_EVENT_PAYLOAD", "", func(c Config) string { return fmt.Sprint(c.MQTT.MaxEventPayload) },
+			fmt.Sprint(d.MQTT.MaxEventPayload), "1001", "1002", ""},
+		{"http.listen", "ARINA_HTTP_LISTEN", "http-listen", func(c Config) string { return c.HTTP.Listen },
+			d.HTTP.Listen, "127.0.0.1:2001", "127.0.0.1:2002", "127.0.0.1:2003"},
+		{"http.max_body_bytes", "ARINA_HTTP_MAX_BODY_BYTES", "", func(c Config) string { return fmt.Sprint(c.HTTP.MaxBodyBytes) },
+			fmt.Sprint(d.HTTP.MaxBodyBytes), "2001", "2002", ""},
+		{"ingest.queue_size", "ARINA_INGEST_QUEUE_SIZE", "", func(c Config) string { return fmt.Sprint(c.Ingest.QueueSize) },
+			fmt.Sprint(d.Ingest.QueueSize), "3001", "3002", ""},
+		{"ingest.batch_size", "ARINA_INGEST_BATCH_SIZE", "", func(c Config) string { return fmt.Sprint(c.Ingest.BatchSize) },
+			fmt.Sprint(d.Ingest.BatchSize), "31", "32", ""},
+		{"ingest.enqueue_timeout", "ARINA_INGEST_ENQUEUE_TIMEOUT", "", func(c Config) string { return c.Ingest.EnqueueTimeout.String() },
+			d.Ingest.EnqueueTimeout.String(), "4.001s", "4.002s", ""},
+		{"ingest.shutdown_timeout", "ARINA_INGEST_SHUTDOWN_TIMEOUT", "", func(c Config) string { return c.Ingest.ShutdownTimeout.String() },
+			d.Ingest.ShutdownTimeout.String(), "5.001s", "5.002s", ""},
+		{"store.data_dir", "ARINA_STORE_DATA_DIR", "data-dir", func(c Config) string { return c.Store.DataDir },
+			d.Store.DataDir, "file/data", "env/data", "flag/data"},
+		// Three modes for four layers: flag and file share one; the env layer differs from both.
+		{"store.durability", "ARINA_STORE_DURABILITY", "durability", func(c Config) string { return c.Store.Durability },
+			d.Store.Durability, "none", "async", "none"},
+		{"store.sync_interval", "ARINA_STORE_SYNC_INTERVAL", "", func(c Config) string { return c.Store.SyncInterval.String() },
+			d.Store.SyncInterval.String(), "6.001s", "6.002s", ""},
+		{"store.min_free_bytes", "ARINA_STORE_MIN_FREE_BYTES", "", func(c Config) string { return fmt.Sprint(c.Store.MinFreeBytes) },
+			fmt.Sprint(d.Store.MinFreeBytes), "7001", "7002", ""},
+		{"log.level", "ARINA_LOG_LEVEL", "log-level", func(c Config) string { return c.Log.Level },
+			d.Log.Level, "warn", "error", "debug"},
+		// Only two formats: the layers alternate so each one shows.
+		{"log.format", "ARINA_LOG_FORMAT", "log-format", func(c Config) string { return c.Log.Format },
+			d.Log.Format, "json", "text", "json"},
+	}
+	for _, k := range keys {
+		t.Run(k.key, func(t *testing.T) {
+			t.Parallel()
+			type layer struct {
+				name string
+				args []string
+				env  map[string]string
+				want string
+			}
+			withFile := []string{"serve", "--config", file}
+			envMap := map[string]string{k.env: k.envVal}
+			layers := []layer{
+				{"Default", []string{"serve"}, nil, k.def},
+				{"File", withFile, nil, k.file},
+				{"EnvOverDefault", []string{"serve"}, envMap, k.envVal},
+				{"EnvOverFile", withFile, envMap, k.envVal},
+				{"EmptyEnvIsUnset", withFile, map[string]string{k.env: ""}, k.file},
+			}
+			if k.flag != "" {
+				flag := "--" + k.flag + "=" + k.flagV
+				layers = append(layers,
+					layer{"FlagOverDefault", []string{"serve", flag}, nil, k.flagV},
+					layer{"FlagOverFile", append(slices.Clone(withFile), flag), nil, k.flagV},
+					layer{"FlagOverEnvOverFile", append(slices.Clone(withFile), flag), envMap, k.flagV},
+					layer{"BareArinaFlag", []string{"--config", file, flag}, envMap, k.flagV},
+					layer{"CheckConfigFlag", []string{"check-config", "--config", file, flag}, envMap, k.flagV},
+				)
+			}
+			for _, l := range layers {
+				t.Run(l.name, func(t *testing.T) {
+					t.Parallel()
+					if got := k.get(MustLoad(t, l.env, l.args...)); got != l.want {
+						t.Fatalf("%s = %q with args %q, env %v; want %q", k.key, got, l.args, l.env, l.want)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestLoadConfig_OnlyGetenv checks that the process environment is not read behind
+// getenv's back (viper's AutomaticEnv would): the getenv passed in decides.
+func TestLoadConfig_OnlyGetenv(t *testing.T) {
+	t.Setenv("ARINA_LOG_LEVEL", "not-a-level")
+	t.Setenv("ARINA_MQTT_LISTEN", "127.0.0.1:9")
+	if got, want := MustLoad(t, nil, "serve"), DefaultConfig(); got != want {
+		t.Fatalf("config = %+v, want defaults %+v: the process environment leaked in", got, want)
+	}
+}
+
+func TestLoadConfig_UnknownKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, file, key string
+	}{
+		{"TypoInSection", "testdata/unknown_key.yaml", "mqtt.listn"},
+		{"UnknownSection", "testdata/unknown_section.yaml", "stroe.backend"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fs := MustFlags(t, mapEnv(nil), "serve", "--config", tc.file)
+			_, err := loadConfig(fs, mapEnv(nil))
+			if !errors.Is(err, ErrUnknownKey) {
+				t.Fatalf("err = %v, want one wrapping ErrUnknownKey", err)
+			}
+			if !strings.Contains(err.Error(), tc.key) {
+				t.Fatalf("err = %q, want it to name the key %q", err, tc.key)
+			}
+		})
+	}
+}
+
+func TestLoadConfig_FileErrors(t *testing.T) {
+	t.Parallel()
+	t.Run("Missing", func(t *testing.T) {
+		t.Parallel()
+		_, err := loadConfig(MustFlags(t, mapEnv(nil), "serve", "--config", "testdata/nope.yaml"), mapEnv(nil))
+		if err == nil || !strings.Contains(err.Error(), "testdata/nope.yaml") {
+			t.Fatalf("err = %v, want an error naming the file", err)
+		}
+	})
+	t.Run("InvalidValuesAllReported", func(t *testing.T) {
+		t.Parallel()
+		_, err := loadConfig(MustFlags(t, mapEnv(nil), "serve", "--config", "testdata/invalid.yaml"), mapEnv(nil))
+		for _, want := range []string{"mqtt.listen", "mqtt.topic_prefix", "ingest.queue_size", "log.level"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("err = %v, want it to name %s", err, want)
+			}
+		}
+		for _, want := range []error{ErrInvalidAddress, broker.ErrInvalidTopicPrefix, ErrOutOfRange, ErrInvalidChoice} {
+			if !errors.Is(err, want) {
+				t.Errorf("err = %v, want it to wrap %v", err, want)
+			}
+		}
+	})
+	t.Run("EnvValueValidated", func(t *testing.T) {
+		t.Parallel()
+		env := map[string]string{"ARINA_INGEST_BATCH_SIZE": "0"}
+		_, err := loadConfig(MustFlags(t, mapEnv(env), "serve"), mapEnv(env))
+		if !errors.Is(err, ErrOutOfRange) || !strings.Contains(err.Error(), "ingest.batch_size") {
+			t.Fatalf("err = %v, want ErrOutOfRange naming ingest.batch_size", err)
+		}
+	})
+	t.Run("WrongType", func(t *testing.T) {
+		t.Parallel()
+		_, err := loadConfig(MustFlags(t, mapEnv(nil), "serve", "--config", "testdata/wrong_type.yaml"), mapEnv(nil))
+		if err == nil || !strings.Contains(err.Error(), "queue_size") {
+			t.Fatalf("err = %v, want an error naming queue_size", err)
+		}
+		if errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("err = %v wraps ErrUnknownKey, but the key is known", err)
+		}
+	})
+}
+
+// TestLoadConfig_Example keeps configs/arina.example.yaml honest: it loads without an
+// unknown key, validates, shows every key, and (as its header says) shows the defaults.
+func TestLoadConfig_Example(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(MustFlags(t, mapEnv(nil), "check-config", "--config", exampleConfig), mapEnv(nil))
+	if err != nil {
+		t.Fatalf("loading %s: %v", exampleConfig, err)
+	}
+	if want := DefaultConfig(); cfg != want {
+		t.Errorf("%s = %+v, want the defaults %+v (its header says every key shows its default)", exampleConfig, cfg, want)
+	}
+
+	file := viper.New()
+	file.SetConfigFile(exampleConfig)
+	if err := file.ReadInConfig(); err != nil {
+		t.Fatalf("reading %s: %v", exampleConfig, err)
+	}
+	all := viper.New()
+	setDefaults(all, DefaultConfig())
+	for _, key := range all.AllKeys() {
+		if !file.InConfig(key) {
+			t.Errorf("%s does not show the key %s", exampleConfig, key)
+		}
+	}
+}
+
+func TestConfig_Validate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		key    string // "" for a valid config
+		mutate func(*Config)
+		want   error
+	}{
+		{"Defaults", "", func(*Config) {}, nil},
+		{"Boundaries", "", func(c *Config) {
+			c.MQTT.MaxEventPayload, c.HTTP.MaxBodyBytes = 16, 64<<20
+			c.Ingest.QueueSize, c.Ingest.BatchSize = 1<<24, 1
+			c.Log.Level, c.Log.Format = "ERROR", "json"
+			c.MQTT.TopicPrefix = "plant1/kitchen"
+			c.MQTT.Listen, c.HTTP.Listen = "[::1]:0", "localhost:4000"
+			c.Store.SyncInterval = time.Minute
+		}, nil},
+		{"MemoryNeedsNoDataDir", "", func(c *Config) {
+			c.Store.Durability, c.Store.DataDir, c.Store.SyncInterval = "none", "", time.Millisecond
+		}, nil},
+		{"MQTTListenNoPort", "mqtt.listen", func(c *Config) { c.MQTT.Listen = "127.0.0.1" }, ErrInvalidAddress},
+		{"MQTTListenEmptyPort", "mqtt.listen", func(c *Config) { c.MQTT.Listen = "127.0.0.1:" }, ErrInvalidAddress},
+		{"HTTPListenEmpty", "http.listen", func(c *Config) { c.HTTP.Listen = "" }, ErrInvalidAddress},
+		{"HTTPListenSameAsMQTT", "http.listen", func(c *Config) { c.MQTT.Listen, c.HTTP.Listen = ":4000", "127.0.0.1:4000" }, ErrInvalidAddress},
+		{"TopicPrefixEmpty", "mqtt.topic_prefix", func(c *Config) { c.MQTT.TopicPrefix = "" }, broker.ErrInvalidTopicPrefix},
+		{"TopicPrefixDollar", "mqtt.topic_prefix", func(c *Config) { c.MQTT.TopicPrefix = "$SYS" }, broker.ErrInvalidTopicPrefix},
+		{"TopicPrefixWildcard", "mqtt.topic_prefix", func(c *Config) { c.MQTT.TopicPrefix = "a/+" }, broker.ErrInvalidTopicPrefix},
+		{"TopicPrefixEmptyLevel", "mqtt.topic_prefix", func(c *Config) { c.MQTT.TopicPrefix = "a//b" }, broker.ErrInvalidTopicPrefix},
+		{"MaxEventPayloadLow", "mqtt.max_event_payload", func(c *Config) { c.MQTT.MaxEventPayload = 15 }, ErrOutOfRange},
+		{"MaxEventPayloadHigh", "mqtt.max_event_payload", func(c *Config) { c.MQTT.MaxEventPayload = 1<<20 + 1 }, ErrOutOfRange},
+		{"MaxBodyBytesLow", "http.max_body_bytes", func(c *Config) { c.HTTP.MaxBodyBytes = 1023 }, ErrOutOfRange},
+		{"QueueSizeZero", "ingest.queue_size", func(c *Config) { c.Ingest.QueueSize = 0 }, ErrOutOfRange},
+		{"QueueSizeHigh", "ingest.queue_size", func(c *Config) { c.Ingest.QueueSize = 1<<24 + 1 }, ErrOutOfRange},
+		{"BatchSizeHigh", "ingest.batch_size", func(c *Config) { c.Ingest.BatchSize = 1<<16 + 1 }, ErrOutOfRange},
+		{"EnqueueTimeoutZero", "ingest.enqueue_timeout", func(c *Config) { c.Ingest.EnqueueTimeout = 0 }, ErrOutOfRange},
+		{"ShutdownTimeoutNegative", "ingest.shutdown_timeout", func(c *Config) { c.Ingest.ShutdownTimeout = -time.Second }, ErrOutOfRange},
+		{"DurabilityUnknown", "store.durability", func(c *Config) { c.Store.Durability = "fsync" }, ErrInvalidChoice},
+		{"DataDirRequired", "store.data_dir", func(c *Config) { c.Store.DataDir = "" }, ErrOutOfRange},
+		{"DataDirRequiredAsync", "store.data_dir", func(c *Config) { c.Store.Durability, c.Store.DataDir = "async", "" }, ErrOutOfRange},
+		{"SyncIntervalLow", "store.sync_interval", func(c *Config) { c.Store.SyncInterval = time.Millisecond - 1 }, ErrOutOfRange},
+		{"SyncIntervalHigh", "store.sync_interval", func(c *Config) { c.Store.SyncInterval = time.Minute + 1 }, ErrOutOfRange},
+		{"LogLevel", "log.level", func(c *Config) { c.Log.Level = "verbose" }, ErrInvalidChoice},
+		{"LogFormat", "log.format", func(c *Config) { c.Log.Format = "xml" }, ErrInvalidChoice},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := DefaultConfig()
+			tc.mutate(&c)
+			err := c.Validate()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Validate() = %v, want it to wrap %v", err, tc.want)
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Key != tc.key {
+				t.Fatalf("Validate() = %v, want a *ConfigError for key %s", err, tc.key)
+			}
+			if !strings.HasPrefix(err.Error(), tc.key+" ") {
+				t.Fatalf("Validate() = %q, want it to start with the key %s", err, tc.key)
+			}
+		})
+	}
+}
+
+func TestConfig_Validate_ReportsAll(t *testing.T) {
+	t.Parallel()
+	c := DefaultConfig()
+	c.MQTT.Listen = "nohost"
+	c.MQTT.TopicPrefix = "#"
+	c.Ingest.QueueSize = -1
+	c.Log.Format = "xml"
+	err := c.Validate()
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("Validate() = %#v, want errors joined with errors.Join", err)
+	}
+	if n := len(joined.Unwrap()); n != 4 {
+		t.Errorf("Validate() has %d errors, want 4: %v", n, err)
+	}
+	for _, want := range []struct {
+		key, value string
+		err        error
+	}{
+		{"mqtt.listen", "nohost", ErrInvalidAddress},
+		{"mqtt.topic_prefix", "#", broker.ErrInvalidTopicPrefix},
+		{"ingest.queue_size", "-1", ErrOutOfRange},
+		{"log.format", "xml", ErrInvalidChoice},
+	} {
+		if !errors.Is(err, want.err) {
+			t.Errorf("Validate() = %v, want it to wrap %v", err, want.err)
+		}
+		if s := fmt.Sprintf("%s %q", want.key, want.value); !strings.Contains(err.Error(), s) {
+			t.Errorf("Validate() = %q, want it to contain %s", err, s)
+		}
+	}
+}
+
+func TestListenAddr(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		addr, want string
+		warn       []string // substrings of the warning; nil: no warning
+	}{
+		{":1883", "127.0.0.1:1883", []string{"mqtt.listen", `":1883"`, "loopback", "0.0.0.0:1883"}},
+		{":0", "127.0.0.1:0", []string{"loopback", "0.0.0.0:0"}},
+		{"0.0.0.0:1883", "0.0.0.0:1883", []string{"mqtt.listen", `"0.0.0.0:1883"`, "reachable from the network", "no authentication"}},
+		{"[::]:1883", "[::]:1883", []string{"reachable from the network"}},
+		{"192.0.2.7:1883", "192.0.2.7:1883", []string{"reachable from the network"}},
+		{"example.com:1883", "example.com:1883", []string{"reachable from the network"}},
+		{"127.0.0.1:1", "127.0.0.1:1", nil},
+		{"127.0.0.2:1883", "127.0.0.2:1883", nil},
+		{"[::1]:1883", "[::1]:1883", nil},
+		{"localhost:1883", "localhost:1883", nil},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			t.Parallel()
+			got, warn := listenAddr("mqtt.listen", tc.addr)
+			if got != tc.want {
+				t.Errorf("listenAddr(%q) addr = %q, want %q", tc.addr, got, tc.want)
+			}
+			if tc.warn == nil && warn != "" {
+				t.Errorf("listenAddr(%q) warning = %q, want none", tc.addr, warn)
+			}
+			if tc.warn != nil && warn == "" {
+				t.Errorf("listenAddr(%q) has no warning, want one", tc.addr)
+			}
+			for _, s := range tc.warn {
+				if !strings.Contains(warn, s) {
+					t.Errorf("listenAddr(%q) warning = %q, want it to contain %q", tc.addr, warn, s)
+				}
+			}
+		})
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ listen, want string }{
+		{":1883", "127.0.0.1:1883"},
+		{"0.0.0.0:1883", "127.0.0.1:1883"},
+		{"[::]:1883", "127.0.0.1:1883"},
+		{"192.0.2.7:1883", "192.0.2.7:1883"},
+		{"[::1]:4000", "[::1]:4000"},
+		{"nohost", "nohost"},
+	} {
+		t.Run(tc.listen, func(t *testing.T) {
+			t.Parallel()
+			if got := clientAddr(tc.listen); got != tc.want {
+				t.Fatalf("clientAddr(%q) = %q, want %q", tc.listen, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestLoadConfig_EmptySection: a section with every key commented out is known and
+// leaves its keys at their defaults.
+func TestLoadConfig_EmptySection(t *testing.T) {
+	t.Parallel()
+	cfg := MustLoad(t, nil, "check-config", "--config", "testdata/empty_section.yaml")
+	if want := DefaultConfig().Store; cfg.Store != want {
+		t.Fatalf("store = %+v, want the defaults %+v", cfg.Store, want)
+	}
+}
+
+// TestConfig_Validate_Deterministic: check-config prints the same report every time.
+func TestConfig_Validate_Deterministic(t *testing.T) {
+	t.Parallel()
+	c := DefaultConfig()
+	c.MQTT.Listen, c.HTTP.Listen = "a", "b"
+	first := c.Validate().Error()
+	for range 20 {
+		if got := c.Validate().Error(); got != first {
+			t.Fatalf("Validate() = %q, then %q", first, got)
+		}
+	}
+	if strings.Index(first, "mqtt.listen") > strings.Index(first, "http.listen") {
+		t.Fatalf("Validate() = %q, want keys in file order (mqtt before http)", first)
+	}
+}
