@@ -57,7 +57,7 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 
 	serve := newServeCmd(stderr, getenv)
 	root.AddCommand(serve, newCheckConfigCmd(stdout, getenv), newVersionCmd(stdout),
-		newPubCmd(stdout, getenv), newCountsCmd(stdout, getenv))
+		newPubCmd(stdout, getenv), newCountsCmd(stdout, getenv), newBenchCmd(stdout, stderr, getenv))
 	// Bare `arina` serves.
 	root.Flags().AddFlagSet(serve.LocalFlags())
 	root.RunE = serve.RunE

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/arina-dev/arina/internal/loadgen"
+)
+
+func newBenchCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load-test an MQTT broker with add/remove events and report rates and latencies",
+		Long: `Bench publishes generated add/remove events to any MQTT broker from many connections
+and reports the publish rate, the acknowledged rate and the latency percentiles from
+publish to PUBACK. With --http pointing at an Arina API it also measures the latency
+from publish until the count is visible over HTTP. A progress line goes to stderr every
+second; the report goes to stdout (one JSON object with --json).`,
+		Example: `  arina bench --duration 20s
+  arina bench --protocol 311 --qos 1 --events 1000000 --http 127.0.0.1:4000
+  arina bench --broker 127.0.0.1:1884 --subscribe --json    # any broker, e.g. mosquitto`,
+		Args: cobra.NoArgs,
+	}
+	fs := cmd.Flags()
+	brokerAddr := fs.String("broker", "", "MQTT broker host:port (default: from mqtt.listen, 127.0.0.1:1883)")
+	protocol := fs.String("protocol", "5", "MQTT protocol version: 311 or 5")
+	qos := fs.Int("qos", 1, "QoS level, 0 or 1")
+	publishers := fs.Int("publishers", loadgen.DefaultPublishers, "connections publishing in parallel")
+	inflight := fs.Int("inflight", loadgen.DefaultInFlight, "publishes outstanding per connection (QoS 1: awaiting PUBACK; MQTT 5 caps it at the broker's receive maximum)")
+	events := fs.Int64("events", 0, "events to send in total, then stop (default: run for --duration)")
+	duration := fs.Duration("duration", 0, "how long to publish (default 10s unless --events is set)")
+	warmup := fs.Duration("warmup", 0, "publish this long first and leave it out of the report")
+	contents := fs.Int("contents", loadgen.DefaultContents, "number of distinct content ids (c0, c1, ...)")
+	reactions := fs.Int("reactions", loadgen.DefaultReactions, "number of distinct reaction types (r0, r1, ...)")
+	users := fs.Int("users", loadgen.DefaultUsers, "number of distinct user ids (u0, u1, ...), drawn uniformly")
+	zipf := fs.Float64("zipf", 0, "draw contents and reactions from a Zipf distribution with this exponent (> 1); 0: uniform")
+	removeRatio := fs.Float64("remove-ratio", 0.2, "share of events that are removes, 0..1")
+	topicPrefix := fs.String("topic-prefix", "", "ingest topic prefix (default: from mqtt.topic_prefix, kitchen)")
+	payload := fs.String("payload", loadgen.PayloadText, `payload format: text ("add u17") or json ({"user_id":"u17","action":"add"})`)
+	httpURL := fs.String("http", "", "Arina HTTP API (host:port or URL): also measure publish-to-visible latency by sampling")
+	sampleEvery := fs.Int("sample-every", loadgen.DefaultSampleEvery, "with --http: probe every K-th event of the first publisher (one probe outstanding at a time)")
+	pollInterval := fs.Duration("poll-interval", loadgen.DefaultPollInterval, "with --http: pause between polls of a probe's count")
+	subscribe := fs.Bool("subscribe", false, "also run one subscriber on <prefix>/# (at --qos) and report how many messages the broker relayed to it")
+	ackTimeout := fs.Duration("ack-timeout", loadgen.DefaultAckTimeout, "how long to wait for each PUBACK (and for each probe to become visible)")
+	seed := fs.Uint64("seed", 1, "seed of the event generators")
+	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	cmd.MarkFlagsMutuallyExclusive("events", "duration")
+
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := loadConfig(cmd.Flags(), getenv)
+		if err != nil {
+			return err
+		}
+		o := loadgen.Options{
+			Broker:       *brokerAddr,
+			Publishers:   *publishers,
+			InFlight:     *inflight,
+			Events:       *events,
+			Duration:     *duration,
+			Warmup:       *warmup,
+			Contents:     *contents,
+			Reactions:    *reactions,
+			Users:        *users,
+			Zipf:         *zipf,
+			RemoveRatio:  *removeRatio,
+			TopicPrefix:  *topicPrefix,
+			Payload:      *payload,
+			SampleEvery:  *sampleEvery,
+			PollInterval: *pollInterval,
+			Subscribe:    *subscribe,
+			AckTimeout:   *ackTimeout,
+			Seed:         *seed,
+		}
+		if o.Broker == "" {
+			o.Broker = clientAddr(cfg.MQTT.Listen)
+		}
+		if o.TopicPrefix == "" {
+			o.TopicPrefix = cfg.MQTT.TopicPrefix
+		}
+		switch *protocol {
+		case "311", "3.1.1", "4":
+			o.Protocol = loadgen.MQTT311
+		case "5":
+			o.Protocol = loadgen.MQTT5
+		default:
+			return fmt.Errorf("--protocol %s: want 311 or 5", *protocol)
+		}
+		for _, f := range []struct {
+			name string
+			v    int
+		}{{"publishers", *publishers}, {"inflight", *inflight}, {"contents", *contents}, {"reactions", *reactions},
+			{"users", *users}, {"sample-every", *sampleEvery}} {
+			if f.v < 1 { // 0 would mean "default" to loadgen
+				return fmt.Errorf("--%s %d: want at least 1", f.name, f.v)
+			}
+		}
+		if *events < 0 || *duration < 0 || *warmup < 0 || *pollInterval <= 0 || *ackTimeout <= 0 {
+			return fmt.Errorf("--events, --duration and --warmup must not be negative; --poll-interval and --ack-timeout must be positive")
+		}
+		if *qos != 0 && *qos != 1 {
+			return fmt.Errorf("--qos %d: want 0 or 1", *qos)
+		}
+		o.QoS = byte(*qos)
+		if *httpURL != "" {
+			o.HTTPURL = *httpURL
+			if u, err := url.Parse(o.HTTPURL); err != nil || u.Scheme == "" || u.Host == "" {
+				o.HTTPURL = "http://" + o.HTTPURL
+			}
+		}
+		pl := newProgressLine(stderr, getenv, o.QoS)
+		o.Progress = pl.print
+		rep, err := loadgen.Run(cmd.Context(), o)
+		pl.end()
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(rep)
+		}
+		return writeBenchReport(stdout, rep)
+	}
+	return cmd
+}
+
+// progressLine writes the live progress line: rewritten in place with \r on a terminal,
+// one line per update otherwise.
+type progressLine struct {
+	w       io.Writer
+	inPlace bool
+	done    string // "acked" or "written"
+	wrote   bool
+}
+
+func newProgressLine(w io.Writer, getenv func(string) string, qos byte) *progressLine {
+	p := &progressLine{w: w, done: "acked"}
+	if qos == 0 {
+		p.done = "written"
+	}
+	if f, ok := w.(*os.File); ok && getenv("TERM") != "dumb" {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.inPlace = true
+		}
+	}
+	return p
+}
+
+func (p *progressLine) print(pr loadgen.Progress) {
+	phase := ""
+	if pr.Warmup {
+		phase = " warm-up"
+	}
+	line := fmt.Sprintf("[%4.0fs%s] sent %d (%.0f/s)  %s %d (%.0f/s)  in flight %d  errors %d",
+		pr.Elapsed.Seconds(), phase, pr.Sent, pr.SentRate, p.done, pr.Completed, pr.DoneRate, pr.InFlight, pr.Errors)
+	if pr.Received > 0 {
+		line += fmt.Sprintf("  received %d", pr.Received)
+	}
+	if p.inPlace {
+		fmt.Fprint(p.w, "\r"+line+"\x1b[K")
+	} else {
+		fmt.Fprintln(p.w, line)
+	}
+	p.wrote = true
+}
+
+// end finishes an in-place line so that what follows starts on a new one.
+func (p *progressLine) end() {
+	if p.inPlace && p.wrote {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// writeBenchReport prints the human-readable report.
+func writeBenchReport(w io.Writer, r *loadgen.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	window := fmt.Sprintf("%d in flight", r.InFlightEffective)
+	if r.InFlightEffective != r.InFlight {
+		window += fmt.Sprintf(" (--inflight %d capped at the broker's receive maximum %d)", r.InFlight, r.ServerReceiveMaximum)
+	}
+	dist := "uniform"
+	if r.Zipf > 0 {
+		dist = fmt.Sprintf("zipf s=%g over contents and reactions", r.Zipf)
+	}
+	fmt.Fprintf(tw, "broker\t%s, MQTT %s, QoS %d, %d publishers x %s\n", r.Broker, r.Protocol, r.QoS, r.Publishers, window)
+	fmt.Fprintf(tw, "events\t%s payloads; %d contents x %d reactions x %d users, %s; %.0f%% removes\n",
+		r.Payload, r.Contents, r.Reactions, r.Users, dist, r.RemoveRatio*100)
+	d := fmt.Sprintf("%.3fs (publishing %.3fs)", r.DurationSeconds, r.PublishSeconds)
+	if r.WarmupSeconds > 0 {
+		d += fmt.Sprintf(", after a %gs warm-up of %d events", r.WarmupSeconds, r.WarmupSent)
+	}
+	if r.Interrupted {
+		d += ", interrupted"
+	}
+	fmt.Fprintf(tw, "duration\t%s\n", d)
+	fmt.Fprintf(tw, "sent\t%d events\t%.0f/s\n", r.Sent, r.PublishRate)
+	if r.QoS > 0 {
+		fmt.Fprintf(tw, "acked\t%d events\t%.0f/s\n", r.Acked, r.AckRate)
+	} else {
+		fmt.Fprintf(tw, "acked\tn/a at QoS 0\n")
+	}
+	fmt.Fprintf(tw, "errors\t%d\n", r.Errors)
+	kinds := make([]string, 0, len(r.ErrorsByKind))
+	for k := range r.ErrorsByKind {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(tw, "  %s\t%d\n", k, r.ErrorsByKind[k])
+	}
+	if r.FirstError != "" {
+		fmt.Fprintf(tw, "  first\t%s\n", r.FirstError)
+	}
+	if r.ConnectionsLost > 0 {
+		fmt.Fprintf(tw, "connections lost\t%d of %d\n", r.ConnectionsLost, r.Publishers)
+	}
+	if r.AckLatency != nil {
+		fmt.Fprintf(tw, "ack latency\t%s\n", formatLatency(r.AckLatency, "samples"))
+	}
+	if v := r.Visibility; v != nil {
+		s := "no probe became visible"
+		if v.Latency != nil {
+			s = formatLatency(v.Latency, "probes")
+		}
+		fmt.Fprintf(tw, "visible over HTTP\t%s; %d sent, %d lost, %d HTTP errors\n", s, v.Probes, v.Lost, v.HTTPErrors)
+	} else {
+		fmt.Fprintf(tw, "visible over HTTP\tnot measured (no --http)\n")
+	}
+	if s := r.Subscriber; s != nil {
+		fmt.Fprintf(tw, "subscriber\t%d received\t%.0f/s\n", s.Received, s.Rate)
+	}
+	fmt.Fprintf(tw, "host\t%s, %d CPUs\n", r.GoVersion, r.NumCPU)
+	return tw.Flush()
+}
+
+func formatLatency(l *loadgen.Latency, unit string) string {
+	f := func(v float64) string { return strings.TrimSuffix(fmt.Sprintf("%.3f", v), ".000") }
+	return fmt.Sprintf("p50 %sms  p99 %sms  p99.9 %sms  (min %s, mean %s, max %sms; %d %s)",
+		f(l.P50MS), f(l.P99MS), f(l.P999MS), f(l.MinMS), f(l.MeanMS), f(l.MaxMS), l.Count, unit)
+}
