@@ -179,17 +179,31 @@ func (d *Durable) load() (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
+	// Keys come sorted by content, then reaction: the current set is reused until they
+	// change, so a membership costs one user lookup (and one string for a new user).
+	var (
+		curC, curR []byte
+		rs         *reactionSet
+	)
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		switch k[0] {
 		case prefixMember:
 			c, rest, ok1 := bytes.Cut(k[1:], []byte{0})
 			r, u, ok2 := bytes.Cut(rest, []byte{0})
-			if !ok1 || !ok2 {
+			if !ok1 || !ok2 || len(u) == 0 {
 				_ = it.Close()
 				return n, fmt.Errorf("malformed membership key %q", k)
 			}
-			m.apply(&Op{ContentID: string(c), ReactionType: string(r), UserID: string(u), Action: Add})
+			if rs == nil || !bytes.Equal(c, curC) || !bytes.Equal(r, curR) {
+				curC, curR = append(curC[:0], c...), append(curR[:0], r...)
+				rs = m.ensureReaction(string(c), string(r))
+			}
+			uid, ok := m.userIDs[string(u)]
+			if !ok {
+				uid = m.intern(string(u))
+			}
+			rs.members[uid] = struct{}{}
 			n++
 		case prefixReaction:
 			c, r, ok := bytes.Cut(k[1:], []byte{0})

@@ -121,15 +121,17 @@ func (m *Memory) undo(op *Op, res Result, cr created) {
 
 // ensureReaction makes (content, reaction) known, with no members; the caller holds
 // the write lock.
-func (m *Memory) ensureReaction(contentID, reactionType string) {
+func (m *Memory) ensureReaction(contentID, reactionType string) *reactionSet {
 	c := m.contents[contentID]
 	if c == nil {
 		c = &content{}
 		m.contents[contentID] = c
 	}
-	if c.find(reactionType) == nil {
-		c.insert(reactionType)
+	rs := c.find(reactionType)
+	if rs == nil {
+		rs = c.insert(reactionType)
 	}
+	return rs
 }
 
 func (m *Memory) intern(user string) uint32 {
