@@ -73,6 +73,7 @@ type Daemon struct {
 	log     *slog.Logger
 	timeout time.Duration
 	closed  atomic.Bool
+	started bool // Start completed; only Start and Close touch it
 }
 
 // Start builds and starts every part. Listeners are bound before it returns, so an
@@ -121,6 +122,7 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	if err = d.API.Start(); err != nil {
 		return d, err
 	}
+	d.started = true
 	logger.Info("arina started", "mqtt", d.Broker.Addr(), "http", d.API.Addr(),
 		"topic_prefix", opts.MQTT.TopicPrefix)
 	return d, nil
@@ -170,6 +172,8 @@ func (d *Daemon) Close(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("shutting down: %w", err)
 	}
-	d.log.Info("arina stopped", "took", time.Since(start).Round(time.Millisecond))
+	if d.started {
+		d.log.Info("arina stopped", "took", time.Since(start).Round(time.Millisecond))
+	}
 	return nil
 }
