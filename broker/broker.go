@@ -77,6 +77,12 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumMessageExpiryInterval = 0 // retained messages must not expire unless the publisher asks
+	// Acks carry no properties of the PUBLISH they answer, as with mosquitto; mochi
+	// would echo the publisher's user properties in its PUBACK/PUBREC.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	// Topic aliases a client may use, announced in CONNACK by compatHook; mosquitto's
+	// default. mochi's 65535 would let one client make the broker hold 65535 topic names.
+	caps.TopicAliasMaximum = 10
 	m := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		Logger:       logger,
@@ -90,6 +96,9 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	}
 	if err := m.AddHook(s.hook, nil); err != nil {
 		return nil, fmt.Errorf("adding ingest hook: %w", err)
+	}
+	if err := m.AddHook(&compatHook{topicAliasMaximum: caps.TopicAliasMaximum}, nil); err != nil {
+		return nil, fmt.Errorf("adding compat hook: %w", err)
 	}
 	if reg != nil {
 		if err := registerMetrics(reg, m); err != nil {

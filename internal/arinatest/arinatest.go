@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,12 +40,15 @@ func Start(tb testing.TB, opts ...func(*daemon.Options)) *Daemon {
 	for _, f := range opts {
 		f(&o)
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	tw := &testWriter{tb: tb}
+	logger := slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d, err := daemon.Start(o, logger)
 	if err != nil {
+		tw.stop()
 		tb.Fatalf("starting daemon: %v", err)
 	}
 	tb.Cleanup(func() {
+		defer tw.stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := d.Close(ctx); err != nil {
@@ -54,11 +58,27 @@ func Start(tb testing.TB, opts ...func(*daemon.Options)) *Daemon {
 	return &Daemon{Daemon: d, MQTTAddr: d.MQTTAddr(), HTTPURL: "http://" + d.HTTPAddr()}
 }
 
-type testWriter struct{ tb testing.TB }
+// testWriter sends log lines to t.Log until stop: mochi may log from goroutines its
+// Close does not wait for, and t.Log after the test ended is a race (and a panic).
+type testWriter struct {
+	tb      testing.TB
+	mu      sync.Mutex
+	stopped bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.tb.Log(strings.TrimRight(string(p), "\n"))
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.tb.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
 }
 
 // WaitFor calls fn until it returns nil, failing the test with fn's last error if that
