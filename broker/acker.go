@@ -15,12 +15,23 @@ import (
 // applied them (which is the order the client sent them), on its own goroutine: the
 // writer only appends to its queue and never blocks on a client's socket.
 //
+// QoS 1: the acker writes the PUBACKs of everything applied since its last wake-up in
+// one write, under the client's lock that mochi's WritePacket also takes (so packets
+// never interleave), then relays the messages through an inline client (mochi retains
+// and fans out; it sends no ack for inline publishes). QoS 2: the packet is re-injected
+// on the client itself, so mochi keeps its PUBREC/PUBREL state.
+//
 // Race freedom: the writer goroutine calls pending.Done, which only appends under mu
 // and signals wake without blocking; the acker goroutine alone reads the queue and
-// writes to the client. A packet is re-injected with injecting set to its packet id,
-// so OnPublish, called synchronously by InjectPacket on the acker goroutine, lets it
-// through instead of ingesting it again. A client cannot reuse a packet id before it
+// writes to the client. A QoS 2 packet is re-injected with injecting set to its packet
+// id, so OnPublish, called synchronously by InjectPacket on the acker goroutine, lets
+// it through instead of ingesting it again. A client cannot reuse a packet id before it
 // got the ack, so no other publish of the client carries that id meanwhile.
+//
+// Known differences from an unmodified broker: PUBACKs of ingest publishes may come
+// after those of later non-ingest publishes on the same connection (clients match acks
+// by packet id), and relayed ingest messages have the relay as their origin, so a
+// no-local subscription of the publisher itself still receives them.
 type acker struct {
 	h         *ingestHook
 	cl        *mqtt.Client
@@ -30,6 +41,9 @@ type acker struct {
 	done      chan struct{}
 	stopOnce  sync.Once
 	injecting atomic.Uint32 // packet id + 1 of the packet being re-injected, or 0
+
+	acks   []byte     // acker goroutine only: PUBACKs gathered for one write
+	relays []*pending // acker goroutine only: their messages, relayed after the write
 }
 
 // pending is one held-back publish; it is the ingest.Ack of its event.
@@ -103,31 +117,78 @@ func (a *acker) run() {
 		a.mu.Unlock()
 		for i, p := range batch {
 			a.complete(p)
-			a.release(p)
 			batch[i] = nil
 		}
+		a.flush()
 	}
 }
 
+// complete acknowledges one held-back publish. QoS 1 PUBACKs are gathered and written
+// in one go by flush (one syscall for a whole batch instead of one per event); the
+// message is relayed after its ack, as mochi does. QoS 2 goes back through mochi,
+// which keeps the PUBREC/PUBREL state.
 func (a *acker) complete(p *pending) {
 	cl, pk := a.cl, p.pk
 	if p.err != nil {
+		a.flush()
 		a.h.log.Debug("mqtt event not applied", "client_id", cl.ID, "topic", pk.TopicName, "err", p.err)
 		if cl.Properties.ProtocolVersion == 5 {
 			_ = a.h.nack(cl, pk, packets.ErrUnspecifiedError)
 		}
+		a.release(p)
 		return // 3.1.1: no ack, the client resends
 	}
 	// The topic alias was resolved on the first pass; resolving it again could undo a
 	// newer mapping the client made meanwhile.
 	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
+	if pk.FixedHeader.Qos == 1 {
+		// PUBACK, reason 0x00 and no properties: the 2-byte form, the same in 3.1.1 and 5.
+		a.acks = append(a.acks, packets.Puback<<4, 2, byte(pk.PacketID>>8), byte(pk.PacketID))
+		a.relays = append(a.relays, p)
+		return
+	}
+	a.flush()
 	a.injecting.Store(uint32(pk.PacketID) + 1)
 	err := a.h.server.InjectPacket(cl, pk)
 	a.injecting.Store(0)
-	// InjectPacket counts the packet as received again.
-	atomic.AddInt64(&a.h.server.Info.MessagesReceived, -1)
-	atomic.AddInt64(&a.h.server.Info.PacketsReceived, -1)
+	a.h.uncount()
 	if err != nil {
 		a.h.log.Debug("completing held-back publish", "client_id", cl.ID, "topic", pk.TopicName, "err", err)
 	}
+	a.release(p)
+}
+
+// flush writes the gathered PUBACKs to the client, then relays their messages.
+func (a *acker) flush() {
+	if len(a.acks) > 0 {
+		cl := a.cl
+		cl.Lock() // mochi's WritePacket holds it while it writes whole packets
+		n, err := cl.Net.Conn.Write(a.acks)
+		cl.Unlock()
+		info := a.h.server.Info
+		atomic.AddInt64(&info.BytesSent, int64(n))
+		atomic.AddInt64(&info.PacketsSent, int64(len(a.acks)/4))
+		if err != nil {
+			a.h.log.Debug("writing pubacks", "client_id", cl.ID, "err", err)
+		}
+		a.acks = a.acks[:0]
+	}
+	for i, p := range a.relays {
+		// The relay client is inline: mochi retains and publishes to subscribers and
+		// sends no ack.
+		if err := a.h.server.InjectPacket(a.h.relay, p.pk); err != nil {
+			a.h.log.Debug("relaying publish", "topic", p.pk.TopicName, "err", err)
+		}
+		a.h.uncount()
+		a.release(p)
+		a.relays[i] = nil
+	}
+	a.relays = a.relays[:0]
+}
+
+// uncount undoes InjectPacket's count of a received packet: it was counted when it
+// first arrived.
+func (h *ingestHook) uncount() {
+	atomic.AddInt64(&h.server.Info.MessagesReceived, -1)
+	atomic.AddInt64(&h.server.Info.PacketsReceived, -1)
 }

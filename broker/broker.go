@@ -88,7 +88,8 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 		Logger:       logger,
 	})
 	s := &Server{opts: opts, log: logger, mochi: m}
-	s.hook = &ingestHook{prefix: opts.TopicPrefix, maxPayload: opts.MaxEventPayload, sink: sink, log: logger, closing: &s.closed, server: m}
+	s.hook = &ingestHook{prefix: opts.TopicPrefix, maxPayload: opts.MaxEventPayload, sink: sink, log: logger, closing: &s.closed,
+		server: m, relay: m.NewClient(nil, "local", "arina-relay", true)}
 	// Until authentication is configured every client is allowed; the daemon binds
 	// loopback only in that case.
 	if err := m.AddHook(new(auth.AllowHook), nil); err != nil {

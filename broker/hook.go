@@ -23,6 +23,7 @@ type ingestHook struct {
 	log        *slog.Logger
 	closing    *atomic.Bool // the broker is shutting down: wills are not ingested
 	server     *mqtt.Server // for re-injecting held-back publishes
+	relay      *mqtt.Client // inline client that relays acknowledged QoS 1 publishes
 	ackers     sync.Map     // *mqtt.Client -> *acker
 	ackerWG    sync.WaitGroup
 	pending    sync.Pool
