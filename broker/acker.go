@@ -23,24 +23,24 @@ import (
 //
 // Race freedom: the writer goroutine calls pending.Done, which only appends under mu
 // and signals wake without blocking; the acker goroutine alone reads the queue and
-// writes to the client. A QoS 2 packet is re-injected with injecting set to its packet
-// id, so OnPublish, called synchronously by InjectPacket on the acker goroutine, lets
-// it through instead of ingesting it again. A client cannot reuse a packet id before it
-// got the ack, so no other publish of the client carries that id meanwhile.
+// writes to the client. A QoS 2 packet is re-injected with its payload buffer listed
+// in the hook's injecting set, so OnPublish, called synchronously by InjectPacket on
+// the acker goroutine, lets it through instead of ingesting it again; mochi decodes
+// every received packet into a new buffer, so no other publish can match (a packet id
+// could: the client may reuse it as soon as PUBREC is out, inside InjectPacket).
 //
 // Known differences from an unmodified broker: PUBACKs of ingest publishes may come
 // after those of later non-ingest publishes on the same connection (clients match acks
 // by packet id), and relayed ingest messages have the relay as their origin, so a
 // no-local subscription of the publisher itself still receives them.
 type acker struct {
-	h         *ingestHook
-	cl        *mqtt.Client
-	mu        sync.Mutex
-	queue     []*pending // guarded by mu
-	wake      chan struct{}
-	done      chan struct{}
-	stopOnce  sync.Once
-	injecting atomic.Uint32 // packet id + 1 of the packet being re-injected, or 0
+	h        *ingestHook
+	cl       *mqtt.Client
+	mu       sync.Mutex
+	queue    []*pending // guarded by mu
+	wake     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 
 	acks   []byte     // acker goroutine only: PUBACKs gathered for one write
 	relays []*pending // acker goroutine only: their messages, relayed after the write
@@ -79,10 +79,16 @@ func (h *ingestHook) ackerFor(cl *mqtt.Client) *acker {
 	return a
 }
 
-// reinjected reports whether pk is a held-back publish being completed by its acker.
-func (h *ingestHook) reinjected(cl *mqtt.Client, pk packets.Packet) bool {
-	v, ok := h.ackers.Load(cl)
-	return ok && v.(*acker).injecting.Load() == uint32(pk.PacketID)+1
+// reinjected reports whether pk is a held-back publish being completed by an acker.
+// Neither the acker (OnDisconnect may have removed it) nor the packet id (reusable once
+// PUBREC/PUBCOMP is out, inside InjectPacket) identifies it; its payload buffer does:
+// mochi decodes every received packet into a new buffer.
+func (h *ingestHook) reinjected(pk packets.Packet) bool {
+	if len(pk.Payload) == 0 { // held-back events always have a payload
+		return false
+	}
+	_, ok := h.injecting.Load(&pk.Payload[0])
+	return ok
 }
 
 func (a *acker) newPending(pk packets.Packet) *pending {
@@ -148,9 +154,14 @@ func (a *acker) complete(p *pending) {
 		return
 	}
 	a.flush()
-	a.injecting.Store(uint32(pk.PacketID) + 1)
+	if cl.Closed() {
+		a.release(p)
+		return // the connection is gone: no ack can reach it, the client resends
+	}
+	key := &pk.Payload[0]
+	a.h.injecting.Store(key, struct{}{})
 	err := a.h.server.InjectPacket(cl, pk)
-	a.injecting.Store(0)
+	a.h.injecting.Delete(key)
 	a.h.uncount()
 	if err != nil {
 		a.h.log.Debug("completing held-back publish", "client_id", cl.ID, "topic", pk.TopicName, "err", err)

@@ -11,6 +11,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arina-dev/arina/ingest"
@@ -116,7 +117,7 @@ func (s *Server) Start() error {
 		return fmt.Errorf("mqtt: listening on %s: %w", s.opts.Listen, err)
 	}
 	if err := s.mochi.Serve(); err != nil {
-		_ = s.mochi.Close()
+		_ = s.Close(context.Background())
 		return fmt.Errorf("mqtt: serving: %w", err)
 	}
 	s.running.Store(true)
@@ -134,14 +135,43 @@ func (s *Server) Addr() string {
 // Running reports whether the broker is serving.
 func (s *Server) Running() bool { return s.running.Load() && !s.closed.Load() }
 
-// Close stops the listeners and disconnects every client. It returns once no client
-// goroutine, and so no hook call, is still running. It is safe to call more than once.
-func (s *Server) Close() error {
+// Close stops the listener and disconnects every client, then stops the broker. It
+// returns once no client goroutine, and so no hook call, is still running, or with an
+// error when ctx ends first. It is safe to call more than once.
+//
+// mochi v2.7.9's own Close can deadlock when a client disconnects while it runs
+// (Clients.GetByListener read-locks twice; mochi-mqtt/server#488). So Close first
+// closes the listener with its own closer, which reads the clients once, and waits
+// for the client goroutines; mochi's Close then finds the listener already closed and
+// does not scan the clients again.
+func (s *Server) Close(ctx context.Context) error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	s.running.Store(false)
-	return s.mochi.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if s.tcp != nil {
+			s.mochi.Listeners.Close(s.tcp.ID(), s.disconnectClients)
+			s.mochi.Listeners.ClientsWg.Wait()
+		}
+		_ = s.mochi.Close()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("mqtt: clients still connected at shutdown deadline: %w", ctx.Err())
+	}
+}
+
+func (s *Server) disconnectClients(listener string) {
+	for _, cl := range s.mochi.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = s.mochi.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 func registerMetrics(reg prometheus.Registerer, m *mqtt.Server) error {

@@ -26,6 +26,7 @@ type ingestHook struct {
 	relay      *mqtt.Client // inline client that relays acknowledged QoS 1 publishes
 	ackers     sync.Map     // *mqtt.Client -> *acker
 	ackerWG    sync.WaitGroup
+	injecting  sync.Map // *byte -> struct{}: first payload byte of each publish being re-injected
 	pending    sync.Pool
 }
 
@@ -60,10 +61,13 @@ func (h *ingestHook) parse(cl *mqtt.Client, topic string, payload []byte) (inges
 	if !ok {
 		return ingest.Event{}, false, nil
 	}
+	var ev ingest.Event
+	var err error
 	if len(payload) > h.maxPayload {
-		return ingest.Event{}, true, &ingest.Error{Code: ingest.CodePayloadTooLarge, Msg: fmt.Sprintf("payload of %d bytes is over the %d byte limit", len(payload), h.maxPayload)}
+		err = &ingest.Error{Code: ingest.CodePayloadTooLarge, Msg: fmt.Sprintf("payload of %d bytes is over the %d byte limit", len(payload), h.maxPayload)}
+	} else {
+		ev, err = ingest.ParsePayload(content, reaction, payload, ingest.SourceMQTT)
 	}
-	ev, err := ingest.ParsePayload(content, reaction, payload, ingest.SourceMQTT)
 	if err != nil {
 		code := ingest.CodeOf(err)
 		h.sink.Reject(ingest.SourceMQTT, code)
@@ -76,7 +80,7 @@ func (h *ingestHook) parse(cl *mqtt.Client, topic string, payload []byte) (inges
 
 // OnPublish ingests a publish on an ingest topic; see the package doc for the acks.
 func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline || h.reinjected(cl, pk) {
+	if cl.Net.Inline || h.reinjected(pk) {
 		return pk, nil
 	}
 	ev, isEvent, err := h.parse(cl, pk.TopicName, pk.Payload)

@@ -151,7 +151,7 @@ func (d *Daemon) Close(ctx context.Context) error {
 	start := time.Now()
 	var errs []error
 	if d.Broker != nil {
-		errs = append(errs, d.Broker.Close())
+		errs = append(errs, d.Broker.Close(ctx))
 	}
 	if d.Writer != nil {
 		queued := d.Writer.QueueLen()
