@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,7 @@ type Options struct {
 	Checks       []Check               // all must pass for /readyz to answer 200
 	Gatherer     prometheus.Gatherer   // served on /metrics; nil: no metrics
 	Registerer   prometheus.Registerer // where the HTTP metrics go; nil: not registered
+	Pprof        bool                  // serve net/http/pprof under /debug/pprof/
 }
 
 // DefaultMaxBodyBytes is the default limit on a request body.
@@ -111,6 +113,13 @@ func (s *Server) routes() http.Handler {
 	if s.opts.Gatherer != nil {
 		mh := promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError)})
 		handle(http.MethodGet, "/metrics", mh.ServeHTTP)
+	}
+	if s.opts.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))

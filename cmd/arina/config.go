@@ -39,6 +39,7 @@ type MQTTConfig struct {
 type HTTPConfig struct {
 	Listen       string `mapstructure:"listen"`
 	MaxBodyBytes int64  `mapstructure:"max_body_bytes"`
+	Pprof        bool   `mapstructure:"pprof"`
 }
 
 // IngestConfig is the ingest section.
@@ -246,6 +247,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("mqtt.max_event_payload", d.MQTT.MaxEventPayload)
 	v.SetDefault("http.listen", d.HTTP.Listen)
 	v.SetDefault("http.max_body_bytes", d.HTTP.MaxBodyBytes)
+	v.SetDefault("http.pprof", d.HTTP.Pprof)
 	v.SetDefault("ingest.queue_size", d.Ingest.QueueSize)
 	v.SetDefault("ingest.batch_size", d.Ingest.BatchSize)
 	v.SetDefault("ingest.enqueue_timeout", d.Ingest.EnqueueTimeout)
@@ -287,7 +289,7 @@ func (c *Config) daemonOptions(log *slog.Logger) daemon.Options {
 	}
 	return daemon.Options{
 		MQTT:            broker.Options{Listen: mqttAddr, TopicPrefix: c.MQTT.TopicPrefix, MaxEventPayload: c.MQTT.MaxEventPayload},
-		HTTP:            api.Options{Listen: httpAddr, MaxBodyBytes: c.HTTP.MaxBodyBytes},
+		HTTP:            api.Options{Listen: httpAddr, MaxBodyBytes: c.HTTP.MaxBodyBytes, Pprof: c.HTTP.Pprof},
 		Ingest:          ingest.Options{QueueSize: c.Ingest.QueueSize, BatchSize: c.Ingest.BatchSize, EnqueueTimeout: c.Ingest.EnqueueTimeout},
 		ShutdownTimeout: c.Ingest.ShutdownTimeout,
 		Durability:      c.Store.Durability,
