@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,7 +26,9 @@ import (
 
 	"github.com/arina-dev/arina/api"
 	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/storetest"
 )
 
 func TestMain(m *testing.M) {
@@ -180,18 +181,7 @@ func (h *harness) mustPost(tb testing.TB, action, content, reaction, user string
 // storeCounts reads counts straight from the store; nil for a content never seen.
 func (h *harness) storeCounts(tb testing.TB, content string) map[string]int64 {
 	tb.Helper()
-	cs, err := h.mem.Counts(context.Background(), content)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		tb.Fatalf("store Counts(%q): %v", content, err)
-	}
-	m := make(map[string]int64, len(cs))
-	for _, c := range cs {
-		m[c.ReactionType] = c.Count
-	}
-	return m
+	return storetest.CountsMap(tb, h.mem, content)
 }
 
 // metric sums the series of the named metric whose labels include all of labels
@@ -343,24 +333,6 @@ func checkRetryAfter(tb testing.TB, r reply) {
 	ra := r.header.Get("Retry-After")
 	if n, err := strconv.Atoi(ra); err != nil || n <= 0 {
 		tb.Errorf("Retry-After = %q, want a positive number of seconds", ra)
-	}
-}
-
-// waitFor calls fn until it returns nil, failing with its last error after timeout.
-func waitFor(tb testing.TB, timeout time.Duration, fn func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	interval := time.Millisecond
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(interval) // polling interval, not synchronisation
-		interval = min(interval*2, 20*time.Millisecond)
 	}
 }
 
@@ -722,7 +694,7 @@ func TestServer_PostReaction_Overload(t *testing.T) {
 		t.Fatal("the writer never called Apply for A")
 	}
 	b := postAsync("B")
-	waitFor(t, 10*time.Second, func() error {
+	arinatest.WaitFor(t, 10*time.Second, func() error {
 		if n := h.w.QueueLen(); n != 1 {
 			return fmt.Errorf("queue length = %d, want 1", n)
 		}
@@ -801,7 +773,7 @@ func TestServer_PostReaction_ShuttingDown(t *testing.T) {
 	}
 	checkJSON(t, r.body, `{"content_id":"Stew","reaction_count":{"fire":1}}`)
 	// The writer check fails.
-	waitFor(t, 10*time.Second, func() error {
+	arinatest.WaitFor(t, 10*time.Second, func() error {
 		r := h.do(t, http.MethodGet, "/readyz", "", "")
 		if r.status != http.StatusServiceUnavailable {
 			return fmt.Errorf("readyz status = %d, want 503; body %s", r.status, r.body)

@@ -10,31 +10,16 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/store"
 	"github.com/arina-dev/arina/store/storetest"
 )
-
-// mustTmpfs mounts a small tmpfs for the test (root only), so that a full disk is real.
-func mustTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs to fill a disk needs root")
-	}
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
-}
 
 // TestDurable_DiskFull: with the disk (nearly) full the store refuses batches without
 // applying anything and reports unhealthy; once space is freed it accepts them again by
 // itself.
 func TestDurable_DiskFull(t *testing.T) {
-	dir := mustTmpfs(t, "64m")
+	dir := arinatest.MustTmpfs(t, "64m")
 	s, err := store.OpenDurable(store.DurableOptions{Dir: filepath.Join(dir, "data"), Sync: true, MinFreeBytes: 16 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -42,26 +27,7 @@ func TestDurable_DiskFull(t *testing.T) {
 	defer s.Close()
 	storetest.MustApply(t, s, store.Op{ContentID: "c", ReactionType: "r", UserID: "before", Action: store.Add})
 
-	// Fill the disk until less than MinFreeBytes remain.
-	ballast := filepath.Join(dir, "ballast")
-	f, err := os.Create(ballast)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunk := make([]byte, 1<<20)
-	for {
-		var st unix.Statfs_t
-		if err := unix.Statfs(dir, &st); err != nil {
-			t.Fatal(err)
-		}
-		if st.Bavail*uint64(st.Bsize) < 8<<20 {
-			break
-		}
-		if _, err := f.Write(chunk); err != nil {
-			break
-		}
-	}
-	f.Close()
+	ballast := arinatest.FillDisk(t, dir, 8<<20) // below MinFreeBytes
 
 	op := []store.Op{{ContentID: "c", ReactionType: "r", UserID: "during", Action: store.Add}}
 	waitFor(t, 5*time.Second, func() bool { return !s.Healthy() })

@@ -27,6 +27,7 @@ import (
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/storetest"
 )
 
 // Helpers in this file are prefixed with "ingest" so they cannot collide with those of
@@ -123,18 +124,7 @@ func ingestStart(t *testing.T, opts ...func(*daemon.Options)) *arinatest.Daemon 
 // ingestMemCounts reads the counts of content straight from a memory store, as a map.
 func ingestMemCounts(tb testing.TB, m *store.Memory, content string) map[string]int64 {
 	tb.Helper()
-	counts, err := m.Counts(context.Background(), content)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		tb.Fatalf("reading counts of %s from the memory store: %v", content, err)
-	}
-	out := make(map[string]int64, len(counts))
-	for _, c := range counts {
-		out[c.ReactionType] = c.Count
-	}
-	return out
+	return storetest.CountsMap(tb, m, content)
 }
 
 // ingestMustCounts asserts the seed count route's answer for content.

@@ -55,6 +55,24 @@ func MustCounts(tb testing.TB, s store.Store, content string) []store.ReactionCo
 	return c
 }
 
+// CountsMap returns the counts of a content as reaction -> count, or nil for a content
+// never seen, failing the test on any other error.
+func CountsMap(tb testing.TB, s store.Store, content string) map[string]int64 {
+	tb.Helper()
+	counts, err := s.Counts(context.Background(), content)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		tb.Fatalf("Counts(%q): %v", content, err)
+	}
+	m := make(map[string]int64, len(counts))
+	for _, c := range counts {
+		m[c.ReactionType] = c.Count
+	}
+	return m
+}
+
 func open(t *testing.T, newStore NewFunc) store.Store {
 	s := newStore(t)
 	t.Cleanup(func() { _ = s.Close() })
