@@ -84,7 +84,8 @@ func (h *ingestHook) ackerFor(cl *mqtt.Client) *acker {
 // PUBREC/PUBCOMP is out, inside InjectPacket) identifies it; its payload buffer does:
 // mochi decodes every received packet into a new buffer.
 func (h *ingestHook) reinjected(pk packets.Packet) bool {
-	if len(pk.Payload) == 0 { // held-back events always have a payload
+	// Only QoS 2 publishes are re-injected; held-back events always have a payload.
+	if pk.FixedHeader.Qos != 2 || len(pk.Payload) == 0 {
 		return false
 	}
 	_, ok := h.injecting.Load(&pk.Payload[0])
