@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ import (
 // Reader answers count queries. store.Store implements it.
 type Reader interface {
 	Counts(ctx context.Context, contentID string) ([]store.ReactionCount, error)
+	Members(ctx context.Context, contentID, reactionType, after string, limit int) ([]store.Member, error)
 }
 
 // Ingester applies events. *ingest.Writer implements it.
@@ -47,6 +49,9 @@ type Options struct {
 	Gatherer     prometheus.Gatherer   // served on /metrics; nil: no metrics
 	Registerer   prometheus.Registerer // where the HTTP metrics go; nil: not registered
 	Pprof        bool                  // serve net/http/pprof under /debug/pprof/
+	// TTL is the reaction types' time to live (nil: none); the members route derives
+	// when a membership was last refreshed from it.
+	TTL func(reactionType string) time.Duration
 }
 
 // DefaultMaxBodyBytes is the default limit on a request body.
@@ -108,6 +113,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/api/v1/reaction/reactions_count/{content_id}", s.seedCounts)
 	handle(http.MethodGet, "/reaction/reactions_count/{content_id}", s.seedCounts)
 	handle(http.MethodGet, "/api/v1/contents/{content_id}", s.contentCounts)
+	handle(http.MethodGet, "/api/v1/contents/{content_id}/reactions/{reaction_type}/members", s.members)
 	handle(http.MethodGet, "/healthz", s.healthz)
 	handle(http.MethodGet, "/readyz", s.readyz)
 	if s.opts.Gatherer != nil {
@@ -366,6 +372,69 @@ func (s *Server) contentCounts(w http.ResponseWriter, r *http.Request) {
 	resp := contentResponse{ContentID: id, Reactions: counts}
 	for _, c := range counts {
 		resp.Total += c.Count
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// Member paging limits.
+const (
+	defaultMembersLimit = 100
+	maxMembersLimit     = 1000
+)
+
+type memberJSON struct {
+	UserID      string     `json:"user_id"`
+	RefreshedAt *time.Time `json:"refreshed_at,omitempty"` // last add; only for reactions with a TTL
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`   // when it ends unless refreshed
+}
+
+// membersResponse is one page of GET /api/v1/contents/{content_id}/reactions/{reaction_type}/members.
+type membersResponse struct {
+	ContentID    string       `json:"content_id"`
+	ReactionType string       `json:"reaction_type"`
+	Members      []memberJSON `json:"members"`
+	NextAfter    string       `json:"next_after,omitempty"` // pass as ?after= for the next page
+}
+
+func (s *Server) members(w http.ResponseWriter, r *http.Request) {
+	id, reaction := r.PathValue("content_id"), r.PathValue("reaction_type")
+	q := r.URL.Query()
+	limit := defaultMembersLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxMembersLimit {
+			writeError(w, http.StatusBadRequest, string(ingest.CodeInvalidField), fmt.Sprintf("limit must be 1 to %d", maxMembersLimit))
+			return
+		}
+		limit = n
+	}
+	ms, err := s.reader.Members(r.Context(), id, reaction, q.Get("after"), limit)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("content %q has never held a reaction", id))
+		return
+	}
+	if err != nil {
+		s.writeReadError(w, err)
+		return
+	}
+	var ttl time.Duration
+	if s.opts.TTL != nil {
+		ttl = s.opts.TTL(reaction)
+	}
+	resp := membersResponse{ContentID: id, ReactionType: reaction, Members: make([]memberJSON, len(ms))}
+	for i, m := range ms {
+		resp.Members[i].UserID = m.UserID
+		if m.ExpiresAt != 0 {
+			exp := time.UnixMilli(m.ExpiresAt).UTC()
+			resp.Members[i].ExpiresAt = &exp
+			if ttl > 0 {
+				ref := exp.Add(-ttl)
+				resp.Members[i].RefreshedAt = &ref
+			}
+		}
+	}
+	if len(ms) == limit {
+		resp.NextAfter = ms[len(ms)-1].UserID
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

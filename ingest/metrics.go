@@ -17,8 +17,11 @@ type metrics struct {
 	batchSize    prometheus.Histogram
 	applySeconds prometheus.Histogram
 
+	expiredVec *prometheus.CounterVec
+
 	mu        sync.Mutex
 	rejectedC map[rejectKey]prometheus.Counter
+	expiredC  map[string]prometheus.Counter // by reaction type; bounded like the TTL cache
 }
 
 type rejectKey struct {
@@ -43,8 +46,14 @@ func newMetrics(reg prometheus.Registerer, w *Writer) (*metrics, error) {
 		Name: "arina_memberships_changed_total",
 		Help: "Applied events that changed a set (adds of new members, removes of present ones).",
 	}, []string{"action"})
+	expired := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "arina_memberships_expired_total",
+		Help: "Memberships removed because their reaction's TTL passed without a refresh.",
+	}, []string{"reaction"})
 	m := &metrics{
 		rejectedVec: rejected,
+		expiredVec:  expired,
+		expiredC:    make(map[string]prometheus.Counter),
 		changed: map[store.Action]prometheus.Counter{
 			store.Add:    changed.WithLabelValues("add"),
 			store.Remove: changed.WithLabelValues("remove"),
@@ -77,7 +86,7 @@ func newMetrics(reg prometheus.Registerer, w *Writer) (*metrics, error) {
 		Help: "Capacity of the ingest queue (ingest.queue_size).",
 	}, func() float64 { return float64(cap(w.ch)) })
 	var errs []error
-	for _, c := range []prometheus.Collector{received, applied, rejected, changed, m.batchSize, m.applySeconds, queueLen, queueCap} {
+	for _, c := range []prometheus.Collector{received, applied, rejected, changed, expired, m.batchSize, m.applySeconds, queueLen, queueCap} {
 		errs = append(errs, reg.Register(c))
 	}
 	return m, errors.Join(errs...)
@@ -93,6 +102,21 @@ func (m *metrics) rejected(src Source, code Code) prometheus.Counter {
 	if !ok {
 		c = m.rejectedVec.WithLabelValues(src.String(), string(code))
 		m.rejectedC[k] = c
+	}
+	return c
+}
+
+// expired returns the expiry counter of one reaction type.
+func (m *metrics) expired(reactionType string) prometheus.Counter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.expiredC[reactionType]
+	if !ok {
+		if len(m.expiredC) >= maxTTLCache {
+			clear(m.expiredC)
+		}
+		c = m.expiredVec.WithLabelValues(reactionType)
+		m.expiredC[reactionType] = c
 	}
 	return c
 }

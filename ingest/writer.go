@@ -18,6 +18,10 @@ type Options struct {
 	QueueSize      int           // capacity of the queue; default 65536
 	BatchSize      int           // most events applied in one store call; default 1024
 	EnqueueTimeout time.Duration // how long a producer waits for room before ErrQueueFull; default 1s
+
+	// TTL returns how long a membership of a reaction type lasts without being added
+	// again (refreshed); 0: for ever. nil: nothing expires. Called by the writer only.
+	TTL func(reactionType string) time.Duration
 }
 
 // Defaults for Options.
@@ -72,6 +76,10 @@ type Writer struct {
 
 	lastErrLog time.Time // writer goroutine only: failures are logged at most every 10s
 	failed     int       // events refused since the last log line
+
+	ctx      context.Context          // for store calls; never cancelled
+	expiries expiryHeap               // writer goroutine only: scheduled expiry checks
+	ttls     map[string]time.Duration // writer goroutine only: cache of opts.TTL
 }
 
 // NewWriter returns a writer applying events to st. Its metrics are registered with reg
@@ -85,6 +93,8 @@ func NewWriter(st store.Store, opts Options, logger *slog.Logger, reg prometheus
 		ch:       make(chan item, opts.QueueSize),
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
+		ctx:      context.Background(),
+		ttls:     make(map[string]time.Duration),
 	}
 	w.waiters.New = func() any { return &waiter{ch: make(chan struct{}, 1)} }
 	m, err := newMetrics(reg, w)
@@ -100,6 +110,7 @@ func (w *Writer) Start() {
 	if !w.started.CompareAndSwap(false, true) {
 		return
 	}
+	w.loadExpiries()
 	w.running.Store(true)
 	go w.run()
 }
@@ -195,8 +206,22 @@ func (w *Writer) run() {
 	batch := make([]item, 0, w.opts.BatchSize)
 	ops := make([]store.Op, w.opts.BatchSize)
 	out := make([]store.Result, w.opts.BatchSize)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		it, ok := <-w.ch
+		var due <-chan time.Time
+		if at, ok := w.nextExpiry(); ok {
+			timer.Reset(time.Until(at))
+			due = timer.C
+		}
+		var it item
+		var ok bool
+		select {
+		case it, ok = <-w.ch:
+		case <-due:
+			w.expire(time.Now(), ops, out)
+			continue
+		}
 		if !ok {
 			return
 		}
@@ -224,7 +249,11 @@ func (w *Writer) apply(batch []item, ops []store.Op, out []store.Result) {
 		ops[i] = batch[i].ev.Op
 	}
 	start := time.Now()
-	err := w.st.Apply(context.Background(), ops[:n], out[:n])
+	w.stampExpiry(ops[:n], start.UnixMilli())
+	err := w.st.Apply(w.ctx, ops[:n], out[:n])
+	if err == nil {
+		w.schedule(ops[:n], out[:n])
+	}
 	w.m.applySeconds.Observe(time.Since(start).Seconds())
 	w.m.batchSize.Observe(float64(n))
 	if err != nil {

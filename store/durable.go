@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,7 +26,7 @@ const FormatVersion = 1
 //
 //	"\x00format"              -> "arina-store/<FormatVersion>"
 //	"r" content 0x00 reaction -> ""   (the reaction was held once; it stays listed at 0)
-//	"m" content 0x00 reaction 0x00 user -> ""   (a membership)
+//	"m" content 0x00 reaction 0x00 user -> "" or 8-byte big-endian expiry (unix ms)
 var (
 	formatKey      = []byte("\x00format")
 	prefixReaction = byte('r')
@@ -72,6 +73,7 @@ type Durable struct {
 
 	batch   *pebble.Batch
 	key     []byte
+	val     [8]byte
 	created []created
 	healthy atomic.Bool
 	dirty   atomic.Bool // async: written since the last fsync
@@ -203,7 +205,14 @@ func (d *Durable) load() (int, error) {
 			if !ok {
 				uid = m.intern(string(u))
 			}
-			rs.members[uid] = struct{}{}
+			var exp int64
+			if v := it.Value(); len(v) == 8 {
+				exp = int64(binary.BigEndian.Uint64(v))
+			} else if len(v) != 0 {
+				_ = it.Close()
+				return n, fmt.Errorf("malformed membership value %q for key %q", v, k)
+			}
+			rs.members[uid] = exp
 			n++
 		case prefixReaction:
 			c, r, ok := bytes.Cut(k[1:], []byte{0})
@@ -258,12 +267,11 @@ func (d *Durable) Apply(_ context.Context, ops []Op, out []Result) error {
 		if cr[i]&createdReaction != 0 {
 			_ = b.Set(d.appendKey(prefixReaction, op), nil, nil)
 		}
-		if !out[i].Changed {
-			continue
-		}
-		if op.Action == Add {
-			_ = b.Set(d.appendKey(prefixMember, op), nil, nil)
-		} else {
+		res := &out[i]
+		switch {
+		case op.Action == Add && (res.Changed || res.Expiry != res.PrevExpiry):
+			_ = b.Set(d.appendKey(prefixMember, op), expiryValue(d.val[:0], res.Expiry), nil)
+		case op.Action != Add && res.Changed:
 			_ = b.Delete(d.appendKey(prefixMember, op), nil)
 		}
 	}
@@ -289,6 +297,23 @@ func (d *Durable) Apply(_ context.Context, ops []Op, out []Result) error {
 	}
 	d.healthy.Store(true)
 	return nil
+}
+
+func expiryValue(buf []byte, exp int64) []byte {
+	if exp == 0 {
+		return nil
+	}
+	return binary.BigEndian.AppendUint64(buf, uint64(exp))
+}
+
+// Members implements Store.
+func (d *Durable) Members(ctx context.Context, contentID, reactionType, after string, limit int) ([]Member, error) {
+	return d.mem.Members(ctx, contentID, reactionType, after, limit)
+}
+
+// Expiring implements Store.
+func (d *Durable) Expiring(fn func(contentID, reactionType, userID string, expiresAt int64)) {
+	d.mem.Expiring(fn)
 }
 
 // Counts implements Store.

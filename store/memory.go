@@ -25,7 +25,7 @@ type content struct {
 
 type reactionSet struct {
 	reactionType string
-	members      map[uint32]struct{}
+	members      map[uint32]int64 // user -> expiry (unix ms, 0: none)
 }
 
 var _ Store = (*Memory)(nil)
@@ -61,7 +61,7 @@ const (
 
 // apply applies one op; the caller holds the write lock.
 func (m *Memory) apply(op *Op) (Result, created) {
-	if op.Action == Remove {
+	if op.Action == Remove || op.Action == Expire {
 		c := m.contents[op.ContentID]
 		if c == nil {
 			return Result{}, 0
@@ -74,9 +74,15 @@ func (m *Memory) apply(op *Op) (Result, created) {
 		if !ok {
 			return Result{Count: int64(len(rs.members))}, 0
 		}
-		n := len(rs.members)
+		exp, member := rs.members[uid]
+		if !member {
+			return Result{Count: int64(len(rs.members))}, 0
+		}
+		if op.Action == Expire && (exp == 0 || exp > op.ExpiresAt) {
+			return Result{Count: int64(len(rs.members)), Expiry: exp, PrevExpiry: exp}, 0
+		}
 		delete(rs.members, uid)
-		return Result{Changed: len(rs.members) != n, Count: int64(len(rs.members))}, 0
+		return Result{Changed: true, Count: int64(len(rs.members)), PrevExpiry: exp}, 0
 	}
 
 	var cr created
@@ -92,22 +98,26 @@ func (m *Memory) apply(op *Op) (Result, created) {
 		cr |= createdReaction
 	}
 	uid := m.intern(op.UserID)
-	n := len(rs.members)
-	rs.members[uid] = struct{}{}
-	return Result{Changed: len(rs.members) != n, Count: int64(len(rs.members))}, cr
+	prev, member := rs.members[uid]
+	rs.members[uid] = op.ExpiresAt
+	return Result{Changed: !member, Count: int64(len(rs.members)), Expiry: op.ExpiresAt, PrevExpiry: prev}, cr
 }
 
 // undo reverts an op that apply applied with the given result; ops are undone in the
 // reverse order of their application. The caller holds the write lock.
 func (m *Memory) undo(op *Op, res Result, cr created) {
-	if !res.Changed && cr == 0 {
+	if !res.Changed && cr == 0 && res.Expiry == res.PrevExpiry {
 		return
 	}
 	c := m.contents[op.ContentID]
 	rs := c.find(op.ReactionType)
 	uid := m.userIDs[op.UserID]
-	if op.Action == Remove {
-		rs.members[uid] = struct{}{}
+	if op.Action != Add {
+		rs.members[uid] = res.PrevExpiry
+		return
+	}
+	if !res.Changed { // a refresh: restore the old expiry
+		rs.members[uid] = res.PrevExpiry
 		return
 	}
 	delete(rs.members, uid)
@@ -155,7 +165,7 @@ func (c *content) find(reactionType string) *reactionSet {
 }
 
 func (c *content) insert(reactionType string) *reactionSet {
-	rs := &reactionSet{reactionType: reactionType, members: make(map[uint32]struct{})}
+	rs := &reactionSet{reactionType: reactionType, members: make(map[uint32]int64)}
 	i := sort.Search(len(c.reactions), func(i int) bool { return c.reactions[i].reactionType >= reactionType })
 	c.reactions = append(c.reactions, nil)
 	copy(c.reactions[i+1:], c.reactions[i:])
@@ -188,6 +198,50 @@ func (m *Memory) Counts(_ context.Context, contentID string) ([]ReactionCount, e
 		counts[i] = ReactionCount{ReactionType: rs.reactionType, Count: int64(len(rs.members))}
 	}
 	return counts, nil
+}
+
+// Members implements Store. It sorts the set's user ids on every call: O(n log n) in
+// the size of the set.
+func (m *Memory) Members(_ context.Context, contentID, reactionType, after string, limit int) ([]Member, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	c := m.contents[contentID]
+	if c == nil {
+		return nil, ErrNotFound
+	}
+	rs := c.find(reactionType)
+	if rs == nil {
+		return []Member{}, nil
+	}
+	all := make([]Member, 0, len(rs.members))
+	for uid, exp := range rs.members {
+		if name := m.users[uid]; name > after {
+			all = append(all, Member{UserID: name, ExpiresAt: exp})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].UserID < all[j].UserID })
+	if limit > 0 && len(all) > limit {
+		all = all[:limit]
+	}
+	return all, nil
+}
+
+// Expiring implements Store.
+func (m *Memory) Expiring(fn func(contentID, reactionType, userID string, expiresAt int64)) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for cid, c := range m.contents {
+		for _, rs := range c.reactions {
+			for uid, exp := range rs.members {
+				if exp != 0 {
+					fn(cid, rs.reactionType, m.users[uid], exp)
+				}
+			}
+		}
+	}
 }
 
 // Close implements Store. The memory is released to the garbage collector.

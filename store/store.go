@@ -18,6 +18,9 @@ type Action uint8
 const (
 	Add Action = iota + 1
 	Remove
+	// Expire removes a membership only if it has an expiry and that expiry is at or
+	// before the Op's ExpiresAt: a membership refreshed meanwhile stays.
+	Expire
 )
 
 // String returns "add" or "remove".
@@ -27,6 +30,8 @@ func (a Action) String() string {
 		return "add"
 	case Remove:
 		return "remove"
+	case Expire:
+		return "expire"
 	}
 	return "unknown"
 }
@@ -38,12 +43,23 @@ type Op struct {
 	UserID       string
 	Action       Action
 	TS           int64 // unix milliseconds from the event, 0 when absent
+	// ExpiresAt, for Add: unix milliseconds at which the membership ends unless it is
+	// added again (refreshed) before; 0: never. For Expire: the current time.
+	ExpiresAt int64
 }
 
 // Result is the outcome of one Op.
 type Result struct {
-	Changed bool  // whether the set changed (false for a duplicate add or an absent remove)
-	Count   int64 // size of the (content, reaction) set after the Op
+	Changed    bool  // whether the set changed (false for a duplicate add or an absent remove)
+	Count      int64 // size of the (content, reaction) set after the Op
+	Expiry     int64 // the membership's expiry after the Op (unix ms; 0: none or not a member)
+	PrevExpiry int64 // the membership's expiry before the Op
+}
+
+// Member is one user holding a reaction.
+type Member struct {
+	UserID    string `json:"user_id"`
+	ExpiresAt int64  `json:"-"` // unix ms; 0: does not expire
 }
 
 // ReactionCount is the number of users currently holding one reaction.
@@ -66,6 +82,14 @@ type Store interface {
 	// reaction type; a reaction whose users all left has count 0. It returns
 	// ErrNotFound for a content never seen.
 	Counts(ctx context.Context, contentID string) ([]ReactionCount, error)
+
+	// Members returns up to limit members of (content, reaction) whose user ids sort
+	// after the given one, in user id order; ErrNotFound for an unknown content.
+	Members(ctx context.Context, contentID, reactionType, after string, limit int) ([]Member, error)
+
+	// Expiring calls fn for every membership that has an expiry. The writer uses it
+	// at start to rebuild its expiry timers; it must not run concurrently with Apply.
+	Expiring(fn func(contentID, reactionType, userID string, expiresAt int64))
 
 	// Close releases the store's resources. It is safe to call more than once.
 	Close() error

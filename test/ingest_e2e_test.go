@@ -77,6 +77,14 @@ func (s *ingestStore) Counts(ctx context.Context, contentID string) ([]store.Rea
 	return s.mem.Counts(ctx, contentID)
 }
 
+func (s *ingestStore) Members(ctx context.Context, contentID, reactionType, after string, limit int) ([]store.Member, error) {
+	return s.mem.Members(ctx, contentID, reactionType, after, limit)
+}
+
+func (s *ingestStore) Expiring(fn func(contentID, reactionType, userID string, expiresAt int64)) {
+	s.mem.Expiring(fn)
+}
+
 func (s *ingestStore) Close() error {
 	if s.keepOpen {
 		return nil

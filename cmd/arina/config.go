@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path"
 	"strings"
 	"time"
 
@@ -21,11 +22,12 @@ import (
 // Config is the schema of the configuration file; every key can also be set with an
 // ARINA_<SECTION>_<KEY> environment variable and the main ones with flags.
 type Config struct {
-	MQTT   MQTTConfig   `mapstructure:"mqtt"`
-	HTTP   HTTPConfig   `mapstructure:"http"`
-	Ingest IngestConfig `mapstructure:"ingest"`
-	Store  StoreConfig  `mapstructure:"store"`
-	Log    LogConfig    `mapstructure:"log"`
+	MQTT      MQTTConfig     `mapstructure:"mqtt"`
+	HTTP      HTTPConfig     `mapstructure:"http"`
+	Ingest    IngestConfig   `mapstructure:"ingest"`
+	Store     StoreConfig    `mapstructure:"store"`
+	Reactions []ReactionRule `mapstructure:"reactions"`
+	Log       LogConfig      `mapstructure:"log"`
 }
 
 // MQTTConfig is the mqtt section.
@@ -56,6 +58,33 @@ type StoreConfig struct {
 	Durability   string        `mapstructure:"durability"`
 	SyncInterval time.Duration `mapstructure:"sync_interval"`
 	MinFreeBytes uint64        `mapstructure:"min_free_bytes"`
+}
+
+// ReactionRule is one entry of the reactions list: the policy of the reaction types
+// matching Type (an exact name or a path.Match glob such as "gas_*"). The first
+// matching rule applies.
+type ReactionRule struct {
+	Type string        `mapstructure:"type"`
+	TTL  time.Duration `mapstructure:"ttl"` // 0: memberships last until removed
+}
+
+// ttlFunc returns the TTL lookup for the ingest writer, or nil when no rule sets one.
+func ttlFunc(rules []ReactionRule) func(string) time.Duration {
+	any := false
+	for _, r := range rules {
+		any = any || r.TTL > 0
+	}
+	if !any {
+		return nil
+	}
+	return func(reactionType string) time.Duration {
+		for _, r := range rules {
+			if ok, _ := path.Match(r.Type, reactionType); ok {
+				return r.TTL
+			}
+		}
+		return 0
+	}
 }
 
 // LogConfig is the log section.
@@ -149,6 +178,17 @@ func (c *Config) Validate() error {
 	if c.Store.SyncInterval < time.Millisecond || c.Store.SyncInterval > time.Minute {
 		bad("store.sync_interval", c.Store.SyncInterval, fmt.Errorf("%w: want 1ms to 1m", ErrOutOfRange))
 	}
+	for i, r := range c.Reactions {
+		key := fmt.Sprintf("reactions[%d]", i)
+		if r.Type == "" {
+			bad(key+".type", r.Type, fmt.Errorf("%w: a reaction type or glob is required", ErrOutOfRange))
+		} else if _, err := path.Match(r.Type, ""); err != nil {
+			bad(key+".type", r.Type, fmt.Errorf("%w: %v", ErrInvalidChoice, err))
+		}
+		if r.TTL < 0 || (r.TTL > 0 && r.TTL < time.Second) {
+			bad(key+".ttl", r.TTL, fmt.Errorf("%w: want 0 (no expiry) or at least 1s", ErrOutOfRange))
+		}
+	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		bad("log.level", c.Log.Level, err)
 	}
@@ -235,6 +275,9 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	if err := v.UnmarshalExact(&c); err != nil {
 		return Config{}, fmt.Errorf("decoding configuration: %w", err)
 	}
+	if len(c.Reactions) == 0 {
+		c.Reactions = nil
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -256,6 +299,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("store.durability", d.Store.Durability)
 	v.SetDefault("store.sync_interval", d.Store.SyncInterval)
 	v.SetDefault("store.min_free_bytes", d.Store.MinFreeBytes)
+	v.SetDefault("reactions", []any{})
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
 }
@@ -288,9 +332,10 @@ func (c *Config) daemonOptions(log *slog.Logger) daemon.Options {
 		}
 	}
 	return daemon.Options{
-		MQTT:            broker.Options{Listen: mqttAddr, TopicPrefix: c.MQTT.TopicPrefix, MaxEventPayload: c.MQTT.MaxEventPayload},
-		HTTP:            api.Options{Listen: httpAddr, MaxBodyBytes: c.HTTP.MaxBodyBytes, Pprof: c.HTTP.Pprof},
-		Ingest:          ingest.Options{QueueSize: c.Ingest.QueueSize, BatchSize: c.Ingest.BatchSize, EnqueueTimeout: c.Ingest.EnqueueTimeout},
+		MQTT: broker.Options{Listen: mqttAddr, TopicPrefix: c.MQTT.TopicPrefix, MaxEventPayload: c.MQTT.MaxEventPayload},
+		HTTP: api.Options{Listen: httpAddr, MaxBodyBytes: c.HTTP.MaxBodyBytes, Pprof: c.HTTP.Pprof},
+		Ingest: ingest.Options{QueueSize: c.Ingest.QueueSize, BatchSize: c.Ingest.BatchSize, EnqueueTimeout: c.Ingest.EnqueueTimeout,
+			TTL: ttlFunc(c.Reactions)},
 		ShutdownTimeout: c.Ingest.ShutdownTimeout,
 		Durability:      c.Store.Durability,
 		Durable:         store.DurableOptions{Dir: c.Store.DataDir, SyncInterval: c.Store.SyncInterval, MinFreeBytes: c.Store.MinFreeBytes},

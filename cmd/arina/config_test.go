@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -54,7 +55,7 @@ func TestLoadConfig_Defaults(t *testing.T) {
 	for _, args := range [][]string{nil, {"serve"}, {"check-config"}, {"pub", "--content", "c", "--reaction", "r", "--user", "u"}, {"counts", "Stew"}} {
 		t.Run(strings.Join(append([]string{"arina"}, args...), " "), func(t *testing.T) {
 			t.Parallel()
-			if got, want := MustLoad(t, nil, args...), DefaultConfig(); got != want {
+			if got, want := MustLoad(t, nil, args...), DefaultConfig(); !reflect.DeepEqual(got, want) {
 				t.Fatalf("config = %+v, want defaults %+v", got, want)
 			}
 		})
@@ -151,7 +152,7 @@ func TestLoadConfig_Precedence(t *testing.T) {
 func TestLoadConfig_OnlyGetenv(t *testing.T) {
 	t.Setenv("ARINA_LOG_LEVEL", "not-a-level")
 	t.Setenv("ARINA_MQTT_LISTEN", "127.0.0.1:9")
-	if got, want := MustLoad(t, nil, "serve"), DefaultConfig(); got != want {
+	if got, want := MustLoad(t, nil, "serve"), DefaultConfig(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("config = %+v, want defaults %+v: the process environment leaked in", got, want)
 	}
 }
@@ -229,7 +230,7 @@ func TestLoadConfig_Example(t *testing.T) {
 	if err != nil {
 		t.Fatalf("loading %s: %v", exampleConfig, err)
 	}
-	if want := DefaultConfig(); cfg != want {
+	if want := DefaultConfig(); !reflect.DeepEqual(cfg, want) {
 		t.Errorf("%s = %+v, want the defaults %+v (its header says every key shows its default)", exampleConfig, cfg, want)
 	}
 

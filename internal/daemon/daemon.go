@@ -111,6 +111,7 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 
 	httpOpts := opts.HTTP
 	httpOpts.Gatherer, httpOpts.Registerer = reg, reg
+	httpOpts.TTL = opts.Ingest.TTL
 	httpOpts.Checks = []api.Check{
 		{Name: "broker", OK: d.Broker.Running},
 		{Name: "writer", OK: d.Writer.Running},
