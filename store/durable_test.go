@@ -140,3 +140,25 @@ func TestDurable_Refuses(t *testing.T) {
 		t.Logf("corrupt directory refused: %v", err)
 	})
 }
+
+// TestDurable_ExpiryReopen: expiries, and refreshes of them, survive a reopen.
+func TestDurable_ExpiryReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := MustOpenDurable(t, dir, true)
+	op := func(u string, exp int64) store.Op {
+		return store.Op{ContentID: "c", ReactionType: "active", UserID: u, Action: store.Add, ExpiresAt: exp}
+	}
+	storetest.MustApply(t, s, op("sam", 100), op("ann", 100), op("kim", 0))
+	storetest.MustApply(t, s, op("sam", 300)) // refresh
+	s.Close()
+	s = MustOpenDurable(t, dir, true)
+	defer s.Close()
+	ms, err := s.Members(context.Background(), "c", "active", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Member{{UserID: "ann", ExpiresAt: 100}, {UserID: "kim"}, {UserID: "sam", ExpiresAt: 300}}
+	if !slices.Equal(ms, want) {
+		t.Fatalf("members after reopen = %+v, want %+v", ms, want)
+	}
+}

@@ -25,6 +25,8 @@ func Run(t *testing.T, newStore NewFunc) {
 	t.Run("OrderWithinBatch", func(t *testing.T) { testOrderWithinBatch(t, newStore) })
 	t.Run("ConcurrentReaders", func(t *testing.T) { testConcurrentReaders(t, newStore) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, newStore) })
+	t.Run("Expiry", func(t *testing.T) { testExpiry(t, newStore) })
+	t.Run("Members", func(t *testing.T) { testMembers(t, newStore) })
 	t.Run("Model", func(t *testing.T) { testModel(t, newStore) })
 }
 
@@ -187,6 +189,81 @@ func testConcurrentReaders(t *testing.T, newStore NewFunc) {
 	want := []store.ReactionCount{{ReactionType: "a", Count: batches}, {ReactionType: "b", Count: batches}}
 	if got := MustCounts(t, s, "c"); !slices.Equal(got, want) {
 		t.Fatalf("counts = %+v, want %+v", got, want)
+	}
+}
+
+func testExpiry(t *testing.T, newStore NewFunc) {
+	s := open(t, newStore)
+	addAt := func(u string, exp int64) store.Op {
+		return store.Op{ContentID: "c", ReactionType: "active", UserID: u, Action: store.Add, ExpiresAt: exp}
+	}
+	expire := func(u string, now int64) store.Op {
+		return store.Op{ContentID: "c", ReactionType: "active", UserID: u, Action: store.Expire, ExpiresAt: now}
+	}
+	got := MustApply(t, s, addAt("sam", 100), addAt("ann", 100), addAt("kim", 0), addAt("sam", 200))
+	want := []store.Result{
+		{Changed: true, Count: 1, Expiry: 100},
+		{Changed: true, Count: 2, Expiry: 100},
+		{Changed: true, Count: 3},
+		{Count: 3, Expiry: 200, PrevExpiry: 100}, // a refresh
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("adds:\n got %+v\nwant %+v", got, want)
+	}
+	got = MustApply(t, s, expire("sam", 150), expire("ann", 150), expire("kim", 150), expire("zed", 150), expire("ann", 150))
+	want = []store.Result{
+		{Count: 3, Expiry: 200, PrevExpiry: 200}, // refreshed: stays
+		{Changed: true, Count: 2, PrevExpiry: 100},
+		{Count: 2}, // no expiry: stays
+		{Count: 2}, // not a member
+		{Count: 2}, // already gone
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("expires:\n got %+v\nwant %+v", got, want)
+	}
+	ms, err := s.Members(context.Background(), "c", "active", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantM := []store.Member{{UserID: "kim"}, {UserID: "sam", ExpiresAt: 200}}; !slices.Equal(ms, wantM) {
+		t.Fatalf("members = %+v, want %+v", ms, wantM)
+	}
+	seen := map[string]int64{}
+	s.Expiring(func(c, r, u string, at int64) { seen[c+"/"+r+"/"+u] = at })
+	if len(seen) != 1 || seen["c/active/sam"] != 200 {
+		t.Fatalf("Expiring saw %v, want only c/active/sam at 200", seen)
+	}
+}
+
+func testMembers(t *testing.T, newStore NewFunc) {
+	s := open(t, newStore)
+	if _, err := s.Members(context.Background(), "none", "r", "", 10); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Members(unknown content) error = %v, want ErrNotFound", err)
+	}
+	for _, u := range []string{"dan", "ann", "cid", "bob", "eve"} {
+		MustApply(t, s, add("c", "r", u))
+	}
+	MustApply(t, s, remove("c", "r", "cid"))
+	var all []string
+	after := ""
+	for {
+		page, err := s.Members(context.Background(), "c", "r", after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page {
+			all = append(all, m.UserID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1].UserID
+	}
+	if want := []string{"ann", "bob", "dan", "eve"}; !slices.Equal(all, want) {
+		t.Fatalf("paged members = %v, want %v", all, want)
+	}
+	if page, err := s.Members(context.Background(), "c", "other", "", 10); err != nil || len(page) != 0 {
+		t.Fatalf("Members(unknown reaction) = %v, %v; want empty", page, err)
 	}
 }
 
