@@ -361,12 +361,7 @@ type contentResponse struct {
 func (s *Server) contentCounts(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("content_id")
 	counts, err := s.reader.Counts(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("content %q has never held a reaction", id))
-		return
-	}
-	if err != nil {
-		s.writeReadError(w, err)
+	if s.readFailed(w, id, err) {
 		return
 	}
 	resp := contentResponse{ContentID: id, Reactions: counts}
@@ -409,12 +404,7 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	ms, err := s.reader.Members(r.Context(), id, reaction, q.Get("after"), limit)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("content %q has never held a reaction", id))
-		return
-	}
-	if err != nil {
-		s.writeReadError(w, err)
+	if s.readFailed(w, id, err) {
 		return
 	}
 	var ttl time.Duration
@@ -437,6 +427,20 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 		resp.NextAfter = ms[len(ms)-1].UserID
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// readFailed answers a failed native read (404 for an unknown content) and reports
+// whether it did.
+func (s *Server) readFailed(w http.ResponseWriter, contentID string, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("content %q has never held a reaction", contentID))
+	default:
+		s.writeReadError(w, err)
+	}
+	return true
 }
 
 func (s *Server) writeReadError(w http.ResponseWriter, err error) {

@@ -182,16 +182,24 @@ func (c *content) remove(reactionType string) {
 	}
 }
 
+// content returns a content for a query; the caller holds the read lock.
+func (m *Memory) content(contentID string) (*content, error) {
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if c := m.contents[contentID]; c != nil {
+		return c, nil
+	}
+	return nil, ErrNotFound
+}
+
 // Counts implements Store.
 func (m *Memory) Counts(_ context.Context, contentID string) ([]ReactionCount, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if m.closed {
-		return nil, ErrClosed
-	}
-	c := m.contents[contentID]
-	if c == nil {
-		return nil, ErrNotFound
+	c, err := m.content(contentID)
+	if err != nil {
+		return nil, err
 	}
 	counts := make([]ReactionCount, len(c.reactions))
 	for i, rs := range c.reactions {
@@ -205,12 +213,9 @@ func (m *Memory) Counts(_ context.Context, contentID string) ([]ReactionCount, e
 func (m *Memory) Members(_ context.Context, contentID, reactionType, after string, limit int) ([]Member, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if m.closed {
-		return nil, ErrClosed
-	}
-	c := m.contents[contentID]
-	if c == nil {
-		return nil, ErrNotFound
+	c, err := m.content(contentID)
+	if err != nil {
+		return nil, err
 	}
 	rs := c.find(reactionType)
 	if rs == nil {

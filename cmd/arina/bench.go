@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -206,11 +207,7 @@ func writeBenchReport(w io.Writer, r *loadgen.Report) error {
 		fmt.Fprintf(tw, "acked\tn/a at QoS 0\n")
 	}
 	fmt.Fprintf(tw, "errors\t%d\n", r.Errors)
-	kinds := make([]string, 0, len(r.ErrorsByKind))
-	for k := range r.ErrorsByKind {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
+	kinds := slices.Sorted(maps.Keys(r.ErrorsByKind))
 	for _, k := range kinds {
 		fmt.Fprintf(tw, "  %s\t%d\n", k, r.ErrorsByKind[k])
 	}

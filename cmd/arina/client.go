@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
@@ -153,11 +154,7 @@ func newCountsCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		if err := json.Unmarshal(body, &counts); err != nil {
 			return fmt.Errorf("decoding counts: %w", err)
 		}
-		keys := make([]string, 0, len(counts.ReactionCount))
-		for k := range counts.ReactionCount {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(counts.ReactionCount))
 		for _, k := range keys {
 			fmt.Fprintf(stdout, "%s\t%d\n", k, counts.ReactionCount[k])
 		}
