@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/arina-dev/arina/feed"
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/store"
 )
@@ -27,6 +28,7 @@ import (
 type Reader interface {
 	Counts(ctx context.Context, contentID string) ([]store.ReactionCount, error)
 	Members(ctx context.Context, contentID, reactionType, after string, limit int) ([]store.Member, error)
+	Contents(ctx context.Context, prefix, after string, limit int) ([]string, error)
 }
 
 // Ingester applies events. *ingest.Writer implements it.
@@ -52,6 +54,8 @@ type Options struct {
 	// TTL is the reaction types' time to live (nil: none); the members route derives
 	// when a membership was last refreshed from it.
 	TTL func(reactionType string) time.Duration
+	// Feed, if set, serves GET /api/v1/stream.
+	Feed *feed.Hub
 }
 
 // DefaultMaxBodyBytes is the default limit on a request body.
@@ -114,6 +118,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/reaction/reactions_count/{content_id}", s.seedCounts)
 	handle(http.MethodGet, "/api/v1/contents/{content_id}", s.contentCounts)
 	handle(http.MethodGet, "/api/v1/contents/{content_id}/reactions/{reaction_type}/members", s.members)
+	handle(http.MethodGet, "/api/v1/stream", s.stream)
 	handle(http.MethodGet, "/healthz", s.healthz)
 	handle(http.MethodGet, "/readyz", s.readyz)
 	if s.opts.Gatherer != nil {

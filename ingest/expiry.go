@@ -100,6 +100,7 @@ func (w *Writer) expire(now time.Time, ops []store.Op, out []store.Result) {
 			clear(ops[:n])
 			return
 		}
+		w.emit(ops[:n], out[:n], ms)
 		for i := range ops[:n] {
 			switch {
 			case out[i].Changed:

@@ -22,6 +22,39 @@ type Options struct {
 	// TTL returns how long a membership of a reaction type lasts without being added
 	// again (refreshed); 0: for ever. nil: nothing expires. Called by the writer only.
 	TTL func(reactionType string) time.Duration
+
+	// OnChanges, if set, is called by the writer goroutine after every applied batch
+	// (events and expiries) with the changes it made, in order. It must not block and
+	// must not keep the slice.
+	OnChanges func([]Change)
+}
+
+// Change is one applied change of a set: a member added, removed or expired.
+type Change struct {
+	ContentID    string       `json:"content_id"`
+	ReactionType string       `json:"reaction_type"`
+	UserID       string       `json:"user_id"`
+	Action       store.Action `json:"-"`
+	Count        int64        `json:"count"` // the set's size after the change
+	At           int64        `json:"at"`    // unix ms when it was applied
+}
+
+// emit hands the changes among ops to OnChanges.
+func (w *Writer) emit(ops []store.Op, out []store.Result, at int64) {
+	if w.opts.OnChanges == nil {
+		return
+	}
+	w.changes = w.changes[:0]
+	for i := range ops {
+		if out[i].Changed {
+			w.changes = append(w.changes, Change{ContentID: ops[i].ContentID, ReactionType: ops[i].ReactionType,
+				UserID: ops[i].UserID, Action: ops[i].Action, Count: out[i].Count, At: at})
+		}
+	}
+	if len(w.changes) > 0 {
+		w.opts.OnChanges(w.changes)
+		clear(w.changes)
+	}
 }
 
 // Defaults for Options.
@@ -80,6 +113,7 @@ type Writer struct {
 	ctx      context.Context          // for store calls; never cancelled
 	expiries expiryHeap               // writer goroutine only: scheduled expiry checks
 	ttls     map[string]time.Duration // writer goroutine only: cache of opts.TTL
+	changes  []Change                 // writer goroutine only: buffer for OnChanges
 }
 
 // NewWriter returns a writer applying events to st. Its metrics are registered with reg
@@ -253,6 +287,7 @@ func (w *Writer) apply(batch []item, ops []store.Op, out []store.Result) {
 	err := w.st.Apply(w.ctx, ops[:n], out[:n])
 	if err == nil {
 		w.schedule(ops[:n], out[:n])
+		w.emit(ops[:n], out[:n], start.UnixMilli())
 	}
 	w.m.applySeconds.Observe(time.Since(start).Seconds())
 	w.m.batchSize.Observe(float64(n))

@@ -311,6 +311,11 @@ func (d *Durable) Members(ctx context.Context, contentID, reactionType, after st
 	return d.mem.Members(ctx, contentID, reactionType, after, limit)
 }
 
+// Contents implements Store.
+func (d *Durable) Contents(ctx context.Context, prefix, after string, limit int) ([]string, error) {
+	return d.mem.Contents(ctx, prefix, after, limit)
+}
+
 // Expiring implements Store.
 func (d *Durable) Expiring(fn func(contentID, reactionType, userID string, expiresAt int64)) {
 	d.mem.Expiring(fn)

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -232,6 +234,26 @@ func (m *Memory) Members(_ context.Context, contentID, reactionType, after strin
 		all = all[:limit]
 	}
 	return all, nil
+}
+
+// Contents implements Store. It sorts the matching ids on every call.
+func (m *Memory) Contents(_ context.Context, prefix, after string, limit int) ([]string, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	var ids []string
+	for id := range m.contents {
+		if id > after && strings.HasPrefix(id, prefix) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	if limit > 0 && len(ids) > limit {
+		ids = ids[:limit]
+	}
+	return ids, nil
 }
 
 // Expiring implements Store.

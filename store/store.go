@@ -87,6 +87,10 @@ type Store interface {
 	// after the given one, in user id order; ErrNotFound for an unknown content.
 	Members(ctx context.Context, contentID, reactionType, after string, limit int) ([]Member, error)
 
+	// Contents returns up to limit content ids that start with prefix and sort after
+	// the given one, in order.
+	Contents(ctx context.Context, prefix, after string, limit int) ([]string, error)
+
 	// Expiring calls fn for every membership that has an expiry. The writer uses it
 	// at start to rebuild its expiry timers; it must not run concurrently with Apply.
 	Expiring(fn func(contentID, reactionType, userID string, expiresAt int64))

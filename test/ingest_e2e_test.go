@@ -37,11 +37,12 @@ import (
 // gate the test controls, every applied op is recorded, and Close can leave the memory
 // readable after the daemon stopped.
 type ingestStore struct {
-	mem      *store.Memory
-	gate     chan struct{} // nil: Apply is never held; otherwise Apply waits until it is closed
-	keepOpen bool          // Close does nothing, so the test can read mem after the daemon's Close
-	entered  atomic.Int64  // Apply calls begun
-	once     sync.Once
+	*store.Memory // queries other than Counts
+	mem           *store.Memory
+	gate          chan struct{} // nil: Apply is never held; otherwise Apply waits until it is closed
+	keepOpen      bool          // Close does nothing, so the test can read mem after the daemon's Close
+	entered       atomic.Int64  // Apply calls begun
+	once          sync.Once
 
 	mu      sync.Mutex
 	applied map[store.Op]int // how many times each op was applied
@@ -50,7 +51,8 @@ type ingestStore struct {
 var _ store.Store = (*ingestStore)(nil)
 
 func newIngestStore(gated, keepOpen bool) *ingestStore {
-	s := &ingestStore{mem: store.NewMemory(), keepOpen: keepOpen, applied: make(map[store.Op]int)}
+	mem := store.NewMemory()
+	s := &ingestStore{Memory: mem, mem: mem, keepOpen: keepOpen, applied: make(map[store.Op]int)}
 	if gated {
 		s.gate = make(chan struct{})
 	}
@@ -75,14 +77,6 @@ func (s *ingestStore) Apply(ctx context.Context, ops []store.Op, out []store.Res
 
 func (s *ingestStore) Counts(ctx context.Context, contentID string) ([]store.ReactionCount, error) {
 	return s.mem.Counts(ctx, contentID)
-}
-
-func (s *ingestStore) Members(ctx context.Context, contentID, reactionType, after string, limit int) ([]store.Member, error) {
-	return s.mem.Members(ctx, contentID, reactionType, after, limit)
-}
-
-func (s *ingestStore) Expiring(fn func(contentID, reactionType, userID string, expiresAt int64)) {
-	s.mem.Expiring(fn)
 }
 
 func (s *ingestStore) Close() error {

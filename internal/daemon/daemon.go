@@ -16,6 +16,7 @@ import (
 
 	"github.com/arina-dev/arina/api"
 	"github.com/arina-dev/arina/broker"
+	"github.com/arina-dev/arina/feed"
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/store"
 )
@@ -69,6 +70,7 @@ type Daemon struct {
 	Broker   *broker.Server
 	API      *api.Server
 	Registry *prometheus.Registry
+	Feed     *feed.Hub
 
 	log     *slog.Logger
 	timeout time.Duration
@@ -97,7 +99,10 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	if d.Store, storeOK, err = openStore(opts, logger.With("component", "store")); err != nil {
 		return d, err
 	}
-	if d.Writer, err = ingest.NewWriter(d.Store, opts.Ingest, logger.With("component", "ingest"), reg); err != nil {
+	d.Feed = feed.New(0)
+	ingestOpts := opts.Ingest
+	ingestOpts.OnChanges = d.Feed.Publish
+	if d.Writer, err = ingest.NewWriter(d.Store, ingestOpts, logger.With("component", "ingest"), reg); err != nil {
 		return d, err
 	}
 	d.Writer.Start()
@@ -112,6 +117,7 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	httpOpts := opts.HTTP
 	httpOpts.Gatherer, httpOpts.Registerer = reg, reg
 	httpOpts.TTL = opts.Ingest.TTL
+	httpOpts.Feed = d.Feed
 	httpOpts.Checks = []api.Check{
 		{Name: "broker", OK: d.Broker.Running},
 		{Name: "writer", OK: d.Writer.Running},
@@ -161,6 +167,9 @@ func (d *Daemon) Close(ctx context.Context) error {
 		} else if queued > 0 {
 			d.log.Info("ingest queue drained", "events", queued)
 		}
+	}
+	if d.Feed != nil {
+		d.Feed.Close() // ends the change streams, which would hold the HTTP shutdown
 	}
 	if d.API != nil {
 		errs = append(errs, d.API.Close(ctx))

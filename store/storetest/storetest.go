@@ -265,6 +265,18 @@ func testMembers(t *testing.T, newStore NewFunc) {
 	if page, err := s.Members(context.Background(), "c", "other", "", 10); err != nil || len(page) != 0 {
 		t.Fatalf("Members(unknown reaction) = %v, %v; want empty", page, err)
 	}
+	for _, c := range []string{"line/2", "line-1", "line-3", "oven", "line-2"} {
+		MustApply(t, s, add(c, "r", "u"))
+	}
+	MustApply(t, s, remove("line-9", "r", "u")) // never seen: not a content
+	ids, err := s.Contents(context.Background(), "line-", "line-1", 10)
+	if want := []string{"line-2", "line-3"}; err != nil || !slices.Equal(ids, want) {
+		t.Fatalf("Contents(line-, after line-1) = %v, %v; want %v", ids, err, want)
+	}
+	ids, err = s.Contents(context.Background(), "", "", 2)
+	if want := []string{"c", "line-1"}; err != nil || !slices.Equal(ids, want) {
+		t.Fatalf("Contents(first 2) = %v, %v; want %v", ids, err, want)
+	}
 }
 
 func testClosed(t *testing.T, newStore NewFunc) {
