@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -28,6 +29,9 @@ type Options struct {
 	Listen          string // TCP address to listen on, e.g. "127.0.0.1:1883"
 	TopicPrefix     string // ingest topics are <TopicPrefix>/<content_id>/<reaction_type>
 	MaxEventPayload int    // largest payload accepted on an ingest topic; default 4096
+
+	CountsPrefix   string        // retained count topics <CountsPrefix>/<content_id>; "": none
+	CountsInterval time.Duration // at most one count message per content per interval; default 250ms
 }
 
 // DefaultMaxEventPayload is the default limit on an ingest payload, in bytes.
@@ -45,6 +49,7 @@ type Server struct {
 	tcp     *listeners.TCP
 	running atomic.Bool
 	closed  atomic.Bool
+	counts  *counts // count topics, once StartCounts ran
 }
 
 // ValidatePrefix checks a topic prefix: one or more non-empty topic levels without
@@ -67,11 +72,28 @@ func ValidatePrefix(prefix string) error {
 	return nil
 }
 
+// ValidateCountsPrefix checks a count topic prefix: a valid prefix whose topics
+// <countsPrefix>/<content_id> are not ingest topics under topicPrefix.
+func ValidateCountsPrefix(countsPrefix, topicPrefix string) error {
+	if err := ValidatePrefix(countsPrefix); err != nil {
+		return err
+	}
+	if _, _, ok := ingest.TopicEvent(topicPrefix, countsPrefix+"/x"); ok {
+		return fmt.Errorf("%w %q: its topics would be ingest topics under %q", ErrInvalidTopicPrefix, countsPrefix, topicPrefix)
+	}
+	return nil
+}
+
 // New returns a broker that hands events to sink. Its metrics are registered with reg
 // (nil: not registered). Start binds its listener.
 func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer) (*Server, error) {
 	if err := ValidatePrefix(opts.TopicPrefix); err != nil {
 		return nil, err
+	}
+	if opts.CountsPrefix != "" {
+		if err := ValidateCountsPrefix(opts.CountsPrefix, opts.TopicPrefix); err != nil {
+			return nil, err
+		}
 	}
 	if opts.MaxEventPayload <= 0 {
 		opts.MaxEventPayload = DefaultMaxEventPayload
@@ -149,6 +171,9 @@ func (s *Server) Close(ctx context.Context) error {
 		return nil
 	}
 	s.running.Store(false)
+	if s.counts != nil {
+		s.counts.close()
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

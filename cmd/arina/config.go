@@ -32,9 +32,11 @@ type Config struct {
 
 // MQTTConfig is the mqtt section.
 type MQTTConfig struct {
-	Listen          string `mapstructure:"listen"`
-	TopicPrefix     string `mapstructure:"topic_prefix"`
-	MaxEventPayload int    `mapstructure:"max_event_payload"`
+	Listen          string        `mapstructure:"listen"`
+	TopicPrefix     string        `mapstructure:"topic_prefix"`
+	MaxEventPayload int           `mapstructure:"max_event_payload"`
+	CountsPrefix    string        `mapstructure:"counts_prefix"`
+	CountsInterval  time.Duration `mapstructure:"counts_interval"`
 }
 
 // HTTPConfig is the http section.
@@ -96,7 +98,8 @@ type LogConfig struct {
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		MQTT: MQTTConfig{Listen: ":1883", TopicPrefix: "kitchen", MaxEventPayload: broker.DefaultMaxEventPayload},
+		MQTT: MQTTConfig{Listen: ":1883", TopicPrefix: "kitchen", MaxEventPayload: broker.DefaultMaxEventPayload,
+			CountsPrefix: broker.DefaultCountsPrefix, CountsInterval: broker.DefaultCountsInterval},
 		HTTP: HTTPConfig{Listen: ":4000", MaxBodyBytes: api.DefaultMaxBodyBytes},
 		Ingest: IngestConfig{
 			QueueSize: ingest.DefaultQueueSize, BatchSize: ingest.DefaultBatchSize,
@@ -147,6 +150,14 @@ func (c *Config) Validate() error {
 	}
 	if err := broker.ValidatePrefix(c.MQTT.TopicPrefix); err != nil {
 		bad("mqtt.topic_prefix", c.MQTT.TopicPrefix, err)
+	}
+	if c.MQTT.CountsPrefix != "" {
+		if err := broker.ValidateCountsPrefix(c.MQTT.CountsPrefix, c.MQTT.TopicPrefix); err != nil {
+			bad("mqtt.counts_prefix", c.MQTT.CountsPrefix, err)
+		}
+	}
+	if c.MQTT.CountsInterval < 10*time.Millisecond || c.MQTT.CountsInterval > time.Minute {
+		bad("mqtt.counts_interval", c.MQTT.CountsInterval, fmt.Errorf("%w: want 10ms to 1m", ErrOutOfRange))
 	}
 	if c.MQTT.MaxEventPayload < 16 || c.MQTT.MaxEventPayload > 1<<20 {
 		bad("mqtt.max_event_payload", c.MQTT.MaxEventPayload, fmt.Errorf("%w: want 16 to 1048576 bytes", ErrOutOfRange))
@@ -288,6 +299,8 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("mqtt.listen", d.MQTT.Listen)
 	v.SetDefault("mqtt.topic_prefix", d.MQTT.TopicPrefix)
 	v.SetDefault("mqtt.max_event_payload", d.MQTT.MaxEventPayload)
+	v.SetDefault("mqtt.counts_prefix", d.MQTT.CountsPrefix)
+	v.SetDefault("mqtt.counts_interval", d.MQTT.CountsInterval)
 	v.SetDefault("http.listen", d.HTTP.Listen)
 	v.SetDefault("http.max_body_bytes", d.HTTP.MaxBodyBytes)
 	v.SetDefault("http.pprof", d.HTTP.Pprof)

@@ -1,0 +1,145 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/arina-dev/arina/feed"
+	"github.com/arina-dev/arina/store"
+)
+
+// CountsReader reads what the count topics publish. store.Store implements it.
+type CountsReader interface {
+	Counts(ctx context.Context, contentID string) ([]store.ReactionCount, error)
+	Contents(ctx context.Context, prefix, after string, limit int) ([]string, error)
+}
+
+// Count topic defaults.
+const (
+	DefaultCountsPrefix   = "arina/counts"
+	DefaultCountsInterval = 250 * time.Millisecond
+)
+
+// countsMessage is the seed's count JSON, the payload of a count topic.
+type countsMessage struct {
+	ContentID     string           `json:"content_id"`
+	ReactionCount map[string]int64 `json:"reaction_count"`
+}
+
+// counts keeps the retained topics <prefix>/<content_id> up to date: it watches the
+// change feed, gathers the contents that changed, and at most once per interval
+// publishes each one's counts, read from the store. It runs on its own goroutine,
+// never on the writer's, and a publish that stalls behind a slow subscriber stalls
+// only this goroutine.
+type counts struct {
+	s        *Server
+	hub      *feed.Hub
+	reader   CountsReader
+	prefix   string
+	interval time.Duration
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// StartCounts starts publishing retained count topics under prefix for the changes
+// of hub. Close stops it. An empty prefix disables count topics.
+func (s *Server) StartCounts(hub *feed.Hub, r CountsReader, prefix string, interval time.Duration) {
+	if prefix == "" || s.counts != nil {
+		return
+	}
+	if interval <= 0 {
+		interval = DefaultCountsInterval
+	}
+	c := &counts{s: s, hub: hub, reader: r, prefix: prefix, interval: interval, stop: make(chan struct{})}
+	s.counts = c
+	c.wg.Add(1)
+	go c.run()
+}
+
+func (c *counts) close() {
+	close(c.stop)
+	c.wg.Wait()
+}
+
+func (c *counts) run() {
+	defer c.wg.Done()
+	dirty := make(map[string]struct{})
+	w := c.hub.Watch()
+	c.resync() // retained messages do not survive a restart: publish every content once
+	tick := time.NewTicker(c.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			c.hub.Unwatch(w)
+			return
+		case batch := <-w.C:
+			for i := range batch {
+				dirty[batch[i].ContentID] = struct{}{}
+			}
+		case <-w.Lagged():
+			// Fell behind: start over from the store.
+			c.hub.Unwatch(w)
+			w = c.hub.Watch()
+			clear(dirty)
+			c.resync()
+		case <-tick.C:
+			for id := range dirty {
+				c.publish(id)
+				delete(dirty, id)
+			}
+		}
+	}
+}
+
+func (c *counts) resync() {
+	for after := ""; ; {
+		ids, err := c.reader.Contents(context.Background(), "", after, 1000)
+		if err != nil {
+			c.s.log.Warn("count topics: listing contents", "err", err)
+			return
+		}
+		for _, id := range ids {
+			select {
+			case <-c.stop:
+				return
+			default:
+			}
+			c.publish(id)
+		}
+		if len(ids) < 1000 {
+			return
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+func (c *counts) publish(contentID string) {
+	rc, err := c.reader.Counts(context.Background(), contentID)
+	if err != nil {
+		return
+	}
+	msg := countsMessage{ContentID: contentID, ReactionCount: make(map[string]int64, len(rc))}
+	for _, r := range rc {
+		msg.ReactionCount[r.ReactionType] = r.Count
+	}
+	payload, err := json.Marshal(msg)
+	if err != nil {
+		return
+	}
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
+		TopicName:   c.prefix + "/" + contentID,
+		Payload:     payload,
+		PacketID:    1, // inline publishes are not acknowledged; mochi wants an id for QoS > 0
+		Properties:  packets.Properties{ContentType: "application/json", PayloadFormat: 1, PayloadFormatFlag: true},
+	}
+	if err := c.s.mochi.InjectPacket(c.s.hook.relay, pk); err != nil {
+		c.s.log.Debug("count topics: publishing", "topic", pk.TopicName, "err", err)
+	}
+	c.s.hook.uncount() // not a message received from a client
+}
