@@ -119,6 +119,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/api/v1/contents/{content_id}", s.contentCounts)
 	handle(http.MethodGet, "/api/v1/contents/{content_id}/reactions/{reaction_type}/members", s.members)
 	handle(http.MethodGet, "/api/v1/stream", s.stream)
+	handle(http.MethodGet, "/{$}", s.index)
 	handle(http.MethodGet, "/healthz", s.healthz)
 	handle(http.MethodGet, "/readyz", s.readyz)
 	if s.opts.Gatherer != nil {

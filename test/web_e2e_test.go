@@ -1,0 +1,106 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/arina-dev/arina/internal/arinatest"
+)
+
+// mustBrowser starts a headless Debian Chromium for the test and returns its context.
+func mustBrowser(t *testing.T) context.Context {
+	t.Helper()
+	bin := arinatest.NeedProgram(t, "chromium", "chromium")
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(bin),
+		chromedp.Headless,
+		chromedp.NoSandbox, // root in CI
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // start the browser now, without a timeout
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// pageText evaluates a JS expression in the page and returns its string value.
+func pageText(t *testing.T, ctx context.Context, expr string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return s
+}
+
+func cellExpr(content, reaction string) string {
+	return fmt.Sprintf(`(() => { for (const tr of document.querySelectorAll("#board tbody tr")) {
+		if (tr.dataset.content === %q) { const td = tr.querySelector('td[data-reaction=%q]'); return td ? td.textContent : "no cell"; } }
+		return "no row"; })()`, content, reaction)
+}
+
+// TestWeb_LiveBoard loads the page in headless Chromium: it shows the counts from the
+// snapshot, updates live from MQTT publishes, filters by content, lists the activity,
+// and shows hostile ids as text.
+func TestWeb_LiveBoard(t *testing.T) {
+	d := arinatest.Start(t)
+	pub := MustConnect311(t, d.MQTTAddr, "floor")
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add sam")
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add ann")
+
+	ctx := mustBrowser(t)
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(d.HTTPURL+"/"), chromedp.WaitVisible("#board")); err != nil {
+		t.Fatalf("loading the page: %v", err)
+	}
+	waitPage := func(expr, want string) {
+		t.Helper()
+		arinatest.WaitFor(t, 10*time.Second, func() error {
+			if got := pageText(t, tctx, expr); got != want {
+				return fmt.Errorf("%s = %q, want %q", expr, got, want)
+			}
+			return nil
+		})
+	}
+	waitPage(`document.body.dataset.ready || ""`, "1")
+	waitPage(cellExpr("Stew", "fire"), "2") // from the snapshot
+
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "remove ann")
+	MustPublish(t, pub, "kitchen/Soup/yum", 1, "add kim")
+	const hostile = `<img src=x onerror="document.body.dataset.pwned=1">`
+	MustPublish(t, pub, "kitchen/"+hostile+"/fire", 1, "add eve")
+	waitPage(cellExpr("Stew", "fire"), "1")
+	waitPage(cellExpr("Soup", "yum"), "1")
+	waitPage(cellExpr(hostile, "fire"), "1")
+	if got := pageText(t, tctx, `String(document.querySelectorAll("#board img").length) + (document.body.dataset.pwned || "")`); got != "0" {
+		t.Fatalf("a content id was rendered as HTML: %q", got)
+	}
+	waitPage(`document.querySelector("#activity li") ? document.querySelector("#activity li").textContent.includes("eve") + "" : ""`, "true")
+
+	if err := chromedp.Do(tctx, chromedp.SendKeys("#filter", "sou")); err != nil {
+		t.Fatal(err)
+	}
+	waitPage(`[...document.querySelectorAll("#board tbody tr")].map(tr => tr.dataset.content).join(",")`, "Soup")
+
+	if os.Getenv("ARINA_SCREENSHOT") != "" {
+		if png, err := chromedp.Run(tctx, chromedp.FullScreenshot(100)); err == nil {
+			_ = os.WriteFile(os.Getenv("ARINA_SCREENSHOT"), png, 0o644)
+		}
+	}
+}
