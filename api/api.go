@@ -34,6 +34,7 @@ type Reader interface {
 // Ingester applies events. *ingest.Writer implements it.
 type Ingester interface {
 	Submit(ctx context.Context, ev ingest.Event) (store.Result, error)
+	Enqueue(ctx context.Context, ev ingest.Event, ack ingest.Ack) error
 	Reject(src ingest.Source, code ingest.Code)
 }
 
@@ -113,6 +114,7 @@ func (s *Server) routes() http.Handler {
 		})
 	}
 	handle(http.MethodPost, "/api/v1/reaction", s.postReaction)
+	handle(http.MethodPost, "/api/v1/reactions", s.postReactions)
 	handle(http.MethodGet, "/api/v1/reaction/reaction_counts/{content_id}", s.seedCounts)
 	handle(http.MethodGet, "/api/v1/reaction/reactions_count/{content_id}", s.seedCounts)
 	handle(http.MethodGet, "/reaction/reactions_count/{content_id}", s.seedCounts)

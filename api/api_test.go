@@ -602,7 +602,7 @@ func TestServer_Routes(t *testing.T) {
 		{name: "DeleteOnMetrics", method: "DELETE", path: "/metrics", wantStatus: 405, wantCode: "method_not_allowed", wantAllow: "GET, HEAD", wantRoute: "/metrics"},
 		{name: "UnknownRoute", method: "GET", path: "/api/v1/nope", wantStatus: 404, wantCode: "not_found", wantRoute: "unmatched"},
 		{name: "RootPost", method: "POST", path: "/", wantStatus: 405, wantCode: "method_not_allowed", wantAllow: "GET, HEAD", wantRoute: "/{$}"},
-		{name: "PostToMisspelledRoute", method: "POST", path: "/api/v1/reactions", body: annWith(), wantStatus: 404, wantCode: "not_found", wantRoute: "unmatched"},
+		{name: "PostToMisspelledRoute", method: "POST", path: "/api/v1/reactons", body: annWith(), wantStatus: 404, wantCode: "not_found", wantRoute: "unmatched"},
 		{name: "TrailingSlash", method: "POST", path: "/api/v1/reaction/", body: annWith(), wantStatus: 404, wantCode: "not_found", wantRoute: "unmatched"},
 		{name: "CountsWithoutID", method: "GET", path: "/api/v1/reaction/reaction_counts/", wantStatus: 404, wantCode: "not_found", wantRoute: "unmatched"},
 	}
