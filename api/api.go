@@ -29,6 +29,7 @@ type Reader interface {
 	Counts(ctx context.Context, contentID string) ([]store.ReactionCount, error)
 	Members(ctx context.Context, contentID, reactionType, after string, limit int) ([]store.Member, error)
 	Contents(ctx context.Context, prefix, after string, limit int) ([]string, error)
+	UserMemberships(ctx context.Context, userID string) ([]store.Membership, error)
 }
 
 // Ingester applies events. *ingest.Writer implements it.
@@ -118,7 +119,9 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/api/v1/reaction/reaction_counts/{content_id}", s.seedCounts)
 	handle(http.MethodGet, "/api/v1/reaction/reactions_count/{content_id}", s.seedCounts)
 	handle(http.MethodGet, "/reaction/reactions_count/{content_id}", s.seedCounts)
+	handle(http.MethodGet, "/api/v1/contents", s.contents)
 	handle(http.MethodGet, "/api/v1/contents/{content_id}", s.contentCounts)
+	handle(http.MethodGet, "/api/v1/users/{user_id}/memberships", s.userMemberships)
 	handle(http.MethodGet, "/api/v1/contents/{content_id}/reactions/{reaction_type}/members", s.members)
 	handle(http.MethodGet, "/api/v1/stream", s.stream)
 	handle(http.MethodGet, "/{$}", s.index)
@@ -379,11 +382,88 @@ func (s *Server) contentCounts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// Member paging limits.
+// Paging limits of the members and contents routes.
 const (
 	defaultMembersLimit = 100
 	maxMembersLimit     = 1000
 )
+
+// pageLimit reads ?limit= (default defaultMembersLimit, at most maxMembersLimit),
+// answering a bad value itself; ok is false then.
+func pageLimit(w http.ResponseWriter, r *http.Request) (limit int, ok bool) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return defaultMembersLimit, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxMembersLimit {
+		writeError(w, http.StatusBadRequest, string(ingest.CodeInvalidField), fmt.Sprintf("limit must be 1 to %d", maxMembersLimit))
+		return 0, false
+	}
+	return n, true
+}
+
+// contentsResponse is one page of GET /api/v1/contents, with each content's counts.
+type contentsResponse struct {
+	Contents  []contentResponse `json:"contents"`
+	NextAfter string            `json:"next_after,omitempty"` // pass as ?after= for the next page
+}
+
+func (s *Server) contents(w http.ResponseWriter, r *http.Request) {
+	limit, ok := pageLimit(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	ids, err := s.reader.Contents(r.Context(), q.Get("prefix"), q.Get("after"), limit)
+	if err != nil {
+		s.writeReadError(w, err)
+		return
+	}
+	resp := contentsResponse{Contents: make([]contentResponse, 0, len(ids))}
+	for _, id := range ids {
+		counts, err := s.reader.Counts(r.Context(), id)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		c := contentResponse{ContentID: id, Reactions: counts}
+		for _, rc := range counts {
+			c.Total += rc.Count
+		}
+		resp.Contents = append(resp.Contents, c)
+	}
+	if len(ids) == limit {
+		resp.NextAfter = ids[len(ids)-1]
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// membershipJSON is one (content, reaction) a user holds.
+type membershipJSON struct {
+	ContentID    string     `json:"content_id"`
+	ReactionType string     `json:"reaction_type"`
+	ExpiresAt    *time.Time `json:"expires_at,omitempty"`
+}
+
+// userMemberships serves GET /api/v1/users/{user_id}/memberships: where one user is
+// engaged right now.
+func (s *Server) userMemberships(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("user_id")
+	ms, err := s.reader.UserMemberships(r.Context(), user)
+	if err != nil {
+		s.writeReadError(w, err)
+		return
+	}
+	out := make([]membershipJSON, len(ms))
+	for i, m := range ms {
+		out[i] = membershipJSON{ContentID: m.ContentID, ReactionType: m.ReactionType}
+		if m.ExpiresAt != 0 {
+			exp := time.UnixMilli(m.ExpiresAt).UTC()
+			out[i].ExpiresAt = &exp
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user_id": user, "memberships": out})
+}
 
 type memberJSON struct {
 	UserID      string     `json:"user_id"`
@@ -402,14 +482,9 @@ type membersResponse struct {
 func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 	id, reaction := r.PathValue("content_id"), r.PathValue("reaction_type")
 	q := r.URL.Query()
-	limit := defaultMembersLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxMembersLimit {
-			writeError(w, http.StatusBadRequest, string(ingest.CodeInvalidField), fmt.Sprintf("limit must be 1 to %d", maxMembersLimit))
-			return
-		}
-		limit = n
+	limit, ok := pageLimit(w, r)
+	if !ok {
+		return
 	}
 	ms, err := s.reader.Members(r.Context(), id, reaction, q.Get("after"), limit)
 	if s.readFailed(w, id, err) {

@@ -316,6 +316,11 @@ func (d *Durable) Contents(ctx context.Context, prefix, after string, limit int)
 	return d.mem.Contents(ctx, prefix, after, limit)
 }
 
+// UserMemberships implements Store.
+func (d *Durable) UserMemberships(ctx context.Context, userID string) ([]Membership, error) {
+	return d.mem.UserMemberships(ctx, userID)
+}
+
 // Expiring implements Store.
 func (d *Durable) Expiring(fn func(contentID, reactionType, userID string, expiresAt int64)) {
 	d.mem.Expiring(fn)

@@ -256,6 +256,35 @@ func (m *Memory) Contents(_ context.Context, prefix, after string, limit int) ([
 	return ids, nil
 }
 
+// UserMemberships implements Store. There is no index by user: it looks the user up
+// in every set, O(number of (content, reaction) sets).
+func (m *Memory) UserMemberships(_ context.Context, userID string) ([]Membership, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	uid, ok := m.userIDs[userID]
+	if !ok {
+		return []Membership{}, nil
+	}
+	out := []Membership{}
+	for cid, c := range m.contents {
+		for _, rs := range c.reactions {
+			if exp, ok := rs.members[uid]; ok {
+				out = append(out, Membership{ContentID: cid, ReactionType: rs.reactionType, ExpiresAt: exp})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Membership) int {
+		if c := strings.Compare(a.ContentID, b.ContentID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ReactionType, b.ReactionType)
+	})
+	return out, nil
+}
+
 // Expiring implements Store.
 func (m *Memory) Expiring(fn func(contentID, reactionType, userID string, expiresAt int64)) {
 	m.mu.RLock()

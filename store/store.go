@@ -56,6 +56,13 @@ type Result struct {
 	PrevExpiry int64 // the membership's expiry before the Op
 }
 
+// Membership is one (content, reaction) a user holds.
+type Membership struct {
+	ContentID    string `json:"content_id"`
+	ReactionType string `json:"reaction_type"`
+	ExpiresAt    int64  `json:"-"` // unix ms; 0: does not expire
+}
+
 // Member is one user holding a reaction.
 type Member struct {
 	UserID    string `json:"user_id"`
@@ -90,6 +97,10 @@ type Store interface {
 	// Contents returns up to limit content ids that start with prefix and sort after
 	// the given one, in order.
 	Contents(ctx context.Context, prefix, after string, limit int) ([]string, error)
+
+	// UserMemberships returns every (content, reaction) that userID currently holds,
+	// sorted by content then reaction.
+	UserMemberships(ctx context.Context, userID string) ([]Membership, error)
 
 	// Expiring calls fn for every membership that has an expiry. The writer uses it
 	// at start to rebuild its expiry timers; it must not run concurrently with Apply.

@@ -120,3 +120,58 @@ func TestStream_EndsAtShutdown(t *testing.T) {
 	for range events { // the stream ends
 	}
 }
+
+// TestQueries_ContentsAndUser: the contents page with a prefix, and where a user is.
+func TestQueries_ContentsAndUser(t *testing.T) {
+	d := arinatest.Start(t)
+	c := MustConnect311(t, d.MQTTAddr, "queries")
+	for _, p := range [][2]string{{"kitchen/line-1/busy", "add sam"}, {"kitchen/line-2/busy", "add sam"},
+		{"kitchen/line-3/busy", "add ann"}, {"kitchen/oven/hot", "add sam"}, {"kitchen/line-2/busy", "remove sam"}} {
+		MustPublish(t, c, p[0], 1, p[1])
+	}
+	get := func(path string, v any) {
+		t.Helper()
+		resp, err := http.Get(d.HTTPURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var page struct {
+		Contents []struct {
+			ContentID string `json:"content_id"`
+			Total     int64  `json:"total"`
+		} `json:"contents"`
+		NextAfter string `json:"next_after"`
+	}
+	get("/api/v1/contents?prefix=line-&limit=2", &page)
+	if len(page.Contents) != 2 || page.Contents[0].ContentID != "line-1" || page.Contents[1].ContentID != "line-2" ||
+		page.Contents[1].Total != 0 || page.NextAfter != "line-2" {
+		t.Fatalf("first page = %+v", page)
+	}
+	page.Contents, page.NextAfter = nil, ""
+	get("/api/v1/contents?prefix=line-&limit=2&after=line-2", &page)
+	if len(page.Contents) != 1 || page.Contents[0].ContentID != "line-3" || page.NextAfter != "" {
+		t.Fatalf("second page = %+v", page)
+	}
+	var user struct {
+		Memberships []struct {
+			ContentID    string `json:"content_id"`
+			ReactionType string `json:"reaction_type"`
+		} `json:"memberships"`
+	}
+	get("/api/v1/users/sam/memberships", &user)
+	var got []string
+	for _, m := range user.Memberships {
+		got = append(got, m.ContentID+"/"+m.ReactionType)
+	}
+	if strings.Join(got, ",") != "line-1/busy,oven/hot" {
+		t.Fatalf("sam is at %v, want line-1/busy and oven/hot", got)
+	}
+}

@@ -273,6 +273,15 @@ func testMembers(t *testing.T, newStore NewFunc) {
 	if want := []string{"line-2", "line-3"}; err != nil || !slices.Equal(ids, want) {
 		t.Fatalf("Contents(line-, after line-1) = %v, %v; want %v", ids, err, want)
 	}
+	ms, err := s.UserMemberships(context.Background(), "u")
+	wantMs := []store.Membership{{ContentID: "line-1", ReactionType: "r"}, {ContentID: "line-2", ReactionType: "r"},
+		{ContentID: "line-3", ReactionType: "r"}, {ContentID: "line/2", ReactionType: "r"}, {ContentID: "oven", ReactionType: "r"}}
+	if err != nil || !slices.Equal(ms, wantMs) {
+		t.Fatalf("UserMemberships(u) = %v, %v; want %v", ms, err, wantMs)
+	}
+	if ms, err := s.UserMemberships(context.Background(), "cid"); err != nil || len(ms) != 0 {
+		t.Fatalf("UserMemberships(cid, removed) = %v, %v; want none", ms, err)
+	}
 	ids, err = s.Contents(context.Background(), "", "", 2)
 	if want := []string{"c", "line-1"}; err != nil || !slices.Equal(ids, want) {
 		t.Fatalf("Contents(first 2) = %v, %v; want %v", ids, err, want)
