@@ -57,7 +57,8 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 
 	serve := newServeCmd(stderr, getenv)
 	root.AddCommand(serve, newCheckConfigCmd(stdout, getenv), newVersionCmd(stdout),
-		newPubCmd(stdout, getenv), newCountsCmd(stdout, getenv), newBenchCmd(stdout, stderr, getenv))
+		newPubCmd(stdout, getenv), newCountsCmd(stdout, getenv), newBenchCmd(stdout, stderr, getenv),
+		newWatchCmd(stdout, getenv))
 	// Bare `arina` serves.
 	root.Flags().AddFlagSet(serve.LocalFlags())
 	root.RunE = serve.RunE

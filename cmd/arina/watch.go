@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newWatchCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "watch [CONTENT...]",
+		Short: "Follow counts live from the change stream (all contents, or those named)",
+		Example: `  arina watch
+  arina watch Stew Soup`,
+	}
+	fs := cmd.Flags()
+	server := fs.String("server", "", "HTTP API host:port or URL (default: from http.listen)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := loadConfig(cmd.Flags(), getenv)
+		if err != nil {
+			return err
+		}
+		base := *server
+		if base == "" {
+			base = clientAddr(cfg.HTTP.Listen)
+		}
+		if u, err := url.Parse(base); err != nil || u.Scheme == "" || u.Host == "" {
+			base = "http://" + base
+		}
+		q := url.Values{"content": args}
+		return watch(cmd.Context(), base+"/api/v1/stream?"+q.Encode(), stdout)
+	}
+	return cmd
+}
+
+// watch prints the counts once the snapshot is in, then one line per change, until
+// ctx ends or the stream does.
+func watch(ctx context.Context, streamURL string, out io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, streamURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("opening the change stream: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("opening the change stream: %s", resp.Status)
+	}
+	counts := map[string]map[string]int64{}
+	sc := bufio.NewScanner(resp.Body)
+	var event string
+	for sc.Scan() {
+		line := sc.Text()
+		if e, ok := strings.CutPrefix(line, "event: "); ok {
+			event = e
+			continue
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			continue
+		}
+		switch event {
+		case "snapshot":
+			var s struct {
+				ContentID     string           `json:"content_id"`
+				ReactionCount map[string]int64 `json:"reaction_count"`
+			}
+			if json.Unmarshal([]byte(data), &s) == nil {
+				counts[s.ContentID] = s.ReactionCount
+			}
+		case "ready":
+			for _, c := range slices.Sorted(maps.Keys(counts)) {
+				for _, r := range slices.Sorted(maps.Keys(counts[c])) {
+					fmt.Fprintf(out, "%s\t%s\t%d\n", c, r, counts[c][r])
+				}
+			}
+			fmt.Fprintln(out, "-- live --")
+		case "change":
+			var c struct {
+				ContentID    string `json:"content_id"`
+				ReactionType string `json:"reaction_type"`
+				UserID       string `json:"user_id"`
+				Action       string `json:"action"`
+				Count        int64  `json:"count"`
+				At           int64  `json:"at"`
+			}
+			if json.Unmarshal([]byte(data), &c) == nil {
+				fmt.Fprintf(out, "%s\t%s\t%d\t%s %s at %s\n", c.ContentID, c.ReactionType, c.Count, c.Action, c.UserID,
+					time.UnixMilli(c.At).Format("15:04:05.000"))
+			}
+		case "error":
+			return fmt.Errorf("the stream ended: %s", data)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading the change stream: %w", err)
+	}
+	return nil
+}
