@@ -247,7 +247,6 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 
 // writeIngestError answers a rejected or failed write; it counts input rejections.
 func (s *Server) writeIngestError(w http.ResponseWriter, err error) {
-	code := ingest.CodeOf(err)
 	var ie *ingest.Error
 	switch {
 	case errors.As(err, &ie):
@@ -258,20 +257,28 @@ func (s *Server) writeIngestError(w http.ResponseWriter, err error) {
 		var b errorBody
 		b.Error.Code, b.Error.Message, b.Error.Field = string(ie.Code), ie.Error(), ie.Field
 		writeJSON(w, status, b)
-	case errors.Is(err, ingest.ErrQueueFull):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, string(code), "ingest queue is full; retry later")
-	case errors.Is(err, ingest.ErrClosed):
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, string(code), "arina is shutting down; retry on another node or later")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "timeout", "the request ended before the event was applied; it may still be applied")
 	default:
-		s.log.Error("applying http event", "err", err)
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, string(ingest.CodeStoreError), "the store could not apply the event")
+		code, msg, retryAfter := refusal(err)
+		if code == string(ingest.CodeStoreError) {
+			s.log.Error("applying http event", "err", err)
+		}
+		w.Header().Set("Retry-After", retryAfter)
+		writeError(w, http.StatusServiceUnavailable, code, msg)
 	}
+}
+
+// refusal describes an event that was valid but not applied, a refusal a retry may
+// cure: its error code, message and Retry-After seconds.
+func refusal(err error) (code, msg, retryAfter string) {
+	switch {
+	case errors.Is(err, ingest.ErrQueueFull):
+		return string(ingest.CodeOverload), "ingest queue is full; retry later", "1"
+	case errors.Is(err, ingest.ErrClosed):
+		return string(ingest.CodeShuttingDown), "arina is shutting down; retry on another node or later", "5"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "timeout", "the request ended before the event was applied; it may still be applied", "1"
+	}
+	return string(ingest.CodeStoreError), "the store could not apply the event", "1"
 }
 
 // reactionResponse is the answer to a successful POST /api/v1/reaction.

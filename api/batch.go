@@ -202,15 +202,10 @@ func (res *itemResult) reject(err error) {
 	res.Status = statusRejected
 	e := &itemError{Code: string(ingest.CodeOf(err))}
 	var ie *ingest.Error
-	switch {
-	case errors.As(err, &ie):
+	if errors.As(err, &ie) {
 		e.Message, e.Field = ie.Error(), ie.Field
-	case errors.Is(err, ingest.ErrQueueFull):
-		e.Message = "ingest queue is full; retry later"
-	case errors.Is(err, ingest.ErrClosed):
-		e.Message = "arina is shutting down; retry on another node or later"
-	default:
-		e.Message = "the store could not apply the event"
+	} else {
+		_, e.Message, _ = refusal(err)
 	}
 	var no *notOfferedError
 	if errors.As(err, &no) {

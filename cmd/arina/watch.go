@@ -30,15 +30,8 @@ func newWatchCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		base := *server
-		if base == "" {
-			base = clientAddr(cfg.HTTP.Listen)
-		}
-		if u, err := url.Parse(base); err != nil || u.Scheme == "" || u.Host == "" {
-			base = "http://" + base
-		}
 		q := url.Values{"content": args}
-		return watch(cmd.Context(), base+"/api/v1/stream?"+q.Encode(), stdout)
+		return watch(cmd.Context(), apiBaseURL(*server, cfg)+"/api/v1/stream?"+q.Encode(), stdout)
 	}
 	return cmd
 }
