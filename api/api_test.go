@@ -661,38 +661,60 @@ func (b *blockingStore) Apply(ctx context.Context, ops []store.Op, out []store.R
 // Release lets every Apply through, now and later.
 func (b *blockingStore) Release() { b.once.Do(func() { close(b.release) }) }
 
-func TestServer_PostReaction_Overload(t *testing.T) {
-	t.Parallel()
-	const enqueueTimeout = 50 * time.Millisecond
+// MustStartBlocked starts a harness whose writer has a one-slot queue, the given
+// enqueue timeout, and a store that blocks in Apply until released (at cleanup at
+// the latest).
+func MustStartBlocked(t *testing.T, enqueueTimeout time.Duration) (*harness, *blockingStore) {
+	t.Helper()
 	bs := newBlockingStore()
 	h := MustStart(t, harnessOptions{
 		ingest: ingest.Options{QueueSize: 1, EnqueueTimeout: enqueueTimeout},
 		wrap:   func(s store.Store) store.Store { bs.Store = s; return bs },
 	})
 	t.Cleanup(bs.Release) // registered last, so it runs before the server and writer close
+	return h, bs
+}
 
-	type result struct {
-		r   reply
-		err error
+// asyncReply is the outcome of a request sent with sendAsync.
+type asyncReply struct {
+	r   reply
+	err error
+}
+
+// sendAsync POSTs body to path in its own goroutine and delivers the outcome.
+func (h *harness) sendAsync(path, contentType, body string) <-chan asyncReply {
+	ch := make(chan asyncReply, 1)
+	go func() {
+		r, err := h.send(http.MethodPost, path, contentType, body)
+		ch <- asyncReply{r, err}
+	}()
+	return ch
+}
+
+// MustBlockInApply waits until the writer has taken the first request's event and
+// blocks in Apply, failing if the request is answered first.
+func MustBlockInApply(t *testing.T, bs *blockingStore, first <-chan asyncReply) {
+	t.Helper()
+	select {
+	case <-bs.entered:
+	case res := <-first:
+		t.Fatalf("the first request was answered before the writer applied it: %+v", res)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer never called Apply")
 	}
-	postAsync := func(user string) <-chan result {
-		ch := make(chan result, 1)
-		go func() {
-			r, err := h.send(http.MethodPost, "/api/v1/reaction", "application/json", eventJSON("add", "Stew", "fire", user))
-			ch <- result{r, err}
-		}()
-		return ch
+}
+
+func TestServer_PostReaction_Overload(t *testing.T) {
+	t.Parallel()
+	const enqueueTimeout = 50 * time.Millisecond
+	h, bs := MustStartBlocked(t, enqueueTimeout)
+	postAsync := func(user string) <-chan asyncReply {
+		return h.sendAsync("/api/v1/reaction", "application/json", eventJSON("add", "Stew", "fire", user))
 	}
 
 	// A is taken by the writer, which then blocks in Apply; B fills the one-slot queue.
 	a := postAsync("A")
-	select {
-	case <-bs.entered:
-	case res := <-a:
-		t.Fatalf("A answered before the writer applied it: %+v", res)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the writer never called Apply for A")
-	}
+	MustBlockInApply(t, bs, a)
 	b := postAsync("B")
 	arinatest.WaitFor(t, 10*time.Second, func() error {
 		if n := h.w.QueueLen(); n != 1 {
@@ -721,7 +743,7 @@ func TestServer_PostReaction_Overload(t *testing.T) {
 
 	bs.Release()
 	counts := map[string]int64{}
-	for user, ch := range map[string]<-chan result{"A": a, "B": b} {
+	for user, ch := range map[string]<-chan asyncReply{"A": a, "B": b} {
 		res := <-ch
 		if res.err != nil {
 			t.Fatalf("POST %s: %v", user, res.err)

@@ -438,15 +438,7 @@ func TestServer_PostReactions_SharesWriterBatches(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer never called Apply for A")
 	}
-	type result struct {
-		r   reply
-		err error
-	}
-	batch := make(chan result, 1)
-	go func() {
-		r, err := h.send(http.MethodPost, reactionsPath, ndjsonType, ndjson(manyItems(n, n)...))
-		batch <- result{r, err}
-	}()
+	batch := h.sendAsync(reactionsPath, ndjsonType, ndjson(manyItems(n, n)...))
 	arinatest.WaitFor(t, 10*time.Second, func() error {
 		if got := h.w.QueueLen(); got != n {
 			return fmt.Errorf("queue length = %d, want the whole batch, %d", got, n)
@@ -497,35 +489,12 @@ func TestServer_PostReactions_SharesWriterBatches(t *testing.T) {
 func TestServer_PostReactions_Overload(t *testing.T) {
 	t.Parallel()
 	const enqueueTimeout = 50 * time.Millisecond
-	bs := newBlockingStore()
-	h := MustStart(t, harnessOptions{
-		ingest: ingest.Options{QueueSize: 1, EnqueueTimeout: enqueueTimeout},
-		wrap:   func(s store.Store) store.Store { bs.Store = s; return bs },
-	})
-	t.Cleanup(bs.Release) // registered last, so it runs before the server and writer close
-
-	type result struct {
-		r   reply
-		err error
-	}
-	postAsync := func(path, contentType, body string) <-chan result {
-		ch := make(chan result, 1)
-		go func() {
-			r, err := h.send(http.MethodPost, path, contentType, body)
-			ch <- result{r, err}
-		}()
-		return ch
-	}
+	h, bs := MustStartBlocked(t, enqueueTimeout)
+	postAsync := h.sendAsync
 
 	// A is taken by the writer, which then blocks in Apply.
 	a := postAsync("/api/v1/reaction", "application/json", eventJSON("add", "Stew", "fire", "A"))
-	select {
-	case <-bs.entered:
-	case res := <-a:
-		t.Fatalf("A answered before the writer applied it: %+v", res)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the writer never called Apply for A")
-	}
+	MustBlockInApply(t, bs, a)
 	// In the first batch B fills the one-slot queue, C finds no room, D is not offered.
 	first := postAsync(reactionsPath, ndjsonType, ndjson(
 		eventJSON("add", "Stew", "fire", "B"),
