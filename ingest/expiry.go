@@ -54,6 +54,9 @@ func (w *Writer) ttl(reactionType string) time.Duration {
 
 // stampExpiry sets the expiry of the adds in ops from their reaction's TTL.
 func (w *Writer) stampExpiry(ops []store.Op, now int64) {
+	if w.opts.TTL == nil {
+		return
+	}
 	for i := range ops {
 		if ops[i].Action == store.Add {
 			if d := w.ttl(ops[i].ReactionType); d > 0 {
