@@ -43,6 +43,9 @@ type Ingester interface {
 type Check struct {
 	Name string
 	OK   func() bool
+	// Optional checks are reported but do not fail readiness: a node whose upstream
+	// broker is down still answers from what it has (the status says "degraded").
+	Optional bool
 }
 
 // Options configure the API.
@@ -545,18 +548,25 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	checks := make(map[string]string, len(s.opts.Checks))
-	ready := true
+	ready, degraded := true, false
 	for _, c := range s.opts.Checks {
-		if c.OK() {
+		switch {
+		case c.OK():
 			checks[c.Name] = "ok"
-		} else {
+		case c.Optional:
+			checks[c.Name] = "down"
+			degraded = true
+		default:
 			checks[c.Name] = "down"
 			ready = false
 		}
 	}
 	status, word := http.StatusOK, "ready"
-	if !ready {
+	switch {
+	case !ready:
 		status, word = http.StatusServiceUnavailable, "not ready"
+	case degraded:
+		word = "degraded"
 	}
 	writeJSON(w, status, map[string]any{"status": word, "checks": checks})
 }

@@ -1,11 +1,8 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -15,14 +12,8 @@ import (
 	"github.com/arina-dev/arina/store"
 )
 
-// DefaultMaxBatchItems is the most events one POST /api/v1/reactions may carry.
-const DefaultMaxBatchItems = 1000
-
 // ndjsonType is the media type of a batch sent as one JSON object per line.
 const ndjsonType = "application/x-ndjson"
-
-// codeTooManyItems answers a batch over DefaultMaxBatchItems.
-const codeTooManyItems = "too_many_items"
 
 // Statuses of the items of a batch.
 const (
@@ -119,7 +110,7 @@ func (s *Server) postReactions(w http.ResponseWriter, r *http.Request) {
 	valid := 0
 	for i, b := range raw {
 		it := &items[i]
-		if it.ev, it.invalid = decodeItem(b); it.invalid != nil {
+		if it.ev, it.invalid = ingest.DecodeBatchItem(b, ingest.SourceHTTP); it.invalid != nil {
 			s.ingest.Reject(ingest.SourceHTTP, ingest.CodeOf(it.invalid))
 			continue
 		}
@@ -214,14 +205,6 @@ func (res *itemResult) reject(err error) {
 	res.Error = e
 }
 
-// decodeItem turns one item of a batch into a validated event.
-func decodeItem(b []byte) (ingest.Event, error) {
-	if len(b) == 0 || b[0] != '{' {
-		return ingest.Event{}, &ingest.Error{Code: ingest.CodeBadJSON, Msg: "item is not a JSON object"}
-	}
-	return ingest.DecodeJSON(b, ingest.SourceHTTP)
-}
-
 // readBatch reads the body under the size limit and splits it into items: the elements
 // of a JSON array, or the non-blank lines of NDJSON. Every error is an *httpError.
 func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) ([][]byte, error) {
@@ -244,68 +227,18 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) ([][]byte, er
 	if err != nil {
 		return nil, err
 	}
-	if ndjson {
-		return splitNDJSON(body)
-	}
-	return splitJSONArray(body)
+	return splitBatch(body, ndjson)
 }
 
-func tooManyItems() error {
-	return &httpError{http.StatusRequestEntityTooLarge, codeTooManyItems,
-		fmt.Sprintf("batch has more than %d items; split it", DefaultMaxBatchItems)}
-}
-
-func badBatch(msg string) error {
-	return &httpError{http.StatusBadRequest, string(ingest.CodeBadJSON), msg}
-}
-
-// splitJSONArray returns the raw elements of the JSON array that is body. Elements need
-// not be valid events, but the array must be well-formed JSON.
-func splitJSONArray(body []byte) ([][]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
-	if errors.Is(err, io.EOF) {
-		return nil, badBatch("body is empty; want a JSON array of events")
-	}
+// splitBatch splits the body with ingest.SplitBatch, answering its errors as HTTP ones.
+func splitBatch(body []byte, ndjson bool) ([][]byte, error) {
+	items, err := ingest.SplitBatch(body, ndjson)
 	if err != nil {
-		return nil, badBatch("malformed JSON: " + err.Error())
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return nil, badBatch("body is not a JSON array of events (POST one event to /api/v1/reaction)")
-	}
-	var items [][]byte
-	for dec.More() {
-		if len(items) == DefaultMaxBatchItems {
-			return nil, tooManyItems()
+		status := http.StatusBadRequest
+		if ingest.CodeOf(err) == ingest.CodeTooManyItems {
+			status = http.StatusRequestEntityTooLarge
 		}
-		var item json.RawMessage
-		if err := dec.Decode(&item); err != nil {
-			return nil, badBatch(fmt.Sprintf("malformed JSON at item %d: %v", len(items), err))
-		}
-		items = append(items, item)
-	}
-	if _, err := dec.Token(); err != nil { // the closing ']'
-		return nil, badBatch("malformed JSON: " + err.Error())
-	}
-	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
-		return nil, badBatch("unexpected data after the JSON array")
-	}
-	return items, nil
-}
-
-// splitNDJSON returns the non-blank lines of body. A line that is not JSON is the
-// item's error, not the request's.
-func splitNDJSON(body []byte) ([][]byte, error) {
-	var items [][]byte
-	for line := range bytes.Lines(body) {
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			continue
-		}
-		if len(items) == DefaultMaxBatchItems {
-			return nil, tooManyItems()
-		}
-		items = append(items, line)
+		return nil, &httpError{status, string(ingest.CodeOf(err)), err.Error()}
 	}
 	return items, nil
 }

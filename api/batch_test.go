@@ -348,8 +348,8 @@ func TestServer_PostReactions_Rejected(t *testing.T) {
 		{name: "JSONBodyOneOverLimit", contentType: ct, body: padTo(jsonArray(ann), api.DefaultMaxBodyBytes+1), wantStatus: 413, wantCode: "payload_too_large"},
 		{name: "NDJSONBodyOneOverLimit", contentType: ndjsonType, body: padTo(ndjson(ann), api.DefaultMaxBodyBytes+1), wantStatus: 413, wantCode: "payload_too_large"},
 		{name: "NDJSONBodyFarOverLimit", contentType: ndjsonType, body: strings.Repeat(ndjson(ann), 4*api.DefaultMaxBodyBytes/len(ann)), wantStatus: 413, wantCode: "payload_too_large"},
-		{name: "JSONTooManyItems", contentType: ct, body: jsonArray(manyItems(api.DefaultMaxBatchItems/2, api.DefaultMaxBatchItems+1)...), wantStatus: 413, wantCode: "too_many_items"},
-		{name: "NDJSONTooManyItems", contentType: ndjsonType, body: ndjson(manyItems(api.DefaultMaxBatchItems/2, api.DefaultMaxBatchItems+1)...), wantStatus: 413, wantCode: "too_many_items"},
+		{name: "JSONTooManyItems", contentType: ct, body: jsonArray(manyItems(ingest.MaxBatchItems/2, ingest.MaxBatchItems+1)...), wantStatus: 413, wantCode: "too_many_items"},
+		{name: "NDJSONTooManyItems", contentType: ndjsonType, body: ndjson(manyItems(ingest.MaxBatchItems/2, ingest.MaxBatchItems+1)...), wantStatus: 413, wantCode: "too_many_items"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,7 +384,7 @@ func TestServer_PostReactions_Rejected(t *testing.T) {
 // largest body, is taken.
 func TestServer_PostReactions_AtLimits(t *testing.T) {
 	t.Parallel()
-	const n, valid = api.DefaultMaxBatchItems, api.DefaultMaxBatchItems / 2
+	const n, valid = ingest.MaxBatchItems, ingest.MaxBatchItems / 2
 	for _, tt := range []struct {
 		name        string
 		contentType string

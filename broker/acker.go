@@ -140,7 +140,7 @@ func (a *acker) complete(p *pending) {
 		a.flush()
 		a.h.log.Debug("mqtt event not applied", "client_id", cl.ID, "topic", pk.TopicName, "err", p.err)
 		if cl.Properties.ProtocolVersion == 5 {
-			_ = a.h.nack(cl, pk, packets.ErrUnspecifiedError)
+			_ = a.h.nack(cl, pk, failCode(p.err))
 		}
 		a.release(p)
 		return // 3.1.1: no ack, the client resends

@@ -29,6 +29,7 @@ type Options struct {
 	Listen          string // TCP address to listen on, e.g. "127.0.0.1:1883"
 	TopicPrefix     string // ingest topics are <TopicPrefix>/<content_id>/<reaction_type>
 	MaxEventPayload int    // largest payload accepted on an ingest topic; default 4096
+	MaxBatchPayload int    // largest payload accepted on <TopicPrefix>/batch; default 256 KiB
 
 	CountsPrefix   string        // retained count topics <CountsPrefix>/<content_id>; "": none
 	CountsInterval time.Duration // at most one count message per content per interval; default 250ms
@@ -98,6 +99,9 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	if opts.MaxEventPayload <= 0 {
 		opts.MaxEventPayload = DefaultMaxEventPayload
 	}
+	if opts.MaxBatchPayload <= 0 {
+		opts.MaxBatchPayload = DefaultMaxBatchPayload
+	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumMessageExpiryInterval = 0 // retained messages must not expire unless the publisher asks
 	// Acks carry no properties of the PUBLISH they answer, as with mosquitto; mochi
@@ -111,7 +115,8 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 		Logger:       logger,
 	})
 	s := &Server{opts: opts, log: logger, mochi: m}
-	s.hook = &ingestHook{prefix: opts.TopicPrefix, maxPayload: opts.MaxEventPayload, sink: sink, log: logger, closing: &s.closed,
+	s.hook = &ingestHook{prefix: opts.TopicPrefix, maxPayload: opts.MaxEventPayload, sink: sink,
+		batchTopic: opts.TopicPrefix + "/" + BatchTopicSuffix, maxBatchPayload: opts.MaxBatchPayload, log: logger, closing: &s.closed,
 		server: m, relay: m.NewClient(nil, "local", "arina-relay", true)}
 	// Until authentication is configured every client is allowed; the daemon binds
 	// loopback only in that case.

@@ -17,17 +17,19 @@ import (
 // packet after a call returns.
 type ingestHook struct {
 	mqtt.HookBase
-	prefix     string
-	maxPayload int
-	sink       Sink
-	log        *slog.Logger
-	closing    *atomic.Bool // the broker is shutting down: wills are not ingested
-	server     *mqtt.Server // for re-injecting held-back publishes
-	relay      *mqtt.Client // inline client that relays acknowledged QoS 1 publishes
-	ackers     sync.Map     // *mqtt.Client -> *acker
-	ackerWG    sync.WaitGroup
-	injecting  sync.Map // *byte -> struct{}: first payload byte of each publish being re-injected
-	pending    sync.Pool
+	prefix          string
+	maxPayload      int
+	batchTopic      string // <prefix>/batch: many events in one message
+	maxBatchPayload int
+	sink            Sink
+	log             *slog.Logger
+	closing         *atomic.Bool // the broker is shutting down: wills are not ingested
+	server          *mqtt.Server // for re-injecting held-back publishes
+	relay           *mqtt.Client // inline client that relays acknowledged QoS 1 publishes
+	ackers          sync.Map     // *mqtt.Client -> *acker
+	ackerWG         sync.WaitGroup
+	injecting       sync.Map // *byte -> struct{}: first payload byte of each publish being re-injected
+	pending         sync.Pool
 }
 
 func (h *ingestHook) ID() string { return "arina-ingest" }
@@ -82,6 +84,9 @@ func (h *ingestHook) parse(cl *mqtt.Client, topic string, payload []byte) (inges
 func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline || h.reinjected(pk) {
 		return pk, nil
+	}
+	if pk.TopicName == h.batchTopic {
+		return h.onBatch(cl, pk)
 	}
 	ev, isEvent, err := h.parse(cl, pk.TopicName, pk.Payload)
 	if !isEvent {

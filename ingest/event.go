@@ -19,6 +19,7 @@ type Source uint8
 const (
 	SourceMQTT Source = iota
 	SourceHTTP
+	SourceBridge // an upstream broker, through the bridge
 	numSources
 )
 
@@ -29,6 +30,8 @@ func (s Source) String() string {
 		return "mqtt"
 	case SourceHTTP:
 		return "http"
+	case SourceBridge:
+		return "bridge"
 	}
 	return "unknown"
 }

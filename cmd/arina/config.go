@@ -27,6 +27,7 @@ type Config struct {
 	Ingest    IngestConfig   `mapstructure:"ingest"`
 	Store     StoreConfig    `mapstructure:"store"`
 	Reactions []ReactionRule `mapstructure:"reactions"`
+	Bridge    BridgeConfig   `mapstructure:"bridge"`
 	Log       LogConfig      `mapstructure:"log"`
 }
 
@@ -35,6 +36,7 @@ type MQTTConfig struct {
 	Listen          string        `mapstructure:"listen"`
 	TopicPrefix     string        `mapstructure:"topic_prefix"`
 	MaxEventPayload int           `mapstructure:"max_event_payload"`
+	MaxBatchPayload int           `mapstructure:"max_batch_payload"`
 	CountsPrefix    string        `mapstructure:"counts_prefix"`
 	CountsInterval  time.Duration `mapstructure:"counts_interval"`
 }
@@ -99,7 +101,8 @@ type LogConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		MQTT: MQTTConfig{Listen: ":1883", TopicPrefix: "kitchen", MaxEventPayload: broker.DefaultMaxEventPayload,
-			CountsPrefix: broker.DefaultCountsPrefix, CountsInterval: broker.DefaultCountsInterval},
+			MaxBatchPayload: broker.DefaultMaxBatchPayload,
+			CountsPrefix:    broker.DefaultCountsPrefix, CountsInterval: broker.DefaultCountsInterval},
 		HTTP: HTTPConfig{Listen: ":4000", MaxBodyBytes: api.DefaultMaxBodyBytes},
 		Ingest: IngestConfig{
 			QueueSize: ingest.DefaultQueueSize, BatchSize: ingest.DefaultBatchSize,
@@ -162,6 +165,9 @@ func (c *Config) Validate() error {
 	if c.MQTT.MaxEventPayload < 16 || c.MQTT.MaxEventPayload > 1<<20 {
 		bad("mqtt.max_event_payload", c.MQTT.MaxEventPayload, fmt.Errorf("%w: want 16 to 1048576 bytes", ErrOutOfRange))
 	}
+	if c.MQTT.MaxBatchPayload < 1024 || c.MQTT.MaxBatchPayload > 16<<20 {
+		bad("mqtt.max_batch_payload", c.MQTT.MaxBatchPayload, fmt.Errorf("%w: want 1024 to 16777216 bytes", ErrOutOfRange))
+	}
 	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 64<<20 {
 		bad("http.max_body_bytes", c.HTTP.MaxBodyBytes, fmt.Errorf("%w: want 1024 to 67108864 bytes", ErrOutOfRange))
 	}
@@ -199,6 +205,9 @@ func (c *Config) Validate() error {
 		if r.TTL < 0 || (r.TTL > 0 && r.TTL < time.Second) {
 			bad(key+".ttl", r.TTL, fmt.Errorf("%w: want 0 (no expiry) or at least 1s", ErrOutOfRange))
 		}
+	}
+	if _, err := c.Bridge.upstreams(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		bad("log.level", c.Log.Level, err)
@@ -289,6 +298,9 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	if len(c.Reactions) == 0 {
 		c.Reactions = nil
 	}
+	if len(c.Bridge.Upstreams) == 0 {
+		c.Bridge.Upstreams = nil
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -299,6 +311,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("mqtt.listen", d.MQTT.Listen)
 	v.SetDefault("mqtt.topic_prefix", d.MQTT.TopicPrefix)
 	v.SetDefault("mqtt.max_event_payload", d.MQTT.MaxEventPayload)
+	v.SetDefault("mqtt.max_batch_payload", d.MQTT.MaxBatchPayload)
 	v.SetDefault("mqtt.counts_prefix", d.MQTT.CountsPrefix)
 	v.SetDefault("mqtt.counts_interval", d.MQTT.CountsInterval)
 	v.SetDefault("http.listen", d.HTTP.Listen)
@@ -313,6 +326,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("store.sync_interval", d.Store.SyncInterval)
 	v.SetDefault("store.min_free_bytes", d.Store.MinFreeBytes)
 	v.SetDefault("reactions", []any{})
+	v.SetDefault("bridge.upstreams", []any{})
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
 }
@@ -344,8 +358,11 @@ func (c *Config) daemonOptions(log *slog.Logger) daemon.Options {
 			log.Warn(w)
 		}
 	}
+	ups, _ := c.Bridge.upstreams() // checked by Validate
 	return daemon.Options{
-		MQTT: broker.Options{Listen: mqttAddr, TopicPrefix: c.MQTT.TopicPrefix, MaxEventPayload: c.MQTT.MaxEventPayload},
+		Upstreams: ups,
+		MQTT: broker.Options{Listen: mqttAddr, TopicPrefix: c.MQTT.TopicPrefix, MaxEventPayload: c.MQTT.MaxEventPayload,
+			MaxBatchPayload: c.MQTT.MaxBatchPayload, CountsPrefix: c.MQTT.CountsPrefix, CountsInterval: c.MQTT.CountsInterval},
 		HTTP: api.Options{Listen: httpAddr, MaxBodyBytes: c.HTTP.MaxBodyBytes, Pprof: c.HTTP.Pprof},
 		Ingest: ingest.Options{QueueSize: c.Ingest.QueueSize, BatchSize: c.Ingest.BatchSize, EnqueueTimeout: c.Ingest.EnqueueTimeout,
 			TTL: ttlFunc(c.Reactions)},

@@ -146,3 +146,40 @@ func Counts(tb testing.TB, baseURL, content string) (map[string]int64, int) {
 	}
 	return out.ReactionCount, resp.StatusCode
 }
+
+// Members fetches every member of (content, reaction), following the pages of the
+// members route, and returns their user ids in order.
+func Members(tb testing.TB, baseURL, content, reaction string) []string {
+	tb.Helper()
+	var users []string
+	after := ""
+	for {
+		u := fmt.Sprintf("%s/api/v1/contents/%s/reactions/%s/members?limit=1000&after=%s",
+			baseURL, url.PathEscape(content), url.PathEscape(reaction), url.QueryEscape(after))
+		resp, err := http.Get(u)
+		if err != nil {
+			tb.Fatalf("GET members: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			tb.Fatalf("GET %s: %d %s", u, resp.StatusCode, body)
+		}
+		var page struct {
+			Members []struct {
+				UserID string `json:"user_id"`
+			} `json:"members"`
+			NextAfter string `json:"next_after"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			tb.Fatalf("decoding members %s: %v", body, err)
+		}
+		for _, m := range page.Members {
+			users = append(users, m.UserID)
+		}
+		if page.NextAfter == "" {
+			return users
+		}
+		after = page.NextAfter
+	}
+}

@@ -34,6 +34,9 @@ type Options struct {
 
 	// Store, if not nil, is used instead of opening one. The daemon closes it.
 	Store store.Store
+
+	// Upstreams are remote brokers to take events from (the bridge); none by default.
+	Upstreams []broker.Upstream
 }
 
 // Durability modes.
@@ -71,6 +74,7 @@ type Daemon struct {
 	API      *api.Server
 	Registry *prometheus.Registry
 	Feed     *feed.Hub
+	Bridge   *broker.Bridge // nil without upstreams
 
 	log     *slog.Logger
 	timeout time.Duration
@@ -124,6 +128,15 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 		{Name: "writer", OK: d.Writer.Running},
 		{Name: "store", OK: func() bool { return !d.closed.Load() && storeOK() }},
 	}
+	if len(opts.Upstreams) > 0 {
+		if d.Bridge, err = broker.NewBridge(opts.Upstreams, d.Writer, logger.With("component", "bridge"), reg); err != nil {
+			return d, err
+		}
+		for _, c := range d.Bridge.Checks() {
+			httpOpts.Checks = append(httpOpts.Checks, api.Check{Name: "bridge:" + c.Name, OK: c.Up, Optional: true})
+		}
+		d.Bridge.Start()
+	}
 	if d.API, err = api.New(httpOpts, d.Store, d.Writer, logger.With("component", "http")); err != nil {
 		return d, err
 	}
@@ -161,6 +174,9 @@ func (d *Daemon) Close(ctx context.Context) error {
 	if d.Broker != nil {
 		errs = append(errs, d.Broker.Close(ctx))
 	}
+	if d.Bridge != nil {
+		d.Bridge.StopIntake()
+	}
 	if d.Writer != nil {
 		queued := d.Writer.QueueLen()
 		if err := d.Writer.Close(ctx); err != nil {
@@ -168,6 +184,9 @@ func (d *Daemon) Close(ctx context.Context) error {
 		} else if queued > 0 {
 			d.log.Info("ingest queue drained", "events", queued)
 		}
+	}
+	if d.Bridge != nil {
+		errs = append(errs, d.Bridge.Close(ctx)) // acknowledges upstream what the writer applied
 	}
 	if d.Feed != nil {
 		d.Feed.Close() // ends the change streams, which would hold the HTTP shutdown
