@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -229,5 +230,50 @@ func TestBridge_NothingAckedIsLost(t *testing.T) {
 	members := arinatest.Members(t, d.HTTPURL, "line-1", "busy")
 	if len(members) != n {
 		t.Fatalf("%d members, want %d", len(members), n)
+	}
+}
+
+// TestBridge_WebPageFollowsFactoryBroker is the issue's story end to end: events
+// published on the factory's mosquitto reach the board in headless Chromium and the
+// retained count topic on Arina's broker.
+func TestBridge_WebPageFollowsFactoryBroker(t *testing.T) {
+	m := arinatest.StartMosquitto(t)
+	d := arinatest.Start(t, withCounts, bridgeTo(m.Addr, "arina-node1", "site1/kitchen/{content}/{reaction}"))
+	pub := bridgePublisher(t, m.Addr, "valve-gateway")
+	publishUntilAcked(t, pub, "site1/kitchen/range-2/gas_on", "add v7")
+	waitCount(t, d.HTTPURL, "range-2", "gas_on", 1)
+
+	ctx := mustBrowser(t)
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(d.HTTPURL+"/"), chromedp.WaitVisible("#board")); err != nil {
+		t.Fatalf("loading the page: %v", err)
+	}
+	waitPage := func(expr, want string) {
+		t.Helper()
+		arinatest.WaitFor(t, 10*time.Second, func() error {
+			if got := pageText(t, tctx, expr); got != want {
+				return fmt.Errorf("%s = %q, want %q", expr, got, want)
+			}
+			return nil
+		})
+	}
+	waitPage(cellExpr("range-2", "gas_on"), "1")
+	publishUntilAcked(t, pub, "site1/kitchen/range-2/gas_on", "add v8")
+	waitPage(cellExpr("range-2", "gas_on"), "2")
+
+	sub := MustConnect311(t, d.MQTTAddr, "dashboard")
+	got := make(chan string, 8)
+	if tok := sub.Subscribe("arina/counts/#", 1, func(_ pahomqtt.Client, msg pahomqtt.Message) { got <- string(msg.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	want := `{"content_id":"range-2","reaction_count":{"gas_on":2}}`
+	select {
+	case p := <-got:
+		if p != want {
+			t.Errorf("retained count message %s, want %s", p, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no retained count message")
 	}
 }
