@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/arina-dev/arina/broker"
@@ -20,7 +21,7 @@ type BridgeConfig struct {
 type UpstreamConfig struct {
 	Name                 string        `mapstructure:"name"`
 	URL                  string        `mapstructure:"url"`
-	ClientID             string        `mapstructure:"client_id"`
+	ClientID             string        `mapstructure:"client_id"` // {hostname} is replaced by the host's name
 	Username             string        `mapstructure:"username"`
 	Password             string        `mapstructure:"password"`
 	Topics               []string      `mapstructure:"topics"`
@@ -76,8 +77,16 @@ func (b BridgeConfig) upstreams() ([]broker.Upstream, error) {
 		if err != nil {
 			errs = append(errs, &ConfigError{Key: fmt.Sprintf("bridge.upstreams[%d].tls", i), Value: u.TLS.CertFile + u.TLS.CAFile, Err: err})
 		}
+		clientID := u.ClientID
+		if strings.Contains(clientID, "{hostname}") {
+			host, err := os.Hostname()
+			if err != nil {
+				errs = append(errs, &ConfigError{Key: fmt.Sprintf("bridge.upstreams[%d].client_id", i), Value: clientID, Err: err})
+			}
+			clientID = strings.ReplaceAll(clientID, "{hostname}", host)
+		}
 		ups = append(ups, broker.Upstream{
-			Name: u.Name, URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: u.Password,
+			Name: u.Name, URL: u.URL, ClientID: clientID, Username: u.Username, Password: u.Password,
 			TLS: tc, Topics: u.Topics, ShareGroup: u.ShareGroup, MaxReconnectInterval: u.MaxReconnectInterval,
 		})
 	}

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/arina-dev/arina/broker"
+	"github.com/arina-dev/arina/internal/arinatest"
 )
 
 // TestDaemonOptions_FromConfig: what the file says reaches the parts: count topics,
@@ -102,5 +106,56 @@ bridge:
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
+	}
+}
+
+// TestRun_Health: `arina health` exits 0 while the daemon is up and fails once it is
+// gone, for container health checks.
+func TestRun_Health(t *testing.T) {
+	s := MustServe(t, map[string]string{"ARINA_STORE_DURABILITY": "none"}, "serve", "--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	var out syncBuffer
+	if err := run(context.Background(), []string{"health", "--server", s.HTTPAddr}, &out, &out, mapEnv(nil)); err != nil {
+		t.Fatalf("arina health: %v; output %s", err, out.String())
+	}
+	if err := run(context.Background(), []string{"health", "--ready", "--server", s.HTTPAddr}, &out, &out, mapEnv(nil)); err != nil || !strings.Contains(out.String(), `"ready"`) {
+		t.Fatalf("arina health --ready: %v; output %s", err, out.String())
+	}
+	if err := s.Stop(t, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"health", "--server", s.HTTPAddr}, &out, &out, mapEnv(nil)); err == nil {
+		t.Fatal("arina health succeeded with the daemon stopped")
+	}
+}
+
+// TestUpstreams_HostnameClientID: one config file serves every node when the client id
+// names the host: each node keeps its own session upstream.
+func TestUpstreams_HostnameClientID(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no host name:", err)
+	}
+	ups, err := BridgeConfig{Upstreams: []UpstreamConfig{{Name: "f", URL: "tcp://x:1883", ClientID: "arina-{hostname}-f", Topics: []string{"k/{content}/{reaction}"}}}}.upstreams()
+	if err != nil || len(ups) != 1 || ups[0].ClientID != "arina-"+host+"-f" {
+		t.Fatalf("upstreams = %+v, %v; want client id arina-%s-f", ups, err, host)
+	}
+}
+
+// TestServe_SIGHUPDoesNotStop: SIGHUP (systemctl reload) reloads; it must never end
+// the daemon, as Go's default for SIGHUP would.
+func TestServe_SIGHUPDoesNotStop(t *testing.T) {
+	s := MustServe(t, map[string]string{"ARINA_STORE_DURABILITY": "none"}, "serve", "--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	arinatest.WaitFor(t, 10*time.Second, func() error {
+		if !strings.Contains(s.Stderr.String(), "reloaded") {
+			return errors.New(`no "reloaded" log line yet`)
+		}
+		return nil
+	})
+	var out syncBuffer
+	if err := run(context.Background(), []string{"health", "--server", s.HTTPAddr}, &out, &out, mapEnv(nil)); err != nil {
+		t.Fatalf("daemon not healthy after SIGHUP: %v %s", err, out.String())
 	}
 }

@@ -58,7 +58,7 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 	serve := newServeCmd(stderr, getenv)
 	root.AddCommand(serve, newCheckConfigCmd(stdout, getenv), newVersionCmd(stdout),
 		newPubCmd(stdout, getenv), newCountsCmd(stdout, getenv), newBenchCmd(stdout, stderr, getenv),
-		newWatchCmd(stdout, getenv))
+		newWatchCmd(stdout, getenv), newHealthCmd(stdout, getenv))
 	// Bare `arina` serves.
 	root.Flags().AddFlagSet(serve.LocalFlags())
 	root.RunE = serve.RunE
@@ -107,11 +107,25 @@ func newLogger(w io.Writer, c LogConfig) *slog.Logger {
 // serve runs the daemon until ctx is cancelled, then shuts it down within the
 // configured timeout. A second signal during shutdown ends the process at once.
 func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	// SIGHUP reloads the users and tokens files without dropping connections. Caught
+	// from before the start, so a reload that comes early cannot end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d, err := daemon.Start(cfg.daemonOptions(log), log)
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-hup:
+			if err := d.Reload(); err != nil {
+				log.Error("reload failed; the previous files stay in force", "err", err)
+			}
+		}
+	}
 	log.Info("shutting down: no new publishes or requests; applying what was accepted; a second signal exits at once",
 		"timeout", cfg.Ingest.ShutdownTimeout)
 	second := make(chan os.Signal, 1)

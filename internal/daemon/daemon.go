@@ -76,10 +76,11 @@ type Daemon struct {
 	Feed     *feed.Hub
 	Bridge   *broker.Bridge // nil without upstreams
 
-	log     *slog.Logger
-	timeout time.Duration
-	closed  atomic.Bool
-	started bool // Start completed; only Start and Close touch it
+	log       *slog.Logger
+	timeout   time.Duration
+	reloaders []func() error // what Reload runs
+	closed    atomic.Bool
+	started   bool // Start completed; only Start and Close touch it
 }
 
 // Start builds and starts every part. Listeners are bound before it returns, so an
@@ -147,6 +148,20 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	logger.Info("arina started", "mqtt", d.Broker.Addr(), "http", d.API.Addr(),
 		"topic_prefix", opts.MQTT.TopicPrefix)
 	return d, nil
+}
+
+// Reload re-reads the files the daemon was started with that may change while it runs
+// (users and tokens), keeping the previous ones on error. Connections stay up.
+func (d *Daemon) Reload() error {
+	var errs []error
+	for _, r := range d.reloaders {
+		errs = append(errs, r())
+	}
+	err := errors.Join(errs...)
+	if err == nil {
+		d.log.Info("reloaded", "files", len(d.reloaders))
+	}
+	return err
 }
 
 // MQTTAddr returns the bound address of the MQTT listener.
