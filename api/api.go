@@ -21,6 +21,7 @@ import (
 
 	"github.com/arina-dev/arina/feed"
 	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/store"
 )
 
@@ -61,6 +62,10 @@ type Options struct {
 	TTL func(reactionType string) time.Duration
 	// Feed, if set, serves GET /api/v1/stream.
 	Feed *feed.Hub
+	// Tokens, if set, is the tokens file: every route but /healthz and /readyz needs a
+	// bearer token, with the read scope for GET and the write scope for POST (see
+	// auth.go). nil: the API is open.
+	Tokens *auth.TokensFile
 }
 
 // DefaultMaxBodyBytes is the default limit on a request body.
@@ -78,7 +83,8 @@ type Server struct {
 	serveDone chan struct{} // closed when the Serve goroutine has returned
 	closed    atomic.Bool
 
-	requests *prometheus.CounterVec
+	requests     *prometheus.CounterVec
+	authFailures *prometheus.CounterVec // with Tokens only
 }
 
 // New returns an API server reading from r and applying writes through in.
@@ -95,6 +101,9 @@ func New(opts Options, r Reader, in Ingester, logger *slog.Logger) (*Server, err
 		if err := opts.Registerer.Register(s.requests); err != nil {
 			return nil, fmt.Errorf("registering http metrics: %w", err)
 		}
+	}
+	if err := s.initAuth(); err != nil {
+		return nil, err
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -144,7 +153,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})
-	return s.instrument(mux)
+	return s.instrument(s.authenticate(mux))
 }
 
 type statusWriter struct {

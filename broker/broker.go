@@ -10,12 +10,12 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/internal/auth"
 )
 
 // Sink takes the events the broker accepts. *ingest.Writer implements it.
@@ -33,6 +33,10 @@ type Options struct {
 
 	CountsPrefix   string        // retained count topics <CountsPrefix>/<content_id>; "": none
 	CountsInterval time.Duration // at most one count message per content per interval; default 250ms
+
+	// Users, if set, is the users file: clients must log in and the ACLs apply (see
+	// auth.go). nil: every client may connect and use every topic.
+	Users *auth.UsersFile
 }
 
 // DefaultMaxEventPayload is the default limit on an ingest payload, in bytes.
@@ -118,9 +122,14 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	s.hook = &ingestHook{prefix: opts.TopicPrefix, maxPayload: opts.MaxEventPayload, sink: sink,
 		batchTopic: opts.TopicPrefix + "/" + BatchTopicSuffix, maxBatchPayload: opts.MaxBatchPayload, log: logger, closing: &s.closed,
 		server: m, relay: m.NewClient(nil, "local", "arina-relay", true)}
-	// Until authentication is configured every client is allowed; the daemon binds
-	// loopback only in that case.
-	if err := m.AddHook(new(auth.AllowHook), nil); err != nil {
+	// Without a users file every client is allowed; the daemon binds loopback only in
+	// that case. The auth hook goes first: its OnPublish must see a publish before the
+	// ingest hook does.
+	authHook, err := newAuthHook(opts.Users, s, reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.AddHook(authHook, nil); err != nil {
 		return nil, fmt.Errorf("adding auth hook: %w", err)
 	}
 	if err := m.AddHook(s.hook, nil); err != nil {

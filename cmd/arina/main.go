@@ -58,7 +58,7 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 	serve := newServeCmd(stderr, getenv)
 	root.AddCommand(serve, newCheckConfigCmd(stdout, getenv), newVersionCmd(stdout),
 		newPubCmd(stdout, getenv), newCountsCmd(stdout, getenv), newBenchCmd(stdout, stderr, getenv),
-		newWatchCmd(stdout, getenv), newHealthCmd(stdout, getenv))
+		newWatchCmd(stdout, getenv), newHealthCmd(stdout, getenv), newPasswdCmd(), newTokenCmd())
 	// Bare `arina` serves.
 	root.Flags().AddFlagSet(serve.LocalFlags())
 	root.RunE = serve.RunE
