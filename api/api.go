@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,6 +67,14 @@ type Options struct {
 	// bearer token, with the read scope for GET and the write scope for POST (see
 	// auth.go). nil: the API is open.
 	Tokens *auth.TokensFile
+
+	// TLS, if set, serves HTTPS instead of HTTP.
+	TLS *tls.Config
+	// Slow or idle clients: how long one may take to send its headers and its whole
+	// request, to read a response (the change stream extends its own), and to stay
+	// connected idle between requests; defaults 10s, 30s, 30s, 2m.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxHeaderBytes                                            int // default 64 KiB; larger headers get 431
 }
 
 // DefaultMaxBodyBytes is the default limit on a request body.
@@ -192,14 +201,27 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("http: listening on %s: %w", s.opts.Listen, err)
 	}
+	if s.opts.TLS != nil {
+		ln = tls.NewListener(ln, s.opts.TLS)
+	}
 	s.ln = ln
+	or := func(d, def time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return def
+	}
+	maxHeader := s.opts.MaxHeaderBytes
+	if maxHeader <= 0 {
+		maxHeader = 64 << 10
+	}
 	s.srv = &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: or(s.opts.ReadHeaderTimeout, 10*time.Second),
+		ReadTimeout:       or(s.opts.ReadTimeout, 30*time.Second),
+		WriteTimeout:      or(s.opts.WriteTimeout, 30*time.Second),
+		IdleTimeout:       or(s.opts.IdleTimeout, 2*time.Minute),
+		MaxHeaderBytes:    maxHeader,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.serveDone = make(chan struct{})

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arina-dev/arina/internal/auth"
+	"github.com/arina-dev/arina/internal/tlsconf"
 )
 
 // Reasons a CONNECT is refused, the label values of arina_mqtt_auth_failures_total.
@@ -110,13 +110,23 @@ func (h *authHook) Provides(b byte) bool {
 // session holds.
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	username := string(pk.Connect.Username)
-	switch {
-	case !pk.Connect.UsernameFlag || username == "":
-		return h.refuse(cl, refusedAnonymous, packets.ErrNotAuthorized)
-	case !h.users.Authenticate(username, pk.Connect.Password):
-		return h.refuse(cl, refusedCredentials, packets.ErrBadUsernameOrPassword)
+	if cn := tlsconf.PeerName(peerTLS(cl.Net.Conn)); cn != "" {
+		// A verified client certificate names the user: a username, if sent, must be
+		// the same, and no password is asked.
+		if (pk.Connect.UsernameFlag && username != "" && username != cn) || !h.users.Has(cn) {
+			return h.refuse(cl, refusedCredentials, packets.ErrBadUsernameOrPassword)
+		}
+		username = cn
+		cl.Properties.Username = []byte(cn) // the ACLs (%u) use it
+	} else {
+		switch {
+		case !pk.Connect.UsernameFlag || username == "":
+			return h.refuse(cl, refusedAnonymous, packets.ErrNotAuthorized)
+		case !h.users.Authenticate(username, pk.Connect.Password):
+			return h.refuse(cl, refusedCredentials, packets.ErrBadUsernameOrPassword)
+		}
 	}
-	if old, ok := h.server.Clients.Get(cl.ID); ok && !bytes.Equal(old.Properties.Username, pk.Connect.Username) {
+	if old, ok := h.server.Clients.Get(cl.ID); ok && string(old.Properties.Username) != username {
 		return h.refuse(cl, refusedClientIDInUse, packets.ErrNotAuthorized)
 	}
 	// mochi publishes wills without asking OnACLCheck (and the ingest hook ingests

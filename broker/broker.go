@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,14 @@ type Options struct {
 	// Users, if set, is the users file: clients must log in and the ACLs apply (see
 	// auth.go). nil: every client may connect and use every topic.
 	Users *auth.UsersFile
+
+	// TLS, if set, serves MQTT over TLS on TLSListen and secure WebSocket on WSSListen.
+	TLS       *tls.Config
+	TLSListen string // e.g. ":8883"; "": none
+	WSListen  string // MQTT over WebSocket (ws://), e.g. ":8083"; "": none
+	WSSListen string // MQTT over secure WebSocket (wss://); needs TLS; "": none
+
+	Limits Limits // connections, packet size, client ids, publish rate, WebSocket origins
 }
 
 // DefaultMaxEventPayload is the default limit on an ingest payload, in bytes.
@@ -52,6 +61,8 @@ type Server struct {
 	mochi   *mqtt.Server
 	hook    *ingestHook
 	tcp     *listeners.TCP
+	extra   []listeners.Listener // TLS and WebSocket listeners, if configured
+	limits  *limitsHook
 	running atomic.Bool
 	closed  atomic.Bool
 	counts  *counts // count topics, once StartCounts ran
@@ -114,6 +125,8 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	// Topic aliases a client may use, announced in CONNACK by compatHook; mosquitto's
 	// default. mochi's 65535 would let one client make the broker hold 65535 topic names.
 	caps.TopicAliasMaximum = 10
+	opts.Limits.setDefaults()
+	caps.MaximumPacketSize = opts.Limits.MaxPacketSize
 	m := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		Logger:       logger,
@@ -131,6 +144,16 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	}
 	if err := m.AddHook(authHook, nil); err != nil {
 		return nil, fmt.Errorf("adding auth hook: %w", err)
+	}
+	// Limits next: a publish over the rate is refused before it is ingested.
+	s.limits = newLimitsHook(opts.Limits, m)
+	if err := m.AddHook(s.limits, nil); err != nil {
+		return nil, fmt.Errorf("adding limits hook: %w", err)
+	}
+	if reg != nil {
+		if err := reg.Register(s.limits.hits); err != nil {
+			return nil, fmt.Errorf("registering limit metrics: %w", err)
+		}
 	}
 	if err := m.AddHook(s.hook, nil); err != nil {
 		return nil, fmt.Errorf("adding ingest hook: %w", err)
@@ -151,6 +174,21 @@ func (s *Server) Start() error {
 	s.tcp = listeners.NewTCP(listeners.Config{ID: "tcp", Address: s.opts.Listen})
 	if err := s.mochi.AddListener(s.tcp); err != nil {
 		return fmt.Errorf("mqtt: listening on %s: %w", s.opts.Listen, err)
+	}
+	if s.opts.TLS != nil && s.opts.TLSListen != "" {
+		s.extra = append(s.extra, listeners.NewTCP(listeners.Config{ID: "tls", Address: s.opts.TLSListen, TLSConfig: s.opts.TLS}))
+	}
+	if s.opts.WSListen != "" {
+		s.extra = append(s.extra, newWSListener("ws", s.opts.WSListen, nil, s.limits.checkOrigin()))
+	}
+	if s.opts.TLS != nil && s.opts.WSSListen != "" {
+		s.extra = append(s.extra, newWSListener("wss", s.opts.WSSListen, s.opts.TLS, s.limits.checkOrigin()))
+	}
+	for _, l := range s.extra {
+		if err := s.mochi.AddListener(l); err != nil {
+			s.closeListeners()
+			return fmt.Errorf("mqtt: listening on %s (%s): %w", l.ID(), s.listenAddr(l.ID()), err)
+		}
 	}
 	if err := s.mochi.Serve(); err != nil {
 		_ = s.Close(context.Background())
@@ -191,10 +229,8 @@ func (s *Server) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if s.tcp != nil {
-			s.mochi.Listeners.Close(s.tcp.ID(), s.disconnectClients)
-			s.mochi.Listeners.ClientsWg.Wait()
-		}
+		s.closeListeners()
+		s.mochi.Listeners.ClientsWg.Wait()
 		_ = s.mochi.Close()
 	}()
 	select {
@@ -202,6 +238,40 @@ func (s *Server) Close(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("mqtt: clients still connected at shutdown deadline: %w", ctx.Err())
+	}
+}
+
+// Addrs returns the bound address of every listener by id: tcp, and tls, ws, wss when
+// configured.
+func (s *Server) Addrs() map[string]string {
+	out := map[string]string{"tcp": s.Addr()}
+	for _, l := range s.extra {
+		out[l.ID()] = l.Address()
+	}
+	return out
+}
+
+func (s *Server) listenAddr(id string) string {
+	switch id {
+	case "tls":
+		return s.opts.TLSListen
+	case "ws":
+		return s.opts.WSListen
+	case "wss":
+		return s.opts.WSSListen
+	}
+	return s.opts.Listen
+}
+
+// closeListeners closes every listener that was added, with Arina's client closer.
+func (s *Server) closeListeners() {
+	if s.tcp != nil {
+		s.mochi.Listeners.Close(s.tcp.ID(), s.disconnectClients)
+	}
+	for _, l := range s.extra {
+		if _, ok := s.mochi.Listeners.Get(l.ID()); ok {
+			s.mochi.Listeners.Close(l.ID(), s.disconnectClients)
+		}
 	}
 }
 

@@ -82,6 +82,18 @@ func readyz(tb testing.TB, baseURL string) (int, string, map[string]string) {
 	return resp.StatusCode, out.Status, out.Checks
 }
 
+// waitBridgeUp waits until the bridge is subscribed: a new session upstream gets only
+// what is published after it subscribed.
+func waitBridgeUp(tb testing.TB, d *arinatest.Daemon) {
+	tb.Helper()
+	arinatest.WaitFor(tb, 10*time.Second, func() error {
+		if _, _, checks := readyz(tb, d.HTTPURL); checks["bridge:factory"] != "ok" {
+			return fmt.Errorf("bridge check %q", checks["bridge:factory"])
+		}
+		return nil
+	})
+}
+
 func waitCount(tb testing.TB, baseURL, content, reaction string, want int64) {
 	tb.Helper()
 	arinatest.WaitFor(tb, 30*time.Second, func() error {
@@ -117,12 +129,7 @@ func startMochi(tb testing.TB) string {
 func TestBridge_MochiUpstream(t *testing.T) {
 	up := startMochi(t)
 	d := arinatest.Start(t, bridgeTo(up, "arina-node1", "site1/{content}/events/{reaction}"))
-	arinatest.WaitFor(t, 10*time.Second, func() error {
-		if _, _, checks := readyz(t, d.HTTPURL); checks["bridge:factory"] != "ok" {
-			return fmt.Errorf("bridge check %q", checks["bridge:factory"])
-		}
-		return nil
-	})
+	waitBridgeUp(t, d)
 	pub := bridgePublisher(t, up, "gateway-1")
 	for i := range 5 {
 		publishUntilAcked(t, pub, "site1/stove-3/events/active", fmt.Sprintf("add badge-%d", i))
@@ -239,6 +246,7 @@ func TestBridge_NothingAckedIsLost(t *testing.T) {
 func TestBridge_WebPageFollowsFactoryBroker(t *testing.T) {
 	m := arinatest.StartMosquitto(t)
 	d := arinatest.Start(t, withCounts, bridgeTo(m.Addr, "arina-node1", "site1/kitchen/{content}/{reaction}"))
+	waitBridgeUp(t, d)
 	pub := bridgePublisher(t, m.Addr, "valve-gateway")
 	publishUntilAcked(t, pub, "site1/kitchen/range-2/gas_on", "add v7")
 	waitCount(t, d.HTTPURL, "range-2", "gas_on", 1)

@@ -30,6 +30,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/daemon"
 )
 
@@ -50,10 +51,6 @@ var deployPendingKeys = []string{
 	"store.redis.password",
 	"store.redis.db",
 	"store.redis.key_prefix",
-	"mqtt.auth.users_file",
-	"mqtt.allow_anonymous",
-	"http.auth.tokens_file",
-	"http.allow_anonymous",
 }
 
 // deployDefaultShutdownTimeout is ingest.shutdown_timeout when nothing sets it.
@@ -1321,6 +1318,14 @@ func TestDeploy_ConfigsAccepted(t *testing.T) {
 			cmd.Dir = dir
 			cmd.Env = deployCleanEnv()
 			for k, v := range s.env {
+				// The users and tokens files are Secrets mounted at run time; check-config
+				// opens them, so stand-ins in their format take their place.
+				switch k {
+				case "ARINA_MQTT_AUTH_USERS_FILE":
+					v = deployAuthFixture(t, dir, "users", "users:\n  - username: gateway\n    password_hash: \""+deployBcrypt(t)+"\"\n    acl: [{topic: \"kitchen/#\", access: write}]\n")
+				case "ARINA_HTTP_AUTH_TOKENS_FILE":
+					v = deployAuthFixture(t, dir, "tokens", "tokens:\n  - name: app\n    sha256: \""+strings.Repeat("ab", 32)+"\"\n    scopes: [read, write]\n")
+				}
 				cmd.Env = append(cmd.Env, k+"="+v)
 			}
 			out, err := cmd.CombinedOutput()
@@ -1329,6 +1334,24 @@ func TestDeploy_ConfigsAccepted(t *testing.T) {
 			}
 		})
 	}
+}
+
+func deployAuthFixture(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func deployBcrypt(t *testing.T) string {
+	t.Helper()
+	h, err := auth.HashPassword([]byte("not-a-real-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // --- metrics: Prometheus and Grafana ---

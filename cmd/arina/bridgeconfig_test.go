@@ -38,7 +38,10 @@ bridge:
 	if err != nil {
 		t.Fatalf("loadConfig: %v", err)
 	}
-	o := cfg.daemonOptions(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	o, err := cfg.daemonOptions(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if o.MQTT.CountsPrefix != "plant/counts" || o.MQTT.CountsInterval != time.Second || o.MQTT.MaxBatchPayload != 2048 {
 		t.Errorf("mqtt options %+v, want counts plant/counts every 1s and batch limit 2048", o.MQTT)
 	}

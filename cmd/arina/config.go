@@ -39,6 +39,17 @@ type MQTTConfig struct {
 	MaxBatchPayload int           `mapstructure:"max_batch_payload"`
 	CountsPrefix    string        `mapstructure:"counts_prefix"`
 	CountsInterval  time.Duration `mapstructure:"counts_interval"`
+
+	AllowAnonymous bool     `mapstructure:"allow_anonymous"`
+	Auth           MQTTAuth `mapstructure:"auth"`
+	TLS            MQTTTLS  `mapstructure:"tls"`
+	WS             MQTTWS   `mapstructure:"ws"`
+
+	MaxConnections int     `mapstructure:"max_connections"`
+	MaxPacketSize  int     `mapstructure:"max_packet_size"`
+	MaxClientIDLen int     `mapstructure:"max_client_id_len"`
+	PublishRate    float64 `mapstructure:"publish_rate"`
+	PublishBurst   int     `mapstructure:"publish_burst"`
 }
 
 // HTTPConfig is the http section.
@@ -46,6 +57,16 @@ type HTTPConfig struct {
 	Listen       string `mapstructure:"listen"`
 	MaxBodyBytes int64  `mapstructure:"max_body_bytes"`
 	Pprof        bool   `mapstructure:"pprof"`
+
+	AllowAnonymous bool     `mapstructure:"allow_anonymous"`
+	Auth           HTTPAuth `mapstructure:"auth"`
+	TLS            HTTPTLS  `mapstructure:"tls"`
+
+	MaxHeaderBytes    int           `mapstructure:"max_header_bytes"`
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	ReadTimeout       time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
 }
 
 // IngestConfig is the ingest section.
@@ -102,8 +123,14 @@ func DefaultConfig() Config {
 	return Config{
 		MQTT: MQTTConfig{Listen: ":1883", TopicPrefix: "kitchen", MaxEventPayload: broker.DefaultMaxEventPayload,
 			MaxBatchPayload: broker.DefaultMaxBatchPayload,
-			CountsPrefix:    broker.DefaultCountsPrefix, CountsInterval: broker.DefaultCountsInterval},
-		HTTP: HTTPConfig{Listen: ":4000", MaxBodyBytes: api.DefaultMaxBodyBytes},
+			CountsPrefix:    broker.DefaultCountsPrefix, CountsInterval: broker.DefaultCountsInterval,
+			TLS:            MQTTTLS{Listen: ":8883"},
+			WS:             MQTTWS{AllowedOrigins: []string{}},
+			MaxConnections: broker.DefaultMaxConnections, MaxPacketSize: broker.DefaultMaxPacketSize,
+			MaxClientIDLen: broker.DefaultMaxClientIDLen},
+		HTTP: HTTPConfig{Listen: ":4000", MaxBodyBytes: api.DefaultMaxBodyBytes, MaxHeaderBytes: 64 << 10,
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
+			IdleTimeout: 2 * time.Minute},
 		Ingest: IngestConfig{
 			QueueSize: ingest.DefaultQueueSize, BatchSize: ingest.DefaultBatchSize,
 			EnqueueTimeout: ingest.DefaultEnqueueTimeout, ShutdownTimeout: 30 * time.Second,
@@ -137,18 +164,53 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key string, v any, err error) { errs = append(errs, &ConfigError{key, v, err}) }
-	addrsOK := true
-	for _, l := range []struct{ key, addr string }{{"mqtt.listen", c.MQTT.Listen}, {"http.listen", c.HTTP.Listen}} {
-		if _, port, err := net.SplitHostPort(l.addr); err != nil || port == "" {
-			bad(l.key, l.addr, fmt.Errorf("%w: want host:port or :port", ErrInvalidAddress))
-			addrsOK = false
+	if binds, err := c.listeners(nil); err != nil {
+		errs = append(errs, err)
+	} else {
+		seen := make(map[string]string)
+		for _, key := range []string{"mqtt.listen", "http.listen", "mqtt.tls.listen", "mqtt.ws.listen", "mqtt.ws.tls_listen"} {
+			addr, ok := binds[key]
+			if _, port, _ := net.SplitHostPort(addr); !ok || port == "0" {
+				continue
+			}
+			if other, dup := seen[addr]; dup {
+				bad(key, addr, fmt.Errorf("%w: the same address as %s", ErrInvalidAddress, other))
+			}
+			seen[addr] = key
 		}
 	}
-	if addrsOK {
-		m, _ := listenAddr("", c.MQTT.Listen)
-		h, _ := listenAddr("", c.HTTP.Listen)
-		if _, port, _ := net.SplitHostPort(h); m == h && port != "0" {
-			bad("http.listen", c.HTTP.Listen, fmt.Errorf("%w: the same address as mqtt.listen", ErrInvalidAddress))
+	if _, err := c.openSecurity(); err != nil {
+		errs = append(errs, err)
+	}
+	// A packet must hold the largest payload accepted (when that limit is itself valid).
+	minPacket := float64(1024)
+	if c.MQTT.MaxEventPayload <= 1<<20 && c.MQTT.MaxBatchPayload <= 16<<20 {
+		minPacket = float64(max(c.MQTT.MaxEventPayload, c.MQTT.MaxBatchPayload) + 1024)
+	}
+	limits := []struct {
+		key      string
+		v        float64
+		min, max float64
+	}{
+		{"mqtt.max_connections", float64(c.MQTT.MaxConnections), 1, 1 << 24},
+		{"mqtt.max_packet_size", float64(c.MQTT.MaxPacketSize), minPacket, 256 << 20},
+		{"mqtt.max_client_id_len", float64(c.MQTT.MaxClientIDLen), 23, 65535},
+		{"mqtt.publish_rate", c.MQTT.PublishRate, 0, 1e9},
+		{"mqtt.publish_burst", float64(c.MQTT.PublishBurst), 0, 1e9},
+		{"http.max_header_bytes", float64(c.HTTP.MaxHeaderBytes), 4096, 1 << 20},
+	}
+	for _, l := range limits {
+		if l.v < l.min || l.v > l.max {
+			bad(l.key, l.v, fmt.Errorf("%w: want %v to %v", ErrOutOfRange, l.min, l.max))
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout}, {"http.read_timeout", c.HTTP.ReadTimeout},
+		{"http.write_timeout", c.HTTP.WriteTimeout}, {"http.idle_timeout", c.HTTP.IdleTimeout}} {
+		if d.v < 100*time.Millisecond || d.v > time.Hour {
+			bad(d.key, d.v, fmt.Errorf("%w: want 100ms to 1h", ErrOutOfRange))
 		}
 	}
 	if err := broker.ValidatePrefix(c.MQTT.TopicPrefix); err != nil {
@@ -314,9 +376,33 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("mqtt.max_batch_payload", d.MQTT.MaxBatchPayload)
 	v.SetDefault("mqtt.counts_prefix", d.MQTT.CountsPrefix)
 	v.SetDefault("mqtt.counts_interval", d.MQTT.CountsInterval)
+	v.SetDefault("mqtt.allow_anonymous", d.MQTT.AllowAnonymous)
+	v.SetDefault("mqtt.auth.users_file", d.MQTT.Auth.UsersFile)
+	v.SetDefault("mqtt.tls.listen", d.MQTT.TLS.Listen)
+	v.SetDefault("mqtt.tls.cert_file", d.MQTT.TLS.CertFile)
+	v.SetDefault("mqtt.tls.key_file", d.MQTT.TLS.KeyFile)
+	v.SetDefault("mqtt.tls.client_ca_file", d.MQTT.TLS.ClientCAFile)
+	v.SetDefault("mqtt.tls.require_client_cert", d.MQTT.TLS.RequireClientCert)
+	v.SetDefault("mqtt.ws.listen", d.MQTT.WS.Listen)
+	v.SetDefault("mqtt.ws.tls_listen", d.MQTT.WS.TLSListen)
+	v.SetDefault("mqtt.ws.allowed_origins", d.MQTT.WS.AllowedOrigins)
+	v.SetDefault("mqtt.max_connections", d.MQTT.MaxConnections)
+	v.SetDefault("mqtt.max_packet_size", d.MQTT.MaxPacketSize)
+	v.SetDefault("mqtt.max_client_id_len", d.MQTT.MaxClientIDLen)
+	v.SetDefault("mqtt.publish_rate", d.MQTT.PublishRate)
+	v.SetDefault("mqtt.publish_burst", d.MQTT.PublishBurst)
 	v.SetDefault("http.listen", d.HTTP.Listen)
 	v.SetDefault("http.max_body_bytes", d.HTTP.MaxBodyBytes)
 	v.SetDefault("http.pprof", d.HTTP.Pprof)
+	v.SetDefault("http.allow_anonymous", d.HTTP.AllowAnonymous)
+	v.SetDefault("http.auth.tokens_file", d.HTTP.Auth.TokensFile)
+	v.SetDefault("http.tls.cert_file", d.HTTP.TLS.CertFile)
+	v.SetDefault("http.tls.key_file", d.HTTP.TLS.KeyFile)
+	v.SetDefault("http.max_header_bytes", d.HTTP.MaxHeaderBytes)
+	v.SetDefault("http.read_header_timeout", d.HTTP.ReadHeaderTimeout)
+	v.SetDefault("http.read_timeout", d.HTTP.ReadTimeout)
+	v.SetDefault("http.write_timeout", d.HTTP.WriteTimeout)
+	v.SetDefault("http.idle_timeout", d.HTTP.IdleTimeout)
 	v.SetDefault("ingest.queue_size", d.Ingest.QueueSize)
 	v.SetDefault("ingest.batch_size", d.Ingest.BatchSize)
 	v.SetDefault("ingest.enqueue_timeout", d.Ingest.EnqueueTimeout)
@@ -331,45 +417,42 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("log.format", d.Log.Format)
 }
 
-// listenAddr applies the safe default: with no authentication, an address without a
-// host binds loopback only. It returns the address to bind and a warning to log, if any.
-func listenAddr(key, addr string) (string, string) {
-	host, port, _ := net.SplitHostPort(addr)
-	if host == "" {
-		return net.JoinHostPort("127.0.0.1", port), fmt.Sprintf(
-			"%s %q has no host and no authentication is configured: listening on loopback only; set %s to 0.0.0.0:%s to accept remote clients",
-			key, addr, key, port)
+// daemonOptions maps the configuration onto the parts' options: it opens the users and
+// tokens files and certificates, applies the safe listen default and logs what it
+// decided.
+func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
+	sec, err := c.openSecurity()
+	if err != nil {
+		return daemon.Options{}, err
 	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		if host != "localhost" {
-			return addr, fmt.Sprintf("%s %q is reachable from the network and no authentication is configured: anyone who can reach it can read and write", key, addr)
-		}
+	binds, err := c.listeners(log)
+	if err != nil {
+		return daemon.Options{}, err
 	}
-	return addr, ""
-}
-
-// daemonOptions maps the configuration onto the parts' options, logging the listen
-// address decisions.
-func (c *Config) daemonOptions(log *slog.Logger) daemon.Options {
-	mqttAddr, w1 := listenAddr("mqtt.listen", c.MQTT.Listen)
-	httpAddr, w2 := listenAddr("http.listen", c.HTTP.Listen)
-	for _, w := range []string{w1, w2} {
-		if w != "" {
-			log.Warn(w)
-		}
-	}
+	c.logAuth(log, sec)
 	ups, _ := c.Bridge.upstreams() // checked by Validate
-	return daemon.Options{
+	m := c.MQTT
+	o := daemon.Options{
 		Upstreams: ups,
-		MQTT: broker.Options{Listen: mqttAddr, TopicPrefix: c.MQTT.TopicPrefix, MaxEventPayload: c.MQTT.MaxEventPayload,
-			MaxBatchPayload: c.MQTT.MaxBatchPayload, CountsPrefix: c.MQTT.CountsPrefix, CountsInterval: c.MQTT.CountsInterval},
-		HTTP: api.Options{Listen: httpAddr, MaxBodyBytes: c.HTTP.MaxBodyBytes, Pprof: c.HTTP.Pprof},
+		MQTT: broker.Options{Listen: binds["mqtt.listen"], TopicPrefix: m.TopicPrefix, MaxEventPayload: m.MaxEventPayload,
+			MaxBatchPayload: m.MaxBatchPayload, CountsPrefix: m.CountsPrefix, CountsInterval: m.CountsInterval,
+			Users: sec.users, TLS: tlsConfig(sec.mqttTLS), TLSListen: binds["mqtt.tls.listen"],
+			WSListen: binds["mqtt.ws.listen"], WSSListen: binds["mqtt.ws.tls_listen"],
+			Limits: broker.Limits{MaxConnections: m.MaxConnections, MaxPacketSize: uint32(m.MaxPacketSize),
+				MaxClientIDLen: m.MaxClientIDLen, PublishRate: m.PublishRate, PublishBurst: m.PublishBurst,
+				AllowedOrigins: m.WS.AllowedOrigins}},
+		HTTP: api.Options{Listen: binds["http.listen"], MaxBodyBytes: c.HTTP.MaxBodyBytes, Pprof: c.HTTP.Pprof,
+			Tokens: sec.tokens, TLS: tlsConfig(sec.httpTLS), MaxHeaderBytes: c.HTTP.MaxHeaderBytes,
+			ReadHeaderTimeout: c.HTTP.ReadHeaderTimeout, ReadTimeout: c.HTTP.ReadTimeout,
+			WriteTimeout: c.HTTP.WriteTimeout, IdleTimeout: c.HTTP.IdleTimeout},
 		Ingest: ingest.Options{QueueSize: c.Ingest.QueueSize, BatchSize: c.Ingest.BatchSize, EnqueueTimeout: c.Ingest.EnqueueTimeout,
 			TTL: ttlFunc(c.Reactions)},
 		ShutdownTimeout: c.Ingest.ShutdownTimeout,
 		Durability:      c.Store.Durability,
 		Durable:         store.DurableOptions{Dir: c.Store.DataDir, SyncInterval: c.Store.SyncInterval, MinFreeBytes: c.Store.MinFreeBytes},
+		Reloaders:       sec.reloaders(),
 	}
+	return o, nil
 }
 
 // clientAddr returns the address a local client should dial to reach a listen address.

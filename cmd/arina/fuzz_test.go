@@ -41,6 +41,8 @@ func FuzzLoadConfig(f *testing.F) {
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("loadConfig accepted a configuration that does not validate: %v\n%s", err, yaml)
 		}
-		_ = cfg.daemonOptions(logger)
+		if _, err := cfg.daemonOptions(logger); err != nil {
+			t.Fatalf("a configuration that validates does not map onto the daemon: %v\n%s", err, yaml)
+		}
 	})
 }

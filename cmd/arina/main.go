@@ -112,7 +112,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	d, err := daemon.Start(cfg.daemonOptions(log), log)
+	opts, err := cfg.daemonOptions(log)
+	if err != nil {
+		return err
+	}
+	d, err := daemon.Start(opts, log)
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,9 @@ func (f *UsersFile) Authenticate(username string, password []byte) bool {
 	return f.Users().Authenticate(username, password)
 }
 
+// Has is Users.Has on the version in force.
+func (f *UsersFile) Has(username string) bool { return f.Users().Has(username) }
+
 // Allow is Users.Allow on the version in force.
 func (f *UsersFile) Allow(username, clientID, topic string, access Access) bool {
 	return f.Users().Allow(username, clientID, topic, access)

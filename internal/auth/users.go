@@ -68,9 +68,12 @@ type usersDoc struct {
 }
 
 type userEntry struct {
-	Username     string     `yaml:"username"`
-	PasswordHash string     `yaml:"password_hash"`
-	ACL          []aclEntry `yaml:"acl"`
+	Username     string `yaml:"username"`
+	PasswordHash string `yaml:"password_hash"`
+	// CertificateOnly users have no password: they log in with a TLS client
+	// certificate whose common name is the username (mqtt.tls.client_ca_file).
+	CertificateOnly bool       `yaml:"certificate_only"`
+	ACL             []aclEntry `yaml:"acl"`
 }
 
 type aclEntry struct {
@@ -122,9 +125,16 @@ func parseUsers(data []byte, name string) (*Users, error) {
 		case us.byName[e.Username] != nil:
 			bad(i, e, "username is listed twice")
 		}
-		cost, err := checkBcryptHash(e.PasswordHash)
-		if err != nil {
-			bad(i, e, "password_hash: %v", err)
+		cost := 0
+		if e.PasswordHash == "" && !e.CertificateOnly {
+			bad(i, e, "password_hash: is required (`arina passwd` prints one), unless certificate_only: true")
+		} else if e.PasswordHash != "" && e.CertificateOnly {
+			bad(i, e, "password_hash: a certificate_only user has none")
+		} else if e.PasswordHash != "" {
+			var err error
+			if cost, err = checkBcryptHash(e.PasswordHash); err != nil {
+				bad(i, e, "password_hash: %v", err)
+			}
 		}
 		u := &user{name: e.Username, hash: []byte(e.PasswordHash), rules: make([]rule, 0, len(e.ACL))}
 		for j, a := range e.ACL {
@@ -180,6 +190,12 @@ func checkBcryptHash(h string) (int, error) {
 	return cost, nil
 }
 
+// Has reports whether the users file lists username. A client whose verified TLS
+// certificate names a listed user (its common name) is that user, password or not.
+func (us *Users) Has(username string) bool {
+	return us != nil && us.byName[username] != nil
+}
+
 // Len returns the number of users.
 func (us *Users) Len() int {
 	if us == nil {
@@ -202,7 +218,7 @@ func (us *Users) Authenticate(username string, password []byte) bool {
 		return false
 	}
 	u := us.byName[username]
-	if u == nil {
+	if u == nil || len(u.hash) == 0 { // unknown, or certificate only
 		_ = bcrypt.CompareHashAndPassword(us.dummyHash(), password)
 		return false
 	}

@@ -96,6 +96,7 @@ func TestParseUsers_Errors(t *testing.T) {
 		{"DuplicateUsername", "users:\n  - {username: a, password_hash: '" + testHash + "'}\n  - {username: a, password_hash: '" + testHash + "'}\n",
 			[]string{`users[1] ("a")`, "listed twice"}},
 		{"MissingHash", "users:\n  - username: a\n", []string{`users[0] ("a")`, "password_hash: is required"}},
+		{"CertificateOnlyWithHash", "users:\n  - username: a\n    certificate_only: true\n    password_hash: \"$2a$10$" + strings.Repeat("a", 53) + "\"\n", []string{"a certificate_only user has none"}},
 		{"PlaintextPassword", user("a", "s3cret", "[]"), []string{"not a bcrypt hash"}},
 		{"ShortHash", user("a", testHash[:59], "[]"), []string{"not a bcrypt hash"}},
 		{"BadVersion", user("a", "$2x"+testHash[3:], "[]"), []string{"not a bcrypt hash"}},

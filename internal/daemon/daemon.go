@@ -37,6 +37,9 @@ type Options struct {
 
 	// Upstreams are remote brokers to take events from (the bridge); none by default.
 	Upstreams []broker.Upstream
+
+	// Reloaders re-read files on Reload (SIGHUP): users, tokens, certificates.
+	Reloaders []func() error
 }
 
 // Durability modes.
@@ -88,7 +91,7 @@ type Daemon struct {
 func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d = &Daemon{Registry: reg, log: logger, timeout: opts.ShutdownTimeout}
+	d = &Daemon{Registry: reg, log: logger, timeout: opts.ShutdownTimeout, reloaders: opts.Reloaders}
 	if d.timeout <= 0 {
 		d.timeout = 30 * time.Second
 	}
