@@ -23,8 +23,13 @@ const (
 	codeForbidden    = "forbidden"
 )
 
-// openPaths answer without a token: probes must work without credentials.
-var openPaths = map[string]bool{"/healthz": true, "/readyz": true}
+// openPaths answer without a token: probes must work without credentials, and the
+// board page holds no data (it asks for a token and sends it with its requests).
+var openPaths = map[string]bool{"/healthz": true, "/readyz": true, "/": true}
+
+// streamPath may carry its token as ?access_token= (RFC 6750 2.3): a browser's
+// EventSource cannot send an Authorization header.
+const streamPath = "/api/v1/stream"
 
 // initAuth creates (and registers, with a Registerer) the auth failure counter when a
 // tokens file is configured.
@@ -52,7 +57,7 @@ func (s *Server) initAuth() error {
 // anything else (POST routes). Routes added later need a token too: the default is
 // closed.
 func requiredScope(r *http.Request) (need auth.Scopes, open bool) {
-	if openPaths[r.URL.Path] {
+	if openPaths[r.URL.Path] && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		return 0, true
 	}
 	switch r.Method {
@@ -92,6 +97,10 @@ func (s *Server) authenticate(mux *http.ServeMux) http.Handler {
 			return
 		}
 		bearer, ok := bearerToken(r)
+		if !ok && r.URL.Path == streamPath && r.Method == http.MethodGet {
+			bearer = r.URL.Query().Get("access_token")
+			ok = bearer != ""
+		}
 		if !ok {
 			s.refuseAuth(w, r, mux, authMissing, need, "")
 			return

@@ -146,8 +146,14 @@ func TestServer_Auth(t *testing.T) {
 		{"SeedReadmeRoute", "GET", "/reaction/reactions_count/Stew", "Bearer " + tokBoth, "", 200, "", ""},
 		{"NativeNoToken", "GET", "/api/v1/contents", "", "", 401, "unauthorized", `Bearer realm="arina"`},
 		{"NativeReadToken", "GET", "/api/v1/contents", "Bearer " + tokRead, "", 200, "", ""},
-		{"PageNoToken", "GET", "/", "", "", 401, "unauthorized", `Bearer realm="arina"`},
+		// The board page holds no data: it asks for a token and sends it itself.
+		{"PageNoToken", "GET", "/", "", "", 200, "", ""},
+		{"PagePostNoToken", "POST", "/", "", "", 401, "unauthorized", `Bearer realm="arina"`},
 		{"StreamNoToken", "GET", "/api/v1/stream", "", "", 401, "unauthorized", `Bearer realm="arina"`},
+		// An EventSource cannot send headers: the stream alone takes ?access_token=.
+		{"StreamInvalidQueryToken", "GET", "/api/v1/stream?access_token=nope", "", "", 401, "unauthorized", `Bearer realm="arina", error="invalid_token"`},
+		{"StreamWriteQueryToken", "GET", "/api/v1/stream?access_token=" + tokWrite, "", "", 403, "forbidden", `Bearer realm="arina", error="insufficient_scope", scope="read"`},
+		{"CountsQueryTokenIgnored", "GET", "/api/v1/reaction/reaction_counts/Stew?access_token=" + tokRead, "", "", 401, "unauthorized", `Bearer realm="arina"`},
 
 		{"MetricsNoToken", "GET", "/metrics", "", "", 401, "unauthorized", `Bearer realm="arina"`},
 		{"MetricsWriteToken", "GET", "/metrics", "Bearer " + tokWrite, "", 403, "forbidden", `Bearer realm="arina", error="insufficient_scope", scope="read"`},

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/auth"
+	"github.com/arina-dev/arina/internal/daemon"
 )
 
 // mustBrowser starts a headless Debian Chromium for the test and returns its context.
@@ -104,4 +107,51 @@ func TestWeb_LiveBoard(t *testing.T) {
 	}
 	waitPage(`[...document.querySelectorAll("#board tbody tr")].map(tr => tr.dataset.content).join(",")`, "Soup")
 
+}
+
+// TestWeb_WithTokens: with a tokens file the page still loads, asks for a read token,
+// and then follows the change stream with it (?access_token=, since an EventSource
+// cannot send headers).
+func TestWeb_WithTokens(t *testing.T) {
+	token, sum, err := auth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tokens.yaml")
+	if err := os.WriteFile(path, []byte("tokens:\n  - name: board\n    sha256: \""+sum+"\"\n    scopes: [read]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.OpenTokensFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := arinatest.Start(t, func(o *daemon.Options) { o.HTTP.Tokens = tokens })
+	pub := MustConnect311(t, d.MQTTAddr, "floor")
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add sam")
+
+	ctx := mustBrowser(t)
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(d.HTTPURL+"/"), chromedp.WaitVisible("#login")); err != nil {
+		t.Fatalf("loading the page: %v", err)
+	}
+	if got := pageText(t, tctx, `document.getElementById("status").textContent`); got != "token needed" {
+		t.Fatalf("status %q before a token, want \"token needed\"", got)
+	}
+	if err := chromedp.Do(tctx, chromedp.SendKeys("#token", token), chromedp.Click("#login button")); err != nil {
+		t.Fatalf("entering the token: %v", err)
+	}
+	waitPage := func(expr, want string) {
+		t.Helper()
+		arinatest.WaitFor(t, 10*time.Second, func() error {
+			if got := pageText(t, tctx, expr); got != want {
+				return fmt.Errorf("%s = %q, want %q", expr, got, want)
+			}
+			return nil
+		})
+	}
+	waitPage(`document.body.dataset.ready || ""`, "1")
+	waitPage(cellExpr("Stew", "fire"), "1")
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add ann")
+	waitPage(cellExpr("Stew", "fire"), "2")
 }
