@@ -324,6 +324,9 @@ type reactionResponse struct {
 	UserID       string `json:"user_id"`
 	Changed      bool   `json:"changed"` // false for a duplicate add or a remove of an absent user
 	Count        int64  `json:"count"`   // users holding the reaction after the event
+	// Stale: the event's ts was older than what the store had for this user (or than
+	// store.tombstone_ttl): accepted, and superseded; nothing changed.
+	Stale bool `json:"stale,omitempty"`
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
@@ -375,7 +378,7 @@ func (s *Server) postReaction(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusCreated, reactionResponse{
 		Type: "reaction", Action: ev.Action.String(), ContentID: ev.ContentID,
-		ReactionType: ev.ReactionType, UserID: ev.UserID, Changed: res.Changed, Count: res.Count,
+		ReactionType: ev.ReactionType, UserID: ev.UserID, Changed: res.Changed, Count: res.Count, Stale: res.Stale,
 	})
 }
 

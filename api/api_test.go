@@ -403,7 +403,7 @@ func TestServer_PostReaction(t *testing.T) {
 		{
 			name:        "TSAndEventID",
 			contentType: "application/json",
-			body:        annWith("ts", 1700000000000, "event_id", "e-1"),
+			body:        annWith("ts", time.Now().UnixMilli(), "event_id", "e-1"),
 			want:        reactionReply{"reaction", "add", "Stew", "fire", "Ann", true, 1},
 			wantCounts:  map[string]map[string]int64{"Stew": {"fire": 1}},
 		},

@@ -34,6 +34,7 @@ type itemResult struct {
 	Status  string     `json:"status"`            // statusApplied or statusRejected
 	Changed *bool      `json:"changed,omitempty"` // applied only: whether the set changed
 	Count   *int64     `json:"count,omitempty"`   // applied only: users holding the reaction after the item
+	Stale   bool       `json:"stale,omitempty"`   // applied only: superseded by a newer event (see ts)
 	Error   *itemError `json:"error,omitempty"`   // rejected only
 }
 
@@ -170,7 +171,7 @@ func (s *Server) postReactions(w http.ResponseWriter, r *http.Request) {
 			}
 		default:
 			changed, count := it.ack.res.Changed, it.ack.res.Count
-			res.Status, res.Changed, res.Count = statusApplied, &changed, &count
+			res.Status, res.Changed, res.Count, res.Stale = statusApplied, &changed, &count, it.ack.res.Stale
 			resp.Applied++
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	received     [numSources]prometheus.Counter
 	applied      [numSources]prometheus.Counter
+	stale        [numSources]prometheus.Counter
 	rejectedVec  *prometheus.CounterVec
 	changed      map[store.Action]prometheus.Counter
 	batchSize    prometheus.Histogram
@@ -36,7 +37,11 @@ func newMetrics(reg prometheus.Registerer, w *Writer) (*metrics, error) {
 	}, []string{"source"})
 	applied := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "arina_events_applied_total",
-		Help: "Events applied to the store by the writer.",
+		Help: "Events applied to the store by the writer, stale ones included.",
+	}, []string{"source"})
+	stale := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "arina_events_stale_total",
+		Help: "Applied events that changed nothing because a newer event (by ts) for the same content, reaction and user had been applied, or because their ts was older than the tombstone TTL.",
 	}, []string{"source"})
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "arina_events_rejected_total",
@@ -73,6 +78,7 @@ func newMetrics(reg prometheus.Registerer, w *Writer) (*metrics, error) {
 	for s := range numSources {
 		m.received[s] = received.WithLabelValues(s.String())
 		m.applied[s] = applied.WithLabelValues(s.String())
+		m.stale[s] = stale.WithLabelValues(s.String())
 	}
 	if reg == nil {
 		return m, nil
@@ -86,7 +92,7 @@ func newMetrics(reg prometheus.Registerer, w *Writer) (*metrics, error) {
 		Help: "Capacity of the ingest queue (ingest.queue_size).",
 	}, func() float64 { return float64(cap(w.ch)) })
 	var errs []error
-	for _, c := range []prometheus.Collector{received, applied, rejected, changed, expired, m.batchSize, m.applySeconds, queueLen, queueCap} {
+	for _, c := range []prometheus.Collector{received, applied, stale, rejected, changed, expired, m.batchSize, m.applySeconds, queueLen, queueCap} {
 		errs = append(errs, reg.Register(c))
 	}
 	return m, errors.Join(errs...)

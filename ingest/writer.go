@@ -27,6 +27,14 @@ type Options struct {
 	// (events and expiries) with the changes it made, in order. It must not block and
 	// must not keep the slice.
 	OnChanges func([]Change)
+
+	// TombstoneTTL is how long the store is asked to remember the ts of a user who left
+	// a set (a tombstone, see store.Op.TS); default 24h. Every TombstoneTTL/24 (at most
+	// 1h, at least 1s) the writer purges older tombstones, once an event with a ts has
+	// been applied. So an event whose ts is older than now-TombstoneTTL could meet a
+	// purged tombstone and wrongly apply: the writer does not apply it but acknowledges
+	// it as stale, with a Result of Stale set and Count 0 (the count is not read).
+	TombstoneTTL time.Duration
 }
 
 // Change is one applied change of a set: a member added, removed or expired.
@@ -62,6 +70,7 @@ const (
 	DefaultQueueSize      = 65536
 	DefaultBatchSize      = 1024
 	DefaultEnqueueTimeout = time.Second
+	DefaultTombstoneTTL   = 24 * time.Hour
 )
 
 func (o *Options) setDefaults() {
@@ -74,6 +83,16 @@ func (o *Options) setDefaults() {
 	if o.EnqueueTimeout <= 0 {
 		o.EnqueueTimeout = DefaultEnqueueTimeout
 	}
+	if o.TombstoneTTL <= 0 {
+		o.TombstoneTTL = DefaultTombstoneTTL
+	}
+}
+
+// purgeInterval is how often the writer purges tombstones: TombstoneTTL/24, between 1s
+// and 1h. Purging late is harmless (the writer refuses what is older than the TTL
+// anyway); purging often only costs scans.
+func (o *Options) purgeInterval() time.Duration {
+	return min(max(o.TombstoneTTL/24, time.Second), time.Hour)
 }
 
 // Ack is told the outcome of an enqueued event, once, by the writer goroutine, after the
@@ -111,6 +130,7 @@ type Writer struct {
 	failed     int       // events refused since the last log line
 
 	ctx      context.Context          // for store calls; never cancelled
+	stamped  bool                     // writer goroutine only: an event with a ts went to the store
 	expiries expiryHeap               // writer goroutine only: scheduled expiry checks
 	ttls     map[string]time.Duration // writer goroutine only: cache of opts.TTL
 	changes  []Change                 // writer goroutine only: buffer for OnChanges
@@ -242,11 +262,24 @@ func (w *Writer) run() {
 	out := make([]store.Result, w.opts.BatchSize)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var purgeT *time.Timer // nil until an event with a ts was applied
+	defer func() {
+		if purgeT != nil {
+			purgeT.Stop()
+		}
+	}()
 	for {
 		var due <-chan time.Time
 		if at, ok := w.nextExpiry(); ok {
 			timer.Reset(time.Until(at))
 			due = timer.C
+		}
+		var purge <-chan time.Time
+		if purgeT != nil {
+			purge = purgeT.C
+		} else if w.stamped {
+			purgeT = time.NewTimer(w.opts.purgeInterval())
+			purge = purgeT.C
 		}
 		var it item
 		var ok bool
@@ -254,6 +287,10 @@ func (w *Writer) run() {
 		case it, ok = <-w.ch:
 		case <-due:
 			w.expire(time.Now(), ops, out)
+			continue
+		case now := <-purge:
+			w.purgeTombstones(now)
+			purgeT.Reset(w.opts.purgeInterval())
 			continue
 		}
 		if !ok {
@@ -277,20 +314,37 @@ func (w *Writer) run() {
 	}
 }
 
+// tooOld reports whether op has a ts before oldest: its tombstone may have been purged,
+// so the writer does not apply it (see Options.TombstoneTTL).
+func tooOld(op *store.Op, oldest int64) bool { return op.TS != 0 && op.TS < oldest }
+
 func (w *Writer) apply(batch []item, ops []store.Op, out []store.Result) {
-	n := len(batch)
-	for i := range batch {
-		ops[i] = batch[i].ev.Op
-	}
 	start := time.Now()
-	w.stampExpiry(ops[:n], start.UnixMilli())
-	err := w.st.Apply(w.ctx, ops[:n], out[:n])
-	if err == nil {
-		w.schedule(ops[:n], out[:n])
-		w.emit(ops[:n], out[:n], start.UnixMilli())
+	now := start.UnixMilli()
+	oldest := now - w.opts.TombstoneTTL.Milliseconds()
+	n := 0 // ops for the store: the batch but the events too old
+	for i := range batch {
+		op := &batch[i].ev.Op
+		if op.TS != 0 {
+			if tooOld(op, oldest) {
+				continue
+			}
+			w.stamped = true
+		}
+		ops[n] = *op
+		n++
+	}
+	var err error
+	if n > 0 {
+		w.stampExpiry(ops[:n], now)
+		err = w.st.Apply(w.ctx, ops[:n], out[:n])
+		if err == nil {
+			w.schedule(ops[:n], out[:n])
+			w.emit(ops[:n], out[:n], now)
+		}
 	}
 	w.m.applySeconds.Observe(time.Since(start).Seconds())
-	w.m.batchSize.Observe(float64(n))
+	w.m.batchSize.Observe(float64(len(batch)))
 	if err != nil {
 		err = fmt.Errorf("applying batch of %d: %w", n, err)
 		w.failed += n
@@ -299,22 +353,48 @@ func (w *Writer) apply(batch []item, ops []store.Op, out []store.Result) {
 			w.lastErrLog, w.failed = now, 0
 		}
 	}
+	// out[j] is the result of batch[i], j <= i, unless batch[i] was too old: it is then
+	// stale whatever became of the batch.
+	j := 0
 	for i := range batch {
 		src := batch[i].ev.Source
-		if err != nil {
+		var res store.Result
+		var evErr error
+		if tooOld(&batch[i].ev.Op, oldest) {
+			res.Stale = true
+		} else {
+			res, evErr = out[j], err
+			j++
+		}
+		if evErr != nil {
 			w.m.rejected(src, CodeStoreError).Inc()
-			out[i] = store.Result{}
+			res = store.Result{}
 		} else {
 			w.m.applied[src].Inc()
-			if out[i].Changed {
+			if res.Stale {
+				w.m.stale[src].Inc()
+			}
+			if res.Changed {
 				w.m.changed[batch[i].ev.Action].Inc()
 			}
 		}
 		if batch[i].ack != nil {
-			batch[i].ack.Done(out[i], err)
+			batch[i].ack.Done(res, evErr)
 		}
 	}
 	clear(ops[:n])
+}
+
+// purgeTombstones asks the store to forget the tombstones that events can no longer
+// meet: those older than now-TombstoneTTL.
+func (w *Writer) purgeTombstones(now time.Time) {
+	before := now.Add(-w.opts.TombstoneTTL).UnixMilli()
+	n, err := w.st.PurgeTombstones(w.ctx, before)
+	if err != nil {
+		w.log.Error("purging tombstones failed; retrying at the next interval", "before", before, "err", err)
+		return
+	}
+	w.log.Debug("tombstones purged", "tombstones", n, "before", before)
 }
 
 // Close stops accepting events, lets the writer apply everything already accepted, and

@@ -26,11 +26,20 @@ const FormatVersion = 1
 //
 //	"\x00format"              -> "arina-store/<FormatVersion>"
 //	"r" content 0x00 reaction -> ""   (the reaction was held once; it stays listed at 0)
-//	"m" content 0x00 reaction 0x00 user -> "" or 8-byte big-endian expiry (unix ms)
+//	"m" content 0x00 reaction 0x00 user -> "", or 8 bytes: expiry, or 16 bytes: expiry
+//	                                       and remembered TS (see Op.TS)
+//	"t" content 0x00 reaction 0x00 user -> 8 bytes: remembered TS of a user not in the
+//	                                       set (a tombstone; the set may not exist)
+//
+// Numbers are big-endian int64 unix ms; an expiry of 0 is none. A membership without a
+// remembered TS keeps the shorter values of the first release of format 1, which this
+// build reads as they are: there is no migration. (That first release refuses a member
+// value of 16 bytes as corrupt, and ignores "t" keys.)
 var (
 	formatKey      = []byte("\x00format")
 	prefixReaction = byte('r')
 	prefixMember   = byte('m')
+	prefixTomb     = byte('t')
 )
 
 func formatValue(v int) []byte { return fmt.Appendf(nil, "arina-store/%d", v) }
@@ -73,8 +82,8 @@ type Durable struct {
 
 	batch   *pebble.Batch
 	key     []byte
-	val     [8]byte
-	created []created
+	val     [16]byte
+	applied []applied // per op of the current batch: for undo and for what to write
 	healthy atomic.Bool
 	dirty   atomic.Bool // async: written since the last fsync
 	lowDisk atomic.Bool
@@ -124,13 +133,13 @@ func OpenDurable(opts DurableOptions) (*Durable, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	n, err := d.load()
+	n, tombs, err := d.load()
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: reading %s: %w: %v; restore it from a backup, or move it away to start empty", dir, ErrCorrupt, err)
 	}
 	d.healthy.Store(true)
-	d.log.Info("store recovered", "dir", dir, "memberships", n, "took", time.Since(start).Round(time.Millisecond), "sync", opts.Sync)
+	d.log.Info("store recovered", "dir", dir, "memberships", n, "tombstones", tombs, "took", time.Since(start).Round(time.Millisecond), "sync", opts.Sync)
 	d.checkDisk()
 	d.wg.Add(1)
 	go d.background()
@@ -171,22 +180,29 @@ func (d *Durable) checkFormat() error {
 	return nil
 }
 
-// load rebuilds the memory index from the engine and returns the memberships read.
-func (d *Durable) load() (int, error) {
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMember}, UpperBound: []byte{prefixReaction + 1}})
+// load rebuilds the memory index from the engine and returns the memberships and
+// tombstones read.
+func (d *Durable) load() (members, tombs int, err error) {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMember}, UpperBound: []byte{prefixTomb + 1}})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	m := d.mem
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := 0
-	// Keys come sorted by content, then reaction: the current set is reused until they
-	// change, so a membership costs one user lookup (and one string for a new user).
+	// Keys come sorted by prefix ("m" < "r" < "t": every set exists before its
+	// tombstones are read), then by content, then reaction: the current set is reused
+	// until they change, so a membership costs one user lookup (and one string for a
+	// new user).
 	var (
 		curC, curR []byte
 		rs         *reactionSet
+		orphans    map[uint32]int64 // the tombstones of the current (content, reaction) when the set does not exist
 	)
+	fail := func(format string, args ...any) (int, int, error) {
+		_ = it.Close()
+		return members, tombs, fmt.Errorf(format, args...)
+	}
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		switch k[0] {
@@ -194,8 +210,7 @@ func (d *Durable) load() (int, error) {
 			c, rest, ok1 := bytes.Cut(k[1:], []byte{0})
 			r, u, ok2 := bytes.Cut(rest, []byte{0})
 			if !ok1 || !ok2 || len(u) == 0 {
-				_ = it.Close()
-				return n, fmt.Errorf("malformed membership key %q", k)
+				return fail("malformed membership key %q", k)
 			}
 			if rs == nil || !bytes.Equal(c, curC) || !bytes.Equal(r, curR) {
 				curC, curR = append(curC[:0], c...), append(curR[:0], r...)
@@ -205,28 +220,70 @@ func (d *Durable) load() (int, error) {
 			if !ok {
 				uid = m.intern(string(u))
 			}
-			var exp int64
-			if v := it.Value(); len(v) == 8 {
+			var exp, ts int64
+			switch v := it.Value(); len(v) {
+			case 0:
+			case 8:
 				exp = int64(binary.BigEndian.Uint64(v))
-			} else if len(v) != 0 {
-				_ = it.Close()
-				return n, fmt.Errorf("malformed membership value %q for key %q", v, k)
+			case 16:
+				exp, ts = int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:]))
+			default:
+				return fail("malformed membership value %q for key %q", v, k)
 			}
 			rs.members[uid] = exp
-			n++
+			if ts != 0 {
+				rs.setStamp(uid, ts)
+			}
+			members++
 		case prefixReaction:
 			c, r, ok := bytes.Cut(k[1:], []byte{0})
 			if !ok {
-				_ = it.Close()
-				return n, fmt.Errorf("malformed reaction key %q", k)
+				return fail("malformed reaction key %q", k)
 			}
 			m.ensureReaction(string(c), string(r))
+		case prefixTomb:
+			c, rest, ok1 := bytes.Cut(k[1:], []byte{0})
+			r, u, ok2 := bytes.Cut(rest, []byte{0})
+			v := it.Value()
+			if !ok1 || !ok2 || len(u) == 0 || len(v) != 8 {
+				return fail("malformed tombstone %q -> %q", k, v)
+			}
+			ts := int64(binary.BigEndian.Uint64(v))
+			if ts == 0 {
+				return fail("malformed tombstone %q -> %q: no TS", k, v)
+			}
+			if (rs == nil && orphans == nil) || !bytes.Equal(c, curC) || !bytes.Equal(r, curR) {
+				curC, curR = append(curC[:0], c...), append(curR[:0], r...)
+				rs, orphans = nil, nil
+				if cs := m.contents[string(c)]; cs != nil {
+					rs = cs.find(string(r))
+				}
+				if rs == nil {
+					if m.orphans == nil {
+						m.orphans = make(map[setKey]map[uint32]int64)
+					}
+					orphans = make(map[uint32]int64)
+					m.orphans[setKey{string(c), string(r)}] = orphans
+				}
+			}
+			uid, ok := m.userIDs[string(u)]
+			if !ok {
+				uid = m.intern(string(u))
+			}
+			if rs == nil {
+				orphans[uid] = ts
+			} else if _, member := rs.members[uid]; !member || ts > rs.stamps[uid] {
+				// A tombstone of a member is never written; should one be found, the
+				// newer TS is what the store would have remembered.
+				rs.setStamp(uid, ts)
+			}
+			tombs++
 		}
 	}
 	if err := it.Close(); err != nil {
-		return n, err
+		return members, tombs, err
 	}
-	return n, nil
+	return members, tombs, nil
 }
 
 func (d *Durable) appendKey(prefix byte, op *Op) []byte {
@@ -234,7 +291,7 @@ func (d *Durable) appendKey(prefix byte, op *Op) []byte {
 	k = append(k, op.ContentID...)
 	k = append(k, 0)
 	k = append(k, op.ReactionType...)
-	if prefix == prefixMember {
+	if prefix != prefixReaction {
 		k = append(k, 0)
 		k = append(k, op.UserID...)
 	}
@@ -255,25 +312,20 @@ func (d *Durable) Apply(_ context.Context, ops []Op, out []Result) error {
 		m.mu.Unlock()
 		return ErrClosed
 	}
-	if cap(d.created) < len(ops) {
-		d.created = make([]created, len(ops))
+	if cap(d.applied) < len(ops) {
+		d.applied = make([]applied, len(ops))
 	}
-	cr := d.created[:len(ops)]
+	ap := d.applied[:len(ops)]
 	b := d.batch
 	b.Reset()
 	for i := range ops {
 		op := &ops[i]
-		out[i], cr[i] = m.apply(op)
-		if cr[i]&createdReaction != 0 {
-			_ = b.Set(d.appendKey(prefixReaction, op), nil, nil)
+		if op.Action == Add {
+			ap[i] = m.add(op, &out[i])
+		} else {
+			ap[i] = m.remove(op, &out[i])
 		}
-		res := &out[i]
-		switch {
-		case op.Action == Add && (res.Changed || res.Expiry != res.PrevExpiry):
-			_ = b.Set(d.appendKey(prefixMember, op), expiryValue(d.val[:0], res.Expiry), nil)
-		case op.Action != Add && res.Changed:
-			_ = b.Delete(d.appendKey(prefixMember, op), nil)
-		}
+		d.write(b, op, &out[i], &ap[i])
 	}
 	m.mu.Unlock()
 	if b.Empty() {
@@ -286,7 +338,7 @@ func (d *Durable) Apply(_ context.Context, ops []Op, out []Result) error {
 	if err := b.Commit(wo); err != nil {
 		m.mu.Lock()
 		for i := len(ops) - 1; i >= 0; i-- {
-			m.undo(&ops[i], out[i], cr[i])
+			m.undo(&ops[i], out[i], ap[i])
 		}
 		m.mu.Unlock()
 		d.healthy.Store(false)
@@ -299,11 +351,82 @@ func (d *Durable) Apply(_ context.Context, ops []Op, out []Result) error {
 	return nil
 }
 
-func expiryValue(buf []byte, exp int64) []byte {
+// write adds to b what op did to memory.
+func (d *Durable) write(b *pebble.Batch, op *Op, res *Result, a *applied) {
+	if a.flags.has(createdReaction) {
+		_ = b.Set(d.appendKey(prefixReaction, op), nil, nil)
+	}
+	if res.Stale {
+		return
+	}
+	was, is := a.flags.has(wasMember), a.flags.has(isMember)
+	switch {
+	case is && (!was || res.Expiry != res.PrevExpiry || a.ts != a.prevTS):
+		_ = b.Set(d.appendKey(prefixMember, op), memberValue(d.val[:0], res.Expiry, a.ts), nil)
+		if !was && a.prevTS != 0 { // the user's tombstone is now the member's TS
+			_ = b.Delete(d.appendKey(prefixTomb, op), nil)
+		}
+	case was && !is:
+		_ = b.Delete(d.appendKey(prefixMember, op), nil)
+	}
+	if !is && a.ts != 0 && (was || a.ts != a.prevTS) {
+		_ = b.Set(d.appendKey(prefixTomb, op), binary.BigEndian.AppendUint64(d.val[:0], uint64(a.ts)), nil)
+	}
+}
+
+// memberValue is the value of a membership key: nothing, the expiry, or the expiry
+// and the remembered TS.
+func memberValue(buf []byte, exp, ts int64) []byte {
+	if ts != 0 {
+		buf = binary.BigEndian.AppendUint64(buf, uint64(exp))
+		return binary.BigEndian.AppendUint64(buf, uint64(ts))
+	}
 	if exp == 0 {
 		return nil
 	}
 	return binary.BigEndian.AppendUint64(buf, uint64(exp))
+}
+
+// PurgeTombstones implements Store: the tombstones are deleted from the engine in one
+// batch, then from memory. On error nothing is forgotten.
+func (d *Durable) PurgeTombstones(_ context.Context, before int64) (int, error) {
+	if d.lowDisk.Load() {
+		return 0, fmt.Errorf("%w: less than %d bytes free in %s", ErrUnavailable, d.opts.MinFreeBytes, d.opts.Dir)
+	}
+	m := d.mem
+	m.mu.RLock()
+	if m.closed {
+		m.mu.RUnlock()
+		return 0, ErrClosed
+	}
+	tombs := m.tombstones(before)
+	m.mu.RUnlock()
+	if len(tombs) == 0 {
+		return 0, nil
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	for i := range tombs {
+		t := &tombs[i]
+		op := Op{ContentID: t.contentID, ReactionType: t.reactionType, UserID: t.userID}
+		_ = b.Delete(d.appendKey(prefixTomb, &op), nil)
+	}
+	wo := pebble.NoSync
+	if d.opts.Sync {
+		wo = pebble.Sync
+	}
+	if err := b.Commit(wo); err != nil {
+		return 0, fmt.Errorf("%w: deleting %d tombstones in %s: %v", ErrUnavailable, len(tombs), d.opts.Dir, err)
+	}
+	if !d.opts.Sync {
+		d.dirty.Store(true)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	return m.forget(tombs), nil
 }
 
 // Members implements Store.

@@ -57,10 +57,12 @@ func BenchmarkDurable_Recover(b *testing.B) {
 }
 
 // BenchmarkDurable_Apply measures one writer batch of 1024 adds, committed with fsync
-// (sync) or without (async).
+// (sync) or without (async). In async-ts the ops carry a TS, newer every lap, so every
+// membership is written with its TS and every remove writes a tombstone.
 func BenchmarkDurable_Apply(b *testing.B) {
-	for _, sync := range []bool{true, false} {
-		b.Run(map[bool]string{true: "sync", false: "async"}[sync], func(b *testing.B) {
+	for _, mode := range []string{"sync", "async", "async-ts"} {
+		sync, stamped := mode == "sync", mode == "async-ts"
+		b.Run(mode, func(b *testing.B) {
 			s, err := store.OpenDurable(store.DurableOptions{Dir: b.TempDir(), Sync: sync, MinFreeBytes: 1})
 			if err != nil {
 				b.Fatal(err)
@@ -86,6 +88,11 @@ func BenchmarkDurable_Apply(b *testing.B) {
 					}
 					for j := range batchOps {
 						batchOps[j].Action = act
+					}
+				}
+				if stamped {
+					for j := range batchOps {
+						batchOps[j].TS = int64(n/len(ops) + 1)
 					}
 				}
 				if err := s.Apply(context.Background(), batchOps, out); err != nil {

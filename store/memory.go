@@ -11,6 +11,10 @@ import (
 // Memory is a Store that keeps every set in memory. User ids are interned to integers
 // so that a membership costs one map entry of 4 bytes of key.
 //
+// Timestamped ops (Op.TS != 0) cost more only where they occur: a set gets a second map,
+// user -> remembered TS, the first time such an op touches it, and a timestamped remove
+// on a set never held keeps its tombstone aside (orphans), so the content stays unknown.
+//
 // Memory is safe for concurrent use: Apply takes a write lock for the whole batch and
 // queries take a read lock, so a reader sees either none or all of a batch.
 type Memory struct {
@@ -19,7 +23,14 @@ type Memory struct {
 	contents map[string]*content
 	userIDs  map[string]uint32 // interned user ids
 	users    []string          // user names by interned id
+
+	// orphans holds the remembered TS of timestamped removes on (content, reaction)
+	// sets that do not exist (were never held). The set adopts them when it is
+	// created. nil until the first such remove.
+	orphans map[setKey]map[uint32]int64
 }
+
+type setKey struct{ content, reaction string }
 
 type content struct {
 	reactions []*reactionSet // sorted by reaction type; never shrinks
@@ -28,6 +39,10 @@ type content struct {
 type reactionSet struct {
 	reactionType string
 	members      map[uint32]int64 // user -> expiry (unix ms, 0: none)
+	// stamps: user -> the newest TS applied (Op.TS), for members and, as tombstones,
+	// for users no longer in the set. A user without an entry has none (TS 0 is never
+	// stored). nil until a timestamped op touches the set.
+	stamps map[uint32]int64
 }
 
 var _ Store = (*Memory)(nil)
@@ -48,74 +63,226 @@ func (m *Memory) Apply(_ context.Context, ops []Op, out []Result) error {
 		return ErrClosed
 	}
 	for i := range ops {
-		out[i], _ = m.apply(&ops[i])
+		if op := &ops[i]; op.Action == Add {
+			m.add(op, &out[i])
+		} else {
+			m.remove(op, &out[i])
+		}
 	}
 	return nil
 }
 
-// created says what applying an add had to create; undo uses it.
-type created uint8
+// applied says what add or remove did beyond its Result: undo needs it to revert the
+// op, and the durable store to know what to write.
+type applied struct {
+	flags  applyFlags
+	prevTS int64 // the user's remembered TS before the op; 0: none
+	ts     int64 // the user's remembered TS after the op; 0: none
+}
+
+type applyFlags uint8
 
 const (
-	createdContent created = 1 << iota
-	createdReaction
+	createdContent  applyFlags = 1 << iota // an add created the content
+	createdReaction                        // an add created the (content, reaction) set
+	adoptedOrphans                         // the created set took its stamps from m.orphans
+	wasMember                              // the user was in the set before the op
+	isMember                               // the user is in the set after the op
 )
 
-// apply applies one op; the caller holds the write lock.
-func (m *Memory) apply(op *Op) (Result, created) {
-	if op.Action == Remove || op.Action == Expire {
-		c := m.contents[op.ContentID]
-		if c == nil {
-			return Result{}, 0
-		}
-		rs := c.find(op.ReactionType)
-		if rs == nil {
-			return Result{}, 0
-		}
-		uid, ok := m.userIDs[op.UserID]
-		if !ok {
-			return Result{Count: int64(len(rs.members))}, 0
-		}
-		exp, member := rs.members[uid]
-		if !member {
-			return Result{Count: int64(len(rs.members))}, 0
-		}
-		if op.Action == Expire && (exp == 0 || exp > op.ExpiresAt) {
-			return Result{Count: int64(len(rs.members)), Expiry: exp, PrevExpiry: exp}, 0
-		}
-		delete(rs.members, uid)
-		return Result{Changed: true, Count: int64(len(rs.members)), PrevExpiry: exp}, 0
-	}
+func (f applyFlags) has(g applyFlags) bool { return f&g != 0 }
 
-	var cr created
+// add applies an Add and writes its outcome to res; the caller holds the write lock.
+// See Op.TS for the rules of timestamped ops.
+func (m *Memory) add(op *Op, res *Result) applied {
+	var a applied
 	c := m.contents[op.ContentID]
-	if c == nil {
-		c = &content{}
-		m.contents[op.ContentID] = c
-		cr |= createdContent
+	var rs *reactionSet
+	if c != nil {
+		rs = c.find(op.ReactionType)
 	}
-	rs := c.find(op.ReactionType)
 	if rs == nil {
+		var orphans map[uint32]int64
+		if m.orphans != nil {
+			orphans = m.orphans[setKey{op.ContentID, op.ReactionType}]
+		}
+		if orphans != nil && op.TS != 0 {
+			// Stale against a tombstone: decide before creating anything, so that the
+			// content stays unknown.
+			if uid, ok := m.userIDs[op.UserID]; ok {
+				if prev := orphans[uid]; op.TS <= prev {
+					*res = Result{Stale: true}
+					return applied{prevTS: prev, ts: prev}
+				}
+			}
+		}
+		if c == nil {
+			c = &content{}
+			m.contents[op.ContentID] = c
+			a.flags |= createdContent
+		}
 		rs = c.insert(op.ReactionType)
-		cr |= createdReaction
+		a.flags |= createdReaction
+		if orphans != nil {
+			rs.stamps = orphans
+			delete(m.orphans, setKey{op.ContentID, op.ReactionType})
+			a.flags |= adoptedOrphans
+		}
 	}
 	uid := m.intern(op.UserID)
 	prev, member := rs.members[uid]
+	if member {
+		a.flags |= wasMember
+	}
+	if rs.stamps != nil {
+		a.prevTS = rs.stamps[uid]
+	}
+	a.ts = a.prevTS
+	if op.TS != 0 {
+		if op.TS < a.prevTS || (op.TS == a.prevTS && !member) {
+			if member {
+				a.flags |= isMember
+			}
+			*res = Result{Count: int64(len(rs.members)), Expiry: prev, PrevExpiry: prev, Stale: true}
+			return a
+		}
+		if op.TS > a.prevTS {
+			rs.setStamp(uid, op.TS)
+			a.ts = op.TS
+		}
+	}
 	rs.members[uid] = op.ExpiresAt
-	return Result{Changed: !member, Count: int64(len(rs.members)), Expiry: op.ExpiresAt, PrevExpiry: prev}, cr
+	a.flags |= isMember
+	*res = Result{Changed: !member, Count: int64(len(rs.members)), Expiry: op.ExpiresAt, PrevExpiry: prev}
+	return a
 }
 
-// undo reverts an op that apply applied with the given result; ops are undone in the
+// remove applies a Remove or an Expire and writes its outcome to res; the caller holds
+// the write lock.
+func (m *Memory) remove(op *Op, res *Result) applied {
+	stamped := op.Action == Remove && op.TS != 0
+	c := m.contents[op.ContentID]
+	var rs *reactionSet
+	if c != nil {
+		rs = c.find(op.ReactionType)
+	}
+	if rs == nil {
+		if !stamped {
+			*res = Result{}
+			return applied{}
+		}
+		return m.removeOrphan(op, res)
+	}
+	var uid uint32
+	if stamped {
+		uid = m.intern(op.UserID) // it leaves a tombstone
+	} else {
+		var ok bool
+		if uid, ok = m.userIDs[op.UserID]; !ok {
+			*res = Result{Count: int64(len(rs.members))}
+			return applied{}
+		}
+	}
+	var a applied
+	exp, member := rs.members[uid]
+	if member {
+		a.flags |= wasMember | isMember
+	}
+	if rs.stamps != nil {
+		a.prevTS = rs.stamps[uid]
+	}
+	a.ts = a.prevTS
+	if stamped {
+		if op.TS < a.prevTS {
+			*res = Result{Count: int64(len(rs.members)), Expiry: exp, PrevExpiry: exp, Stale: true}
+			return a
+		}
+		if op.TS > a.prevTS {
+			rs.setStamp(uid, op.TS)
+			a.ts = op.TS
+		}
+	}
+	if !member {
+		*res = Result{Count: int64(len(rs.members))}
+		return a
+	}
+	if op.Action == Expire && (exp == 0 || exp > op.ExpiresAt) {
+		*res = Result{Count: int64(len(rs.members)), Expiry: exp, PrevExpiry: exp}
+		return a
+	}
+	delete(rs.members, uid)
+	a.flags &^= isMember
+	*res = Result{Changed: true, Count: int64(len(rs.members)), PrevExpiry: exp}
+	return a
+}
+
+// removeOrphan applies a timestamped remove on a set that does not exist: it remembers
+// the TS aside, in m.orphans, and leaves the content unknown.
+func (m *Memory) removeOrphan(op *Op, res *Result) applied {
+	k := setKey{op.ContentID, op.ReactionType}
+	if m.orphans == nil {
+		m.orphans = make(map[setKey]map[uint32]int64)
+	}
+	stamps := m.orphans[k]
+	uid := m.intern(op.UserID)
+	prev := stamps[uid]
+	a := applied{prevTS: prev, ts: prev}
+	switch {
+	case op.TS < prev:
+		*res = Result{Stale: true}
+		return a
+	case op.TS > prev:
+		if stamps == nil {
+			stamps = make(map[uint32]int64)
+			m.orphans[k] = stamps
+		}
+		stamps[uid] = op.TS
+		a.ts = op.TS
+	}
+	*res = Result{}
+	return a
+}
+
+func (rs *reactionSet) setStamp(uid uint32, ts int64) {
+	if rs.stamps == nil {
+		rs.stamps = make(map[uint32]int64)
+	}
+	rs.stamps[uid] = ts
+}
+
+// undo reverts an op that add or remove applied with the given result; ops are undone in the
 // reverse order of their application. The caller holds the write lock.
-func (m *Memory) undo(op *Op, res Result, cr created) {
-	if !res.Changed && cr == 0 && res.Expiry == res.PrevExpiry {
+func (m *Memory) undo(op *Op, res Result, a applied) {
+	if res.Stale || (!res.Changed && a.flags&(createdContent|createdReaction) == 0 &&
+		res.Expiry == res.PrevExpiry && a.ts == a.prevTS) {
 		return
 	}
 	c := m.contents[op.ContentID]
-	rs := c.find(op.ReactionType)
+	var rs *reactionSet
+	if c != nil {
+		rs = c.find(op.ReactionType)
+	}
 	uid := m.userIDs[op.UserID]
+	if a.ts != a.prevTS {
+		var stamps map[uint32]int64
+		if rs != nil {
+			stamps = rs.stamps
+		} else {
+			stamps = m.orphans[setKey{op.ContentID, op.ReactionType}]
+		}
+		if a.prevTS == 0 {
+			delete(stamps, uid)
+		} else {
+			stamps[uid] = a.prevTS
+		}
+		if rs == nil && len(stamps) == 0 {
+			delete(m.orphans, setKey{op.ContentID, op.ReactionType})
+		}
+	}
 	if op.Action != Add {
-		rs.members[uid] = res.PrevExpiry
+		if res.Changed {
+			rs.members[uid] = res.PrevExpiry
+		}
 		return
 	}
 	if !res.Changed { // a refresh: restore the old expiry
@@ -123,12 +290,101 @@ func (m *Memory) undo(op *Op, res Result, cr created) {
 		return
 	}
 	delete(rs.members, uid)
-	if cr&createdReaction != 0 {
+	if a.flags.has(createdReaction) {
+		if a.flags.has(adoptedOrphans) {
+			m.orphans[setKey{op.ContentID, op.ReactionType}] = rs.stamps
+		}
 		c.remove(op.ReactionType)
 	}
-	if cr&createdContent != 0 {
+	if a.flags.has(createdContent) {
 		delete(m.contents, op.ContentID)
 	}
+}
+
+// tombstone is one remembered TS of a user not in its set.
+type tombstone struct {
+	contentID, reactionType, userID string
+	uid                             uint32
+	ts                              int64
+}
+
+// tombstones returns the tombstones older than before. The caller holds a lock.
+func (m *Memory) tombstones(before int64) []tombstone {
+	var out []tombstone
+	for cid, c := range m.contents {
+		for _, rs := range c.reactions {
+			for uid, ts := range rs.stamps {
+				if ts < before {
+					if _, member := rs.members[uid]; !member {
+						out = append(out, tombstone{cid, rs.reactionType, m.users[uid], uid, ts})
+					}
+				}
+			}
+		}
+	}
+	for k, stamps := range m.orphans {
+		for uid, ts := range stamps {
+			if ts < before {
+				out = append(out, tombstone{k.content, k.reaction, m.users[uid], uid, ts})
+			}
+		}
+	}
+	return out
+}
+
+// forget deletes the tombstones that are still as listed, and returns how many it
+// deleted. The caller holds the write lock.
+func (m *Memory) forget(tombs []tombstone) int {
+	n := 0
+	for _, t := range tombs {
+		var stamps map[uint32]int64
+		var rs *reactionSet
+		if c := m.contents[t.contentID]; c != nil {
+			rs = c.find(t.reactionType)
+		}
+		if rs != nil {
+			if _, member := rs.members[t.uid]; member {
+				continue
+			}
+			stamps = rs.stamps
+		} else {
+			stamps = m.orphans[setKey{t.contentID, t.reactionType}]
+		}
+		if ts, ok := stamps[t.uid]; !ok || ts != t.ts {
+			continue
+		}
+		delete(stamps, t.uid)
+		n++
+		if len(stamps) == 0 {
+			if rs != nil {
+				rs.stamps = nil
+			} else {
+				delete(m.orphans, setKey{t.contentID, t.reactionType})
+			}
+		}
+	}
+	return n
+}
+
+// PurgeTombstones implements Store. It lists the tombstones under the read lock and
+// takes the write lock only to delete them, so queries wait for the deletion only.
+func (m *Memory) PurgeTombstones(_ context.Context, before int64) (int, error) {
+	m.mu.RLock()
+	if m.closed {
+		m.mu.RUnlock()
+		return 0, ErrClosed
+	}
+	tombs := m.tombstones(before)
+	m.mu.RUnlock()
+	if len(tombs) == 0 {
+		return 0, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	return m.forget(tombs), nil
 }
 
 // ensureReaction makes (content, reaction) known, with no members; the caller holds
@@ -308,5 +564,6 @@ func (m *Memory) Close() error {
 	m.contents = nil
 	m.userIDs = nil
 	m.users = nil
+	m.orphans = nil
 	return nil
 }

@@ -83,40 +83,48 @@ func BenchmarkMemory_Apply(b *testing.B) {
 	})
 
 	// Half removes of present members, half adds of absent ones, on a store that holds
-	// the whole ring: lap after lap, every op changes a set.
-	b.Run("RemoveAddMix", func(b *testing.B) {
-		s := store.NewMemory()
-		all := make([]store.Result, len(ring))
-		mustApply(b, s, ring, all)
-		mix := make([]store.Op, len(ring)) // a copy: the Add benchmark's ring stays adds
-		copy(mix, ring)
-		lap := 0
-		setActions := func() {
-			for i := range mix {
-				if (i+lap)%2 == 0 {
-					mix[i].Action = store.Remove
-				} else {
-					mix[i].Action = store.Add
+	// the whole ring: lap after lap, every op changes a set. In RemoveAddMixTS the ops
+	// carry a TS, newer every lap: every op applies, and every set remembers a TS per
+	// user (members and tombstones).
+	for _, stamped := range []bool{false, true} {
+		name := map[bool]string{false: "RemoveAddMix", true: "RemoveAddMixTS"}[stamped]
+		b.Run(name, func(b *testing.B) {
+			s := store.NewMemory()
+			all := make([]store.Result, len(ring))
+			mustApply(b, s, ring, all)
+			mix := make([]store.Op, len(ring)) // a copy: the Add benchmark's ring stays adds
+			copy(mix, ring)
+			lap := 0
+			setActions := func() {
+				for i := range mix {
+					if (i+lap)%2 == 0 {
+						mix[i].Action = store.Remove
+					} else {
+						mix[i].Action = store.Add
+					}
+					if stamped {
+						mix[i].TS = int64(lap + 1)
+					}
 				}
 			}
-		}
-		setActions()
-		b.ReportAllocs()
-		n, pos := 0, 0
-		for b.Loop() {
-			if pos == len(mix) {
-				b.StopTimer()
-				lap++
-				setActions()
-				pos = 0
-				b.StartTimer()
+			setActions()
+			b.ReportAllocs()
+			n, pos := 0, 0
+			for b.Loop() {
+				if pos == len(mix) {
+					b.StopTimer()
+					lap++
+					setActions()
+					pos = 0
+					b.StartTimer()
+				}
+				mustApply(b, s, mix[pos:pos+benchBatch], out)
+				pos += benchBatch
+				n += benchBatch
 			}
-			mustApply(b, s, mix[pos:pos+benchBatch], out)
-			pos += benchBatch
-			n += benchBatch
-		}
-		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
-	})
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
 }
 
 // BenchmarkMemory_Counts reads the counts of random contents from many goroutines, on a

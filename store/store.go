@@ -42,7 +42,19 @@ type Op struct {
 	ReactionType string
 	UserID       string
 	Action       Action
-	TS           int64 // unix milliseconds from the event, 0 when absent
+	// TS is the event's own time, unix milliseconds, 0 when absent; never negative. Per
+	// (content, reaction, user) a store remembers the newest TS applied, for members and,
+	// as a tombstone, for users removed (last-writer-wins element set):
+	//   - TS > remembered (or nothing remembered): the op applies and TS is remembered;
+	//   - TS == remembered: a Remove applies (remove wins a tie); an Add is stale if the
+	//     user is not a member, else it is a duplicate (it still refreshes ExpiresAt);
+	//   - TS < remembered: the op is stale: nothing changes and Result.Stale is set.
+	// An op with TS 0 applies in arrival order and leaves the remembered TS as it was.
+	// Expire ignores TS, and the remembered TS stays as a tombstone. A timestamped Remove
+	// of a (content, reaction) never held leaves a tombstone that no query shows (the
+	// content stays unknown). So any permutation and duplication of timestamped ops ends
+	// in the same members (PurgeTombstones aside).
+	TS int64
 	// ExpiresAt, for Add: unix milliseconds at which the membership ends unless it is
 	// added again (refreshed) before; 0: never. For Expire: the current time.
 	ExpiresAt int64
@@ -54,6 +66,9 @@ type Result struct {
 	Count      int64 // size of the (content, reaction) set after the Op
 	Expiry     int64 // the membership's expiry after the Op (unix ms; 0: none or not a member)
 	PrevExpiry int64 // the membership's expiry before the Op
+	// Stale: the Op was older than what the store remembered (see Op.TS) and changed
+	// nothing; Count, Expiry and PrevExpiry are then the current ones.
+	Stale bool
 }
 
 // Membership is one (content, reaction) a user holds.
@@ -105,6 +120,11 @@ type Store interface {
 	// Expiring calls fn for every membership that has an expiry. The writer uses it
 	// at start to rebuild its expiry timers; it must not run concurrently with Apply.
 	Expiring(fn func(contentID, reactionType, userID string, expiresAt int64))
+
+	// PurgeTombstones forgets the remembered TS of users no longer in a set whose TS is
+	// before the given unix ms, and returns how many it forgot. The writer calls it; it
+	// must not run concurrently with Apply.
+	PurgeTombstones(ctx context.Context, before int64) (int, error)
 
 	// Close releases the store's resources. It is safe to call more than once.
 	Close() error

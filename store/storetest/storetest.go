@@ -28,6 +28,11 @@ func Run(t *testing.T, newStore NewFunc) {
 	t.Run("Expiry", func(t *testing.T) { testExpiry(t, newStore) })
 	t.Run("Members", func(t *testing.T) { testMembers(t, newStore) })
 	t.Run("Model", func(t *testing.T) { testModel(t, newStore) })
+	t.Run("LWW", func(t *testing.T) { testLWW(t, newStore) })
+	t.Run("TombstonesHidden", func(t *testing.T) { testTombstonesHidden(t, newStore) })
+	t.Run("PurgeTombstones", func(t *testing.T) { testPurgeTombstones(t, newStore) })
+	t.Run("LWWModel", func(t *testing.T) { testLWWModel(t, newStore) })
+	t.Run("LWWOrderFree", func(t *testing.T) { testLWWOrderFree(t, newStore) })
 }
 
 func add(c, r, u string) store.Op {
@@ -165,6 +170,9 @@ func testConcurrentReaders(t *testing.T, newStore NewFunc) {
 					continue
 				}
 				if err != nil {
+					if ctx.Err() != nil {
+						return // cancelled at the end of the test: a store may say so
+					}
 					errc <- err
 					return
 				}
@@ -299,6 +307,9 @@ func testClosed(t *testing.T, newStore NewFunc) {
 	}
 	if err := s.Apply(context.Background(), []store.Op{add("c", "r", "v")}, make([]store.Result, 1)); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Apply after Close error = %v, want ErrClosed", err)
+	}
+	if _, err := s.PurgeTombstones(context.Background(), 1); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("PurgeTombstones after Close error = %v, want ErrClosed", err)
 	}
 }
 
