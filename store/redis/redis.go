@@ -1,0 +1,267 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/arina-dev/arina/store"
+)
+
+// Store is a store.Store kept in Redis, shared by every Arina node that opens it with
+// the same addresses and key prefix.
+//
+// Store is safe for concurrent use: queries may run from many goroutines while one
+// goroutine calls Apply (and, never at the same time as Apply, Expiring and
+// PurgeTombstones). go-redis's connection pool is the only shared state.
+type Store struct {
+	opts  Options
+	c     goredis.UniversalClient
+	k     keys
+	split bool   // cluster: each content's ops in their own script, indexes written after
+	node  string // this node's id on the change feed
+	log   *slog.Logger
+
+	applyMu sync.Mutex // the single writer's buffers; never contended when used as documented
+	buf     applyBuf
+
+	healthy atomic.Bool
+	closed  atomic.Bool
+	once    sync.Once
+	cancel  context.CancelFunc // stops the background goroutines
+	ps      *goredis.PubSub    // nil without OnRemoteChange
+	wg      sync.WaitGroup
+	stats   counters
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to Redis as opts say, checks that it answers, loads the scripts and,
+// when opts.OnRemoteChange is set, subscribes to the change feed. It fails when Redis
+// cannot be reached, naming the addresses tried. Once open, the store outlives Redis
+// outages: operations fail (quickly, see Options.Timeout) and Healthy reports false
+// until Redis answers again, then it resumes by itself.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	opts.Addrs = append([]string(nil), opts.Addrs...)
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	node, err := newNodeID()
+	if err != nil {
+		return nil, fmt.Errorf("redis: making a node id: %w", err)
+	}
+	s := &Store{
+		opts:  opts,
+		k:     keys{prefix: opts.KeyPrefix},
+		split: opts.Mode == ModeCluster,
+		node:  node,
+		log:   opts.Logger,
+	}
+	uo := &goredis.UniversalOptions{
+		Addrs:      opts.Addrs,
+		ClientName: "arina-" + node,
+		DB:         opts.DB,
+		Username:   opts.Username,
+		Password:   opts.Password,
+		TLSConfig:  opts.TLS,
+		MasterName: opts.MasterName,
+		// Nothing is resent behind Apply's back: a resent script would find its ops
+		// applied already and report them unchanged (see "Failed batches" in doc.go).
+		MaxRetries:            -1,
+		DialTimeout:           opts.DialTimeout,
+		DialerRetries:         1,
+		ReadTimeout:           opts.IOTimeout,
+		WriteTimeout:          opts.IOTimeout,
+		ContextTimeoutEnabled: true,
+		PoolSize:              opts.PoolSize,
+		PoolTimeout:           opts.Timeout,
+	}
+	switch opts.Mode {
+	case ModeSingle:
+		s.c = goredis.NewClient(uo.Simple())
+	case ModeSentinel:
+		s.c = goredis.NewFailoverClient(uo.Failover())
+	case ModeCluster:
+		s.c = goredis.NewClusterClient(uo.Cluster())
+	}
+	where := fmt.Sprintf("%s %s", opts.Mode, strings.Join(opts.Addrs, ","))
+	fail := func(err error) (*Store, error) {
+		return nil, errors.Join(fmt.Errorf("redis: opening %s: %w", where, err), s.c.Close())
+	}
+
+	octx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	if err := s.ping(octx); err != nil {
+		return fail(fmt.Errorf("ping: %w", err))
+	}
+	if err := s.loadScripts(octx); err != nil {
+		return fail(err)
+	}
+	bg, stop := context.WithCancel(context.Background())
+	s.cancel = stop
+	if opts.OnRemoteChange != nil {
+		s.ps = s.c.Subscribe(octx, s.k.channel())
+		// Wait for the confirmation, so that changes applied after Open returns reach
+		// this node's feed.
+		if _, err := s.ps.ReceiveTimeout(octx, opts.Timeout); err != nil {
+			stop()
+			return fail(errors.Join(fmt.Errorf("subscribing to %s: %w", s.k.channel(), err), s.ps.Close()))
+		}
+		s.wg.Go(func() { s.follow(bg, s.ps) })
+	}
+	s.healthy.Store(true)
+	s.wg.Go(func() { s.watch(bg) })
+	s.log.Info("redis store open", "mode", opts.Mode, "addrs", opts.Addrs, "key_prefix", opts.KeyPrefix, "node", node)
+	return s, nil
+}
+
+func newNodeID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// NodeID returns the id this store's changes carry on the change feed; it is random,
+// made at Open.
+func (s *Store) NodeID() string { return s.node }
+
+// ping checks that Redis answers: in cluster mode, that every master answers and
+// sees the cluster ok (every slot served).
+func (s *Store) ping(ctx context.Context) error {
+	if cc, ok := s.c.(*goredis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			info, err := c.ClusterInfo(ctx).Result()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(info, "cluster_state:ok") {
+				return fmt.Errorf("%s: cluster state not ok", c.Options().Addr)
+			}
+			return nil
+		})
+	}
+	return s.c.Ping(ctx).Err()
+}
+
+// forEachMaster calls fn for each server holding data: the one server, or, in
+// cluster mode, each master, concurrently.
+func (s *Store) forEachMaster(ctx context.Context, fn func(context.Context, goredis.Cmdable) error) error {
+	if cc, ok := s.c.(*goredis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return fn(ctx, c) })
+	}
+	return fn(ctx, s.c)
+}
+
+// watch checks every HealthInterval that Redis answers, until ctx ends.
+func (s *Store) watch(ctx context.Context) {
+	t := time.NewTicker(s.opts.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+		err := s.ping(pctx)
+		if err == nil && !s.healthy.Load() {
+			// Back after an outage: a restarted server has lost its script cache.
+			err = s.loadScripts(pctx)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		s.setHealthy(err)
+	}
+}
+
+// setHealthy records whether the last exchange with Redis worked, logging changes.
+func (s *Store) setHealthy(err error) {
+	ok := err == nil
+	if s.healthy.Swap(ok) == ok {
+		return
+	}
+	if ok {
+		s.log.Info("redis reachable again")
+	} else {
+		s.log.Warn("redis unreachable", "err", err)
+	}
+}
+
+// observe marks the store unhealthy after an error that says Redis could not serve.
+func (s *Store) observe(err error) {
+	if unavailable(err) && !s.closed.Load() {
+		s.setHealthy(err)
+	}
+}
+
+// unavailable reports whether err means that Redis could not be reached or cannot
+// serve now (loading its data, no master, cluster down, out of memory), as opposed to
+// an answer about the request itself.
+func unavailable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if !isReply(err) {
+		return true
+	}
+	return goredis.IsLoadingError(err) || goredis.IsClusterDownError(err) || goredis.IsMasterDownError(err) ||
+		goredis.IsReadOnlyError(err) || goredis.IsTryAgainError(err) || goredis.IsOOMError(err)
+}
+
+// Healthy reports whether Redis answered the last health check and the last Apply
+// did not fail to reach it. The daemon reports it on /readyz.
+func (s *Store) Healthy() bool { return !s.closed.Load() && s.healthy.Load() }
+
+// wrap adds context to an error from Redis, marks the store unhealthy if Redis could
+// not serve (then the error also wraps store.ErrUnavailable) and maps a closed client
+// to store.ErrClosed.
+func (s *Store) wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	if s.closed.Load() || errors.Is(err, goredis.ErrClosed) {
+		return store.ErrClosed
+	}
+	s.observe(err)
+	what := fmt.Sprintf(format, args...)
+	if !unavailable(err) {
+		return fmt.Errorf("redis: %s: %w", what, err)
+	}
+	return fmt.Errorf("redis: %s: %w: %w", what, store.ErrUnavailable, err)
+}
+
+// Close stops the change feed and the health checks and closes the connections.
+// It is safe to call more than once; later calls return nil. After Close every
+// method returns store.ErrClosed.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.closed.Store(true)
+		s.cancel()
+		if s.ps != nil {
+			if e := s.ps.Close(); e != nil && !errors.Is(e, goredis.ErrClosed) {
+				err = errors.Join(err, fmt.Errorf("redis: closing the change feed: %w", e))
+			}
+		}
+		s.wg.Wait()
+		if e := s.c.Close(); e != nil {
+			err = errors.Join(err, fmt.Errorf("redis: closing the client: %w", e))
+		}
+		s.log.Info("redis store closed", "node", s.node)
+	})
+	return err
+}
