@@ -543,7 +543,7 @@ type crashProc struct {
 
 // crashSpawn starts arina on dir without waiting for it. The test's cleanup kills it
 // if it still runs.
-func crashSpawn(t *testing.T, bin, dir string) *crashProc {
+func crashSpawn(t *testing.T, bin, dir string, extraEnv ...string) *crashProc {
 	t.Helper()
 	p := &crashProc{
 		stderr: &crashStderr{started: make(chan [2]string, 1)},
@@ -551,7 +551,7 @@ func crashSpawn(t *testing.T, bin, dir string) *crashProc {
 		http:   &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second},
 	}
 	p.cmd = exec.Command(bin)
-	p.cmd.Env = crashEnv(dir)
+	p.cmd.Env = append(crashEnv(dir), extraEnv...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.WaitDelay = 5 * time.Second
 	if err := p.cmd.Start(); err != nil {
@@ -574,9 +574,9 @@ func crashSpawn(t *testing.T, bin, dir string) *crashProc {
 }
 
 // crashStart starts arina on dir and waits until it is ready.
-func crashStart(t *testing.T, bin, dir string) *crashProc {
+func crashStart(t *testing.T, bin, dir string, extraEnv ...string) *crashProc {
 	t.Helper()
-	p := crashSpawn(t, bin, dir)
+	p := crashSpawn(t, bin, dir, extraEnv...)
 	select {
 	case a := <-p.stderr.started:
 		p.mqtt, p.url = a[0], "http://"+a[1]

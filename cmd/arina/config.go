@@ -79,10 +79,13 @@ type IngestConfig struct {
 
 // StoreConfig is the store section.
 type StoreConfig struct {
+	Backend      string        `mapstructure:"backend"` // embedded or redis
+	Redis        RedisConfig   `mapstructure:"redis"`
 	DataDir      string        `mapstructure:"data_dir"`
 	Durability   string        `mapstructure:"durability"`
 	SyncInterval time.Duration `mapstructure:"sync_interval"`
 	MinFreeBytes uint64        `mapstructure:"min_free_bytes"`
+	TombstoneTTL time.Duration `mapstructure:"tombstone_ttl"`
 }
 
 // ReactionRule is one entry of the reactions list: the policy of the reaction types
@@ -135,8 +138,10 @@ func DefaultConfig() Config {
 			QueueSize: ingest.DefaultQueueSize, BatchSize: ingest.DefaultBatchSize,
 			EnqueueTimeout: ingest.DefaultEnqueueTimeout, ShutdownTimeout: 30 * time.Second,
 		},
-		Store: StoreConfig{DataDir: "./data", Durability: daemon.DurabilitySync, SyncInterval: 100 * time.Millisecond, MinFreeBytes: 64 << 20},
-		Log:   LogConfig{Level: "info", Format: "text"},
+		Store: StoreConfig{Backend: BackendEmbedded, Redis: RedisConfig{Addrs: []string{}, Mode: "single", KeyPrefix: "arina:"},
+			DataDir: "./data", Durability: daemon.DurabilitySync, SyncInterval: 100 * time.Millisecond, MinFreeBytes: 64 << 20,
+			TombstoneTTL: 24 * time.Hour},
+		Log: LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -253,6 +258,18 @@ func (c *Config) Validate() error {
 	case daemon.DurabilityNone:
 	default:
 		bad("store.durability", c.Store.Durability, fmt.Errorf("%w: sync, async, none", ErrInvalidChoice))
+	}
+	switch c.Store.Backend {
+	case BackendEmbedded:
+	case BackendRedis:
+		if _, err := c.redisOptions(); err != nil {
+			errs = append(errs, err)
+		}
+	default:
+		bad("store.backend", c.Store.Backend, fmt.Errorf("%w: embedded, redis", ErrInvalidChoice))
+	}
+	if c.Store.TombstoneTTL < time.Minute || c.Store.TombstoneTTL > 365*24*time.Hour {
+		bad("store.tombstone_ttl", c.Store.TombstoneTTL, fmt.Errorf("%w: want 1m to 8760h", ErrOutOfRange))
 	}
 	if c.Store.SyncInterval < time.Millisecond || c.Store.SyncInterval > time.Minute {
 		bad("store.sync_interval", c.Store.SyncInterval, fmt.Errorf("%w: want 1ms to 1m", ErrOutOfRange))
@@ -407,10 +424,21 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("ingest.batch_size", d.Ingest.BatchSize)
 	v.SetDefault("ingest.enqueue_timeout", d.Ingest.EnqueueTimeout)
 	v.SetDefault("ingest.shutdown_timeout", d.Ingest.ShutdownTimeout)
+	v.SetDefault("store.backend", d.Store.Backend)
+	v.SetDefault("store.redis.addrs", d.Store.Redis.Addrs)
+	v.SetDefault("store.redis.mode", d.Store.Redis.Mode)
+	v.SetDefault("store.redis.master_name", d.Store.Redis.MasterName)
+	v.SetDefault("store.redis.username", d.Store.Redis.Username)
+	v.SetDefault("store.redis.password", d.Store.Redis.Password)
+	v.SetDefault("store.redis.db", d.Store.Redis.DB)
+	v.SetDefault("store.redis.key_prefix", d.Store.Redis.KeyPrefix)
+	v.SetDefault("store.redis.tls", d.Store.Redis.TLS)
+	v.SetDefault("store.redis.tls_ca_file", d.Store.Redis.TLSCAFile)
 	v.SetDefault("store.data_dir", d.Store.DataDir)
 	v.SetDefault("store.durability", d.Store.Durability)
 	v.SetDefault("store.sync_interval", d.Store.SyncInterval)
 	v.SetDefault("store.min_free_bytes", d.Store.MinFreeBytes)
+	v.SetDefault("store.tombstone_ttl", d.Store.TombstoneTTL)
 	v.SetDefault("reactions", []any{})
 	v.SetDefault("bridge.upstreams", []any{})
 	v.SetDefault("log.level", d.Log.Level)
@@ -431,6 +459,10 @@ func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
 	}
 	c.logAuth(log, sec)
 	ups, _ := c.Bridge.upstreams() // checked by Validate
+	ro, err := c.redisOptions()
+	if err != nil {
+		return daemon.Options{}, err
+	}
 	m := c.MQTT
 	o := daemon.Options{
 		Upstreams: ups,
@@ -446,11 +478,12 @@ func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
 			ReadHeaderTimeout: c.HTTP.ReadHeaderTimeout, ReadTimeout: c.HTTP.ReadTimeout,
 			WriteTimeout: c.HTTP.WriteTimeout, IdleTimeout: c.HTTP.IdleTimeout},
 		Ingest: ingest.Options{QueueSize: c.Ingest.QueueSize, BatchSize: c.Ingest.BatchSize, EnqueueTimeout: c.Ingest.EnqueueTimeout,
-			TTL: ttlFunc(c.Reactions)},
+			TTL: ttlFunc(c.Reactions), TombstoneTTL: c.Store.TombstoneTTL},
 		ShutdownTimeout: c.Ingest.ShutdownTimeout,
 		Durability:      c.Store.Durability,
 		Durable:         store.DurableOptions{Dir: c.Store.DataDir, SyncInterval: c.Store.SyncInterval, MinFreeBytes: c.Store.MinFreeBytes},
 		Reloaders:       sec.reloaders(),
+		Redis:           ro,
 	}
 	return o, nil
 }

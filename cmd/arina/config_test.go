@@ -424,7 +424,7 @@ func TestClientAddr(t *testing.T) {
 func TestLoadConfig_EmptySection(t *testing.T) {
 	t.Parallel()
 	cfg := MustLoad(t, nil, "check-config", "--config", "testdata/empty_section.yaml")
-	if want := DefaultConfig().Store; cfg.Store != want {
+	if want := DefaultConfig().Store; !reflect.DeepEqual(cfg.Store, want) {
 		t.Fatalf("store = %+v, want the defaults %+v", cfg.Store, want)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/arina-dev/arina/feed"
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/redis"
 )
 
 // Options configure a daemon; each part fills its own defaults.
@@ -40,6 +41,10 @@ type Options struct {
 
 	// Reloaders re-read files on Reload (SIGHUP): users, tokens, certificates.
 	Reloaders []func() error
+
+	// Redis, if set, makes the store a Redis one shared by several nodes (Durability
+	// and Durable are then not used). Its OnRemoteChange and Logger are set by Start.
+	Redis *redis.Options
 }
 
 // Durability modes.
@@ -49,9 +54,32 @@ const (
 	DurabilityNone  = "none"
 )
 
-func openStore(opts Options, logger *slog.Logger) (store.Store, func() bool, error) {
+func openStore(opts Options, logger *slog.Logger, hub *feed.Hub, reg prometheus.Registerer) (store.Store, func() bool, error) {
 	if opts.Store != nil {
 		return opts.Store, func() bool { return true }, nil
+	}
+	if opts.Redis != nil {
+		ro := *opts.Redis
+		ro.Logger = logger
+		// Changes applied by other nodes reach this node's change stream and count
+		// topics as its own do.
+		ro.OnRemoteChange = func(rcs []redis.Change) {
+			cs := make([]ingest.Change, len(rcs))
+			for i, c := range rcs {
+				cs[i] = ingest.Change{ContentID: c.ContentID, ReactionType: c.ReactionType, UserID: c.UserID,
+					Action: c.Action, Count: c.Count, At: c.At}
+			}
+			hub.Publish(cs)
+		}
+		redis.SetLibraryLogger(logger)
+		rs, err := redis.Open(context.Background(), ro)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := reg.Register(rs); err != nil {
+			return nil, nil, errors.Join(fmt.Errorf("registering redis metrics: %w", err), rs.Close())
+		}
+		return rs, rs.Healthy, nil
 	}
 	switch opts.Durability {
 	case DurabilitySync, DurabilityAsync:
@@ -104,10 +132,10 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	}()
 
 	var storeOK func() bool
-	if d.Store, storeOK, err = openStore(opts, logger.With("component", "store")); err != nil {
+	d.Feed = feed.New(0)
+	if d.Store, storeOK, err = openStore(opts, logger.With("component", "store"), d.Feed, reg); err != nil {
 		return d, err
 	}
-	d.Feed = feed.New(0)
 	ingestOpts := opts.Ingest
 	ingestOpts.OnChanges = d.Feed.Publish
 	if d.Writer, err = ingest.NewWriter(d.Store, ingestOpts, logger.With("component", "ingest"), reg); err != nil {
