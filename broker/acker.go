@@ -141,9 +141,11 @@ func (a *acker) complete(p *pending) {
 		a.h.log.Debug("mqtt event not applied", "client_id", cl.ID, "topic", pk.TopicName, "err", p.err)
 		if cl.Properties.ProtocolVersion == 5 {
 			_ = a.h.nack(cl, pk, failCode(p.err))
+		} else {
+			_ = a.h.refuse311(cl, p.err) // no ack: the client resends after reconnecting
 		}
 		a.release(p)
-		return // 3.1.1: no ack, the client resends
+		return
 	}
 	// The topic alias was resolved on the first pass; resolving it again could undo a
 	// newer mapping the client made meanwhile.

@@ -132,7 +132,7 @@ func (h *ingestHook) onBatch(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 			if i == 0 { // nothing offered: answer now, as for a single event
 				a.release(ba.p)
 				if !v5 {
-					return pk, packets.ErrRejectPacket
+					return pk, h.refuse311(cl, err)
 				}
 				return pk, h.nack(cl, pk, packets.ErrQuotaExceeded)
 			}

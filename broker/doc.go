@@ -15,8 +15,9 @@
 //     3.1.1 and QoS 0 get a normal ack (a resend could never help) and the rejection is
 //     counted by reason and logged at debug level with the client id.
 //   - Overload or shutdown: MQTT 5 QoS>0 gets 0x97 (0x80 for a store failure); a 3.1.1
-//     QoS>0 publish gets no ack at all, so the client resends it; QoS 0 is dropped and
-//     counted.
+//     QoS>0 publish gets no ack and its connection is closed, so the client
+//     reconnects and resends it (3.1.1 clients resend only on reconnect); QoS 0 is
+//     dropped and counted.
 //   - Wills on ingest topics are ingested too (mochi publishes them without calling
 //     OnPublish), except when the broker itself is shutting down.
 package broker

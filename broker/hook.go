@@ -119,13 +119,24 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		a.release(p)
 		h.log.Debug("mqtt event not accepted", "client_id", cl.ID, "topic", pk.TopicName, "err", err)
 		if !v5 {
-			// MQTT 3.1.1 has no negative ack, and mochi would turn a reason code into a
-			// success ack: send none, so the client resends.
-			return pk, packets.ErrRejectPacket
+			return pk, h.refuse311(cl, err)
 		}
 		return pk, h.nack(cl, pk, packets.ErrQuotaExceeded)
 	}
 	return pk, packets.ErrRejectPacket
+}
+
+// refuse311 answers an MQTT 3.1.1 QoS 1/2 publish that could not be accepted or
+// applied (overload, shutdown, store failure). 3.1.1 has no negative ack, and mochi
+// would turn a reason code into a success ack; a client resends an unacknowledged
+// publish only when it reconnects, and until then it stays in the client's in-flight
+// window, which a few such publishes fill. So the connection is closed: the client
+// reconnects and resends what was not acknowledged, which is the back-pressure.
+func (h *ingestHook) refuse311(cl *mqtt.Client, cause error) error {
+	h.log.Debug("closing mqtt 3.1.1 connection: publish not accepted; the client resends after reconnecting",
+		"client_id", cl.ID, "err", cause)
+	_ = h.server.DisconnectClient(cl, packets.ErrServerBusy)
+	return packets.ErrRejectPacket
 }
 
 // nack answers an MQTT 5 QoS>0 publish with a failure reason code and tells mochi to do
