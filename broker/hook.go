@@ -96,7 +96,9 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	v5 := cl.Properties.ProtocolVersion == 5
 	if err != nil {
 		if v5 && qos > 0 {
-			return pk, h.nack(cl, pk, packets.ErrPayloadFormatInvalid)
+			// The reason string says what is wrong ("user_id is required", "payload of
+			// 5004 bytes is over the 4096 byte limit"), not just the code's name.
+			return pk, h.nack(cl, pk, packets.Code{Code: packets.ErrPayloadFormatInvalid.Code, Reason: truncateReason(err.Error())})
 		}
 		return pk, packets.CodeSuccessIgnore // acked, not applied, not relayed
 	}

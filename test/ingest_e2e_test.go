@@ -429,6 +429,9 @@ func TestIngest_MQTT5ReasonCodes(t *testing.T) {
 			if resp.ReasonCode != 0x99 {
 				t.Errorf("reason code = %#x, want 0x99 (payload format invalid)", resp.ReasonCode)
 			}
+			if resp.Properties == nil || resp.Properties.ReasonString == "" || resp.Properties.ReasonString == "payload format invalid" {
+				t.Errorf("reason string %+v: want what is wrong with the event, not just the code's name", resp.Properties)
+			}
 			// paho.golang v0.23.0 returns an error for a failed PUBACK, but for QoS 2 it
 			// returns the failed PUBREC with a nil error: only the reason code tells.
 			if tc.qos == 1 && err == nil {
