@@ -199,6 +199,7 @@ type upstream struct {
 	cfg      Upstream
 	patterns []topicPattern
 	client   paho.Client
+	connTok  paho.Token // of the first Connect: done once it connected or gave up
 	up       atomic.Bool
 
 	mu    sync.Mutex
@@ -305,7 +306,7 @@ func (u *upstream) clientOptions() *paho.ClientOptions {
 		SetAutoAckDisabled(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
+		SetConnectRetryInterval(min(time.Second, cfg.MaxReconnectInterval)).
 		SetMaxReconnectInterval(cfg.MaxReconnectInterval).
 		SetConnectTimeout(cfg.ConnectTimeout).
 		SetKeepAlive(30 * time.Second).
@@ -325,7 +326,7 @@ func (b *Bridge) Start() {
 		b.wg.Add(2)
 		go u.forward()
 		go u.ack()
-		u.client.Connect() // with ConnectRetry, keeps trying in the background
+		u.connTok = u.client.Connect() // with ConnectRetry, keeps trying in the background
 		b.log.Info("bridge connecting", "upstream", u.cfg.Name, "url", u.cfg.URL, "client_id", u.cfg.ClientID)
 	}
 }
@@ -366,6 +367,13 @@ func (b *Bridge) Close(ctx context.Context) error {
 			u.client.Disconnect(250) // lets queued acks go out
 			u.up.Store(false)
 			b.m.up.WithLabelValues(u.cfg.Name).Set(0)
+		}
+		// An upstream that never connected is still in paho's retry loop, which
+		// notices the Disconnect after its current pause: wait for it to give up.
+		for _, u := range b.ups {
+			if u.connTok != nil {
+				u.connTok.Wait()
+			}
 		}
 		close(done)
 	}()
