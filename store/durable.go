@@ -394,15 +394,9 @@ func (d *Durable) PurgeTombstones(_ context.Context, before int64) (int, error) 
 		return 0, fmt.Errorf("%w: less than %d bytes free in %s", ErrUnavailable, d.opts.MinFreeBytes, d.opts.Dir)
 	}
 	m := d.mem
-	m.mu.RLock()
-	if m.closed {
-		m.mu.RUnlock()
-		return 0, ErrClosed
-	}
-	tombs := m.tombstones(before)
-	m.mu.RUnlock()
-	if len(tombs) == 0 {
-		return 0, nil
+	tombs, err := m.listTombstones(before)
+	if err != nil || len(tombs) == 0 {
+		return 0, err
 	}
 	b := d.db.NewBatch()
 	defer b.Close()

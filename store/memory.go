@@ -366,18 +366,22 @@ func (m *Memory) forget(tombs []tombstone) int {
 	return n
 }
 
+// listTombstones returns the tombstones older than before, under the read lock.
+func (m *Memory) listTombstones(before int64) ([]tombstone, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	return m.tombstones(before), nil
+}
+
 // PurgeTombstones implements Store. It lists the tombstones under the read lock and
 // takes the write lock only to delete them, so queries wait for the deletion only.
 func (m *Memory) PurgeTombstones(_ context.Context, before int64) (int, error) {
-	m.mu.RLock()
-	if m.closed {
-		m.mu.RUnlock()
-		return 0, ErrClosed
-	}
-	tombs := m.tombstones(before)
-	m.mu.RUnlock()
-	if len(tombs) == 0 {
-		return 0, nil
+	tombs, err := m.listTombstones(before)
+	if err != nil || len(tombs) == 0 {
+		return 0, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

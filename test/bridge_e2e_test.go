@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -264,21 +263,7 @@ func TestBridge_WebPageFollowsFactoryBroker(t *testing.T) {
 	publishUntilAcked(t, pub, "site1/kitchen/range-2/gas_on", "add v7")
 	waitCount(t, d.HTTPURL, "range-2", "gas_on", 1)
 
-	ctx := mustBrowser(t)
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(tctx, chromedp.Navigate(d.HTTPURL+"/"), chromedp.WaitVisible("#board")); err != nil {
-		t.Fatalf("loading the page: %v", err)
-	}
-	waitPage := func(expr, want string) {
-		t.Helper()
-		arinatest.WaitFor(t, 10*time.Second, func() error {
-			if got := pageText(t, tctx, expr); got != want {
-				return fmt.Errorf("%s = %q, want %q", expr, got, want)
-			}
-			return nil
-		})
-	}
+	waitPage := openBoard(t, d.HTTPURL, "#board").wait
 	waitPage(cellExpr("range-2", "gas_on"), "1")
 	publishUntilAcked(t, pub, "site1/kitchen/range-2/gas_on", "add v8")
 	waitPage(cellExpr("range-2", "gas_on"), "2")

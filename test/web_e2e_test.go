@@ -57,6 +57,34 @@ func cellExpr(content, reaction string) string {
 		return "no row"; })()`, content, reaction)
 }
 
+// board is the page loaded in headless Chromium.
+type board struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+// openBoard loads the page at baseURL and waits until the element visible shows.
+func openBoard(t *testing.T, baseURL, visible string) *board {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(mustBrowser(t), 30*time.Second)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx, chromedp.Navigate(baseURL+"/"), chromedp.WaitVisible(visible)); err != nil {
+		t.Fatalf("loading the page: %v", err)
+	}
+	return &board{t: t, ctx: ctx}
+}
+
+// wait polls the JS expression until it evaluates to want.
+func (b *board) wait(expr, want string) {
+	b.t.Helper()
+	arinatest.WaitFor(b.t, 10*time.Second, func() error {
+		if got := pageText(b.t, b.ctx, expr); got != want {
+			return fmt.Errorf("%s = %q, want %q", expr, got, want)
+		}
+		return nil
+	})
+}
+
 // TestWeb_LiveBoard loads the page in headless Chromium: it shows the counts from the
 // snapshot, updates live from MQTT publishes, filters by content, lists the activity,
 // and shows hostile ids as text.
@@ -66,21 +94,8 @@ func TestWeb_LiveBoard(t *testing.T) {
 	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add sam")
 	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add ann")
 
-	ctx := mustBrowser(t)
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(tctx, chromedp.Navigate(d.HTTPURL+"/"), chromedp.WaitVisible("#board")); err != nil {
-		t.Fatalf("loading the page: %v", err)
-	}
-	waitPage := func(expr, want string) {
-		t.Helper()
-		arinatest.WaitFor(t, 10*time.Second, func() error {
-			if got := pageText(t, tctx, expr); got != want {
-				return fmt.Errorf("%s = %q, want %q", expr, got, want)
-			}
-			return nil
-		})
-	}
+	b := openBoard(t, d.HTTPURL, "#board")
+	tctx, waitPage := b.ctx, b.wait
 	waitPage(`document.body.dataset.ready || ""`, "1")
 	waitPage(cellExpr("Stew", "fire"), "2") // from the snapshot
 
@@ -129,26 +144,13 @@ func TestWeb_WithTokens(t *testing.T) {
 	pub := MustConnect311(t, d.MQTTAddr, "floor")
 	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add sam")
 
-	ctx := mustBrowser(t)
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(tctx, chromedp.Navigate(d.HTTPURL+"/"), chromedp.WaitVisible("#login")); err != nil {
-		t.Fatalf("loading the page: %v", err)
-	}
+	b := openBoard(t, d.HTTPURL, "#login")
+	tctx, waitPage := b.ctx, b.wait
 	if got := pageText(t, tctx, `document.getElementById("status").textContent`); got != "token needed" {
 		t.Fatalf("status %q before a token, want \"token needed\"", got)
 	}
 	if err := chromedp.Do(tctx, chromedp.SendKeys("#token", token), chromedp.Click("#login button")); err != nil {
 		t.Fatalf("entering the token: %v", err)
-	}
-	waitPage := func(expr, want string) {
-		t.Helper()
-		arinatest.WaitFor(t, 10*time.Second, func() error {
-			if got := pageText(t, tctx, expr); got != want {
-				return fmt.Errorf("%s = %q, want %q", expr, got, want)
-			}
-			return nil
-		})
 	}
 	waitPage(`document.body.dataset.ready || ""`, "1")
 	waitPage(cellExpr("Stew", "fire"), "1")

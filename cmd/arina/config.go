@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"path"
+	"reflect"
 	"strings"
 	"time"
 
@@ -386,63 +387,30 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
+// setDefaults makes every key of Config known to v, with its value in d: the keys are
+// the mapstructure tags, so a new field is a new key without more code. Lists of
+// objects (reactions, bridge.upstreams) are file only and default to empty.
 func setDefaults(v *viper.Viper, d Config) {
-	v.SetDefault("mqtt.listen", d.MQTT.Listen)
-	v.SetDefault("mqtt.topic_prefix", d.MQTT.TopicPrefix)
-	v.SetDefault("mqtt.max_event_payload", d.MQTT.MaxEventPayload)
-	v.SetDefault("mqtt.max_batch_payload", d.MQTT.MaxBatchPayload)
-	v.SetDefault("mqtt.counts_prefix", d.MQTT.CountsPrefix)
-	v.SetDefault("mqtt.counts_interval", d.MQTT.CountsInterval)
-	v.SetDefault("mqtt.allow_anonymous", d.MQTT.AllowAnonymous)
-	v.SetDefault("mqtt.auth.users_file", d.MQTT.Auth.UsersFile)
-	v.SetDefault("mqtt.tls.listen", d.MQTT.TLS.Listen)
-	v.SetDefault("mqtt.tls.cert_file", d.MQTT.TLS.CertFile)
-	v.SetDefault("mqtt.tls.key_file", d.MQTT.TLS.KeyFile)
-	v.SetDefault("mqtt.tls.client_ca_file", d.MQTT.TLS.ClientCAFile)
-	v.SetDefault("mqtt.tls.require_client_cert", d.MQTT.TLS.RequireClientCert)
-	v.SetDefault("mqtt.ws.listen", d.MQTT.WS.Listen)
-	v.SetDefault("mqtt.ws.tls_listen", d.MQTT.WS.TLSListen)
-	v.SetDefault("mqtt.ws.allowed_origins", d.MQTT.WS.AllowedOrigins)
-	v.SetDefault("mqtt.max_connections", d.MQTT.MaxConnections)
-	v.SetDefault("mqtt.max_packet_size", d.MQTT.MaxPacketSize)
-	v.SetDefault("mqtt.max_client_id_len", d.MQTT.MaxClientIDLen)
-	v.SetDefault("mqtt.publish_rate", d.MQTT.PublishRate)
-	v.SetDefault("mqtt.publish_burst", d.MQTT.PublishBurst)
-	v.SetDefault("http.listen", d.HTTP.Listen)
-	v.SetDefault("http.max_body_bytes", d.HTTP.MaxBodyBytes)
-	v.SetDefault("http.pprof", d.HTTP.Pprof)
-	v.SetDefault("http.allow_anonymous", d.HTTP.AllowAnonymous)
-	v.SetDefault("http.auth.tokens_file", d.HTTP.Auth.TokensFile)
-	v.SetDefault("http.tls.cert_file", d.HTTP.TLS.CertFile)
-	v.SetDefault("http.tls.key_file", d.HTTP.TLS.KeyFile)
-	v.SetDefault("http.max_header_bytes", d.HTTP.MaxHeaderBytes)
-	v.SetDefault("http.read_header_timeout", d.HTTP.ReadHeaderTimeout)
-	v.SetDefault("http.read_timeout", d.HTTP.ReadTimeout)
-	v.SetDefault("http.write_timeout", d.HTTP.WriteTimeout)
-	v.SetDefault("http.idle_timeout", d.HTTP.IdleTimeout)
-	v.SetDefault("ingest.queue_size", d.Ingest.QueueSize)
-	v.SetDefault("ingest.batch_size", d.Ingest.BatchSize)
-	v.SetDefault("ingest.enqueue_timeout", d.Ingest.EnqueueTimeout)
-	v.SetDefault("ingest.shutdown_timeout", d.Ingest.ShutdownTimeout)
-	v.SetDefault("store.backend", d.Store.Backend)
-	v.SetDefault("store.redis.addrs", d.Store.Redis.Addrs)
-	v.SetDefault("store.redis.mode", d.Store.Redis.Mode)
-	v.SetDefault("store.redis.master_name", d.Store.Redis.MasterName)
-	v.SetDefault("store.redis.username", d.Store.Redis.Username)
-	v.SetDefault("store.redis.password", d.Store.Redis.Password)
-	v.SetDefault("store.redis.db", d.Store.Redis.DB)
-	v.SetDefault("store.redis.key_prefix", d.Store.Redis.KeyPrefix)
-	v.SetDefault("store.redis.tls", d.Store.Redis.TLS)
-	v.SetDefault("store.redis.tls_ca_file", d.Store.Redis.TLSCAFile)
-	v.SetDefault("store.data_dir", d.Store.DataDir)
-	v.SetDefault("store.durability", d.Store.Durability)
-	v.SetDefault("store.sync_interval", d.Store.SyncInterval)
-	v.SetDefault("store.min_free_bytes", d.Store.MinFreeBytes)
-	v.SetDefault("store.tombstone_ttl", d.Store.TombstoneTTL)
-	v.SetDefault("reactions", []any{})
-	v.SetDefault("bridge.upstreams", []any{})
-	v.SetDefault("log.level", d.Log.Level)
-	v.SetDefault("log.format", d.Log.Format)
+	var walk func(prefix string, rv reflect.Value)
+	walk = func(prefix string, rv reflect.Value) {
+		rt := rv.Type()
+		for i := range rt.NumField() {
+			key := rt.Field(i).Tag.Get("mapstructure")
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			f := rv.Field(i)
+			switch {
+			case f.Kind() == reflect.Struct:
+				walk(key, f)
+			case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct:
+				v.SetDefault(key, []any{})
+			default:
+				v.SetDefault(key, f.Interface())
+			}
+		}
+	}
+	walk("", reflect.ValueOf(d))
 }
 
 // daemonOptions maps the configuration onto the parts' options: it opens the users and
