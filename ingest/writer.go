@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"log/slog"
@@ -129,6 +130,7 @@ type Writer struct {
 	lastErrLog time.Time // writer goroutine only: failures are logged at most every 10s
 	failed     int       // events refused since the last log line
 
+	remote   chan expiry              // expiries of memberships other nodes added (shared store)
 	ctx      context.Context          // for store calls; never cancelled
 	stamped  bool                     // writer goroutine only: an event with a ts went to the store
 	expiries expiryHeap               // writer goroutine only: scheduled expiry checks
@@ -148,6 +150,7 @@ func NewWriter(st store.Store, opts Options, logger *slog.Logger, reg prometheus
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 		ctx:      context.Background(),
+		remote:   make(chan expiry, 4096),
 		ttls:     make(map[string]time.Duration),
 	}
 	w.waiters.New = func() any { return &waiter{ch: make(chan struct{}, 1)} }
@@ -292,6 +295,9 @@ func (w *Writer) run() {
 			w.purgeTombstones(now)
 			purgeT.Reset(w.opts.purgeInterval())
 			continue
+		case e := <-w.remote:
+			heap.Push(&w.expiries, e)
+			continue
 		}
 		if !ok {
 			return
@@ -395,6 +401,20 @@ func (w *Writer) purgeTombstones(now time.Time) {
 		return
 	}
 	w.log.Debug("tombstones purged", "tombstones", n, "before", before)
+}
+
+// ScheduleExpiry makes the writer check, at expiresAt (unix ms), whether a membership
+// that another node added to a shared store has expired, as it does for its own: so a
+// membership with a TTL expires even if the node that added it is gone. It never
+// blocks; it returns false when too many are waiting (the membership then expires when
+// its own node checks it, or at the next start of any node).
+func (w *Writer) ScheduleExpiry(contentID, reactionType, userID string, expiresAt int64) bool {
+	select {
+	case w.remote <- expiry{at: expiresAt, content: contentID, reaction: reactionType, user: userID}:
+		return true
+	default:
+		return false
+	}
 }
 
 // Close stops accepting events, lets the writer apply everything already accepted, and

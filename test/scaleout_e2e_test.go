@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"sync"
@@ -178,4 +179,33 @@ func TestScaleOut_SharedSubscription(t *testing.T) {
 	if total != n {
 		t.Errorf("the nodes acknowledged %v messages in all, want %d: each message once", total, n)
 	}
+}
+
+// TestScaleOut_ExpiryWithoutItsNode: a membership with a TTL expires on time even when
+// the node that added it is gone: every node schedules the expiries the change feed
+// brings.
+func TestScaleOut_ExpiryWithoutItsNode(t *testing.T) {
+	rs := redistest.Start(t)
+	node := func() *arinatest.Daemon {
+		return arinatest.Start(t, func(o *daemon.Options) {
+			o.Redis = &redis.Options{Addrs: []string{rs.Addr()}}
+			o.Ingest.TTL = func(reaction string) time.Duration {
+				if reaction == "active" {
+					return time.Second
+				}
+				return 0
+			}
+		})
+	}
+	a, b := node(), node()
+	pub := MustConnect311(t, a.MQTTAddr, "badge-reader")
+	MustPublish(t, pub, "kitchen/stove-3/active", 1, "add sam")
+	waitCount(t, b.HTTPURL, "stove-3", "active", 1)
+	pub.Disconnect(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Close(ctx); err != nil { // the node that added it is gone
+		t.Fatal(err)
+	}
+	waitCount(t, b.HTTPURL, "stove-3", "active", 0)
 }

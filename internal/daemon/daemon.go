@@ -54,7 +54,7 @@ const (
 	DurabilityNone  = "none"
 )
 
-func openStore(opts Options, logger *slog.Logger, hub *feed.Hub, reg prometheus.Registerer) (store.Store, func() bool, error) {
+func openStore(opts Options, logger *slog.Logger, hub *feed.Hub, reg prometheus.Registerer, writer func() *ingest.Writer) (store.Store, func() bool, error) {
 	if opts.Store != nil {
 		return opts.Store, func() bool { return true }, nil
 	}
@@ -65,9 +65,15 @@ func openStore(opts Options, logger *slog.Logger, hub *feed.Hub, reg prometheus.
 		// topics as its own do.
 		ro.OnRemoteChange = func(rcs []redis.Change) {
 			cs := make([]ingest.Change, len(rcs))
+			w := writer()
 			for i, c := range rcs {
 				cs[i] = ingest.Change{ContentID: c.ContentID, ReactionType: c.ReactionType, UserID: c.UserID,
 					Action: c.Action, Count: c.Count, At: c.At}
+				// This node's writer checks the expiry too, so a membership expires
+				// even if the node that added it is gone.
+				if c.ExpiresAt > 0 && c.Action == store.Add && w != nil {
+					w.ScheduleExpiry(c.ContentID, c.ReactionType, c.UserID, c.ExpiresAt)
+				}
 			}
 			hub.Publish(cs)
 		}
@@ -133,7 +139,8 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 
 	var storeOK func() bool
 	d.Feed = feed.New(0)
-	if d.Store, storeOK, err = openStore(opts, logger.With("component", "store"), d.Feed, reg); err != nil {
+	var writer atomic.Pointer[ingest.Writer] // for remote expiries, once it exists
+	if d.Store, storeOK, err = openStore(opts, logger.With("component", "store"), d.Feed, reg, writer.Load); err != nil {
 		return d, err
 	}
 	ingestOpts := opts.Ingest
@@ -142,6 +149,7 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 		return d, err
 	}
 	d.Writer.Start()
+	writer.Store(d.Writer)
 
 	if d.Broker, err = broker.New(opts.MQTT, d.Writer, logger.With("component", "mqtt"), reg); err != nil {
 		return d, err
