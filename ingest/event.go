@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -42,6 +43,9 @@ type Event struct {
 	Source  Source
 	EventID string // optional, from the payload
 }
+
+// MaxClockAhead is how far an event's ts may be ahead of this server's clock.
+const MaxClockAhead = 5 * time.Minute
 
 // Limits on identifiers, in bytes.
 const (
@@ -162,6 +166,14 @@ func decodeWire(data []byte) (*wireEvent, error) {
 	}
 	if w.TS != nil && *w.TS < 0 {
 		return nil, &Error{Code: CodeInvalidField, Field: "ts", Msg: "must be unix milliseconds, not negative"}
+	}
+	if w.TS != nil {
+		if ahead := time.Duration(*w.TS-time.Now().UnixMilli()) * time.Millisecond; ahead > MaxClockAhead {
+			// The newest ts wins: an event from a clock far ahead would hold back every
+			// later event of that user until the real time caught up.
+			return nil, &Error{Code: CodeInvalidField, Field: "ts", Msg: fmt.Sprintf(
+				"is %v ahead of this server's clock (at most %v): fix the device's clock, or leave ts out", ahead.Round(time.Second), MaxClockAhead)}
+		}
 	}
 	return &w, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/store"
@@ -452,5 +453,24 @@ func TestSource_String(t *testing.T) {
 		if got := src.String(); got != want {
 			t.Errorf("Source(%d).String() = %q, want %q", src, got, want)
 		}
+	}
+}
+
+// TestDecodeJSON_TSAhead: a ts far ahead of the server's clock is refused (it would
+// win over every later event of the user); a little skew is accepted.
+func TestDecodeJSON_TSAhead(t *testing.T) {
+	now := time.Now().UnixMilli()
+	ok := fmt.Sprintf(`{"action":"add","content_id":"c","reaction_type":"r","user_id":"u","ts":%d}`, now+60_000)
+	if _, err := ingest.DecodeJSON([]byte(ok), ingest.SourceHTTP); err != nil {
+		t.Fatalf("ts 1 min ahead: %v", err)
+	}
+	bad := fmt.Sprintf(`{"action":"add","content_id":"c","reaction_type":"r","user_id":"u","ts":%d}`, now+int64(2*time.Hour/time.Millisecond))
+	_, err := ingest.DecodeJSON([]byte(bad), ingest.SourceHTTP)
+	var e *ingest.Error
+	if !errors.As(err, &e) || e.Code != ingest.CodeInvalidField || e.Field != "ts" || !strings.Contains(e.Msg, "ahead") {
+		t.Fatalf("ts 2h ahead: %v, want an invalid_field error on ts", err)
+	}
+	if _, err := ingest.ParsePayload("c", "r", []byte(fmt.Sprintf(`{"user_id":"u","action":"add","ts":%d}`, now+int64(2*time.Hour/time.Millisecond))), ingest.SourceMQTT); err == nil {
+		t.Fatal("MQTT payload with ts 2h ahead accepted")
 	}
 }
