@@ -60,7 +60,7 @@ type Server struct {
 	log     *slog.Logger
 	mochi   *mqtt.Server
 	hook    *ingestHook
-	tcp     *listeners.TCP
+	tcp     *tcpListener
 	extra   []listeners.Listener // TLS and WebSocket listeners, if configured
 	limits  *limitsHook
 	running atomic.Bool
@@ -147,6 +147,7 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	}
 	// Limits next: a publish over the rate is refused before it is ingested.
 	s.limits = newLimitsHook(opts.Limits, m)
+	s.limits.nack = s.hook.nack
 	if err := m.AddHook(s.limits, nil); err != nil {
 		return nil, fmt.Errorf("adding limits hook: %w", err)
 	}
@@ -158,7 +159,7 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	if err := m.AddHook(s.hook, nil); err != nil {
 		return nil, fmt.Errorf("adding ingest hook: %w", err)
 	}
-	if err := m.AddHook(&compatHook{topicAliasMaximum: caps.TopicAliasMaximum}, nil); err != nil {
+	if err := m.AddHook(&compatHook{topicAliasMaximum: caps.TopicAliasMaximum, maxPacketSize: caps.MaximumPacketSize}, nil); err != nil {
 		return nil, fmt.Errorf("adding compat hook: %w", err)
 	}
 	if reg != nil {
@@ -171,12 +172,12 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 
 // Start binds the TCP listener (a port in use is a returned error) and starts serving.
 func (s *Server) Start() error {
-	s.tcp = listeners.NewTCP(listeners.Config{ID: "tcp", Address: s.opts.Listen})
+	s.tcp = newTCPListener("tcp", s.opts.Listen, nil)
 	if err := s.mochi.AddListener(s.tcp); err != nil {
 		return fmt.Errorf("mqtt: listening on %s: %w", s.opts.Listen, err)
 	}
 	if s.opts.TLS != nil && s.opts.TLSListen != "" {
-		s.extra = append(s.extra, listeners.NewTCP(listeners.Config{ID: "tls", Address: s.opts.TLSListen, TLSConfig: s.opts.TLS}))
+		s.extra = append(s.extra, newTCPListener("tls", s.opts.TLSListen, s.opts.TLS))
 	}
 	if s.opts.WSListen != "" {
 		s.extra = append(s.extra, newWSListener("ws", s.opts.WSListen, nil, s.limits.checkOrigin()))

@@ -12,6 +12,7 @@ import (
 type compatHook struct {
 	mqtt.HookBase
 	topicAliasMaximum uint16
+	maxPacketSize     uint32 // announced to MQTT 5 clients, which then send nothing larger
 }
 
 func (h *compatHook) ID() string { return "arina-compat" }
@@ -53,6 +54,7 @@ func (h *compatHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.
 		// although mochi accepts them.
 		if cl.Properties.ProtocolVersion == 5 && pk.ReasonCode < packets.ErrUnspecifiedError.Code {
 			pk.Properties.TopicAliasMaximum = h.topicAliasMaximum
+			pk.Properties.MaximumPacketSize = h.maxPacketSize
 		}
 	case packets.Pubrec:
 		// mochi answers a QoS 2 PUBLISH resent before PUBREL with 0x91 (and does not

@@ -77,7 +77,8 @@ type limitsHook struct {
 	limits   Limits
 	server   *mqtt.Server
 	hits     *prometheus.CounterVec
-	limiters sync.Map // *mqtt.Client -> *rate.Limiter
+	limiters sync.Map                                               // *mqtt.Client -> *rate.Limiter
+	nack     func(*mqtt.Client, packets.Packet, packets.Code) error // writes a PUBACK/PUBREC with a reason code
 }
 
 func newLimitsHook(l Limits, server *mqtt.Server) *limitsHook {
@@ -141,7 +142,7 @@ func (h *limitsHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	}
 	h.hits.WithLabelValues(limitPublishRate).Inc()
 	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-		return pk, packets.ErrMessageRateTooHigh // mochi answers with a PUBACK carrying 0x96
+		return pk, h.nack(cl, pk, packets.ErrMessageRateTooHigh) // PUBACK or PUBREC 0x96
 	}
 	return pk, packets.CodeSuccessIgnore // acked (QoS 1/2), dropped, not relayed
 }

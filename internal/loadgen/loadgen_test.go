@@ -316,8 +316,9 @@ func (s slowStore) Apply(ctx context.Context, ops []store.Op, out []store.Result
 	return s.Memory.Apply(ctx, ops, out)
 }
 
-// TestRun_Overload checks that refusals are reported by kind: MQTT 5 gets PUBACK 0x97,
-// MQTT 3.1.1 gets no PUBACK at all, so its publishes time out.
+// TestRun_Overload checks that refusals are reported by kind: MQTT 5 gets PUBACK 0x97;
+// MQTT 3.1.1 gets no PUBACK and its connection is closed (so a real client reconnects
+// and resends), which the load generator reports as connection_lost and stops.
 func TestRun_Overload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("overload runs take a few seconds")
@@ -327,7 +328,7 @@ func TestRun_Overload(t *testing.T) {
 		kind  string
 	}{
 		{MQTT5, "puback_0x97_quota_exceeded"},
-		{MQTT311, KindAckTimeout},
+		{MQTT311, "connection_lost"},
 	} {
 		t.Run("MQTT"+tt.proto.String(), func(t *testing.T) {
 			d := arinatest.Start(t, func(o *daemon.Options) {
@@ -341,13 +342,13 @@ func TestRun_Overload(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			if rep.Sent != 40 || rep.Acked+rep.Errors != rep.Sent {
+			if (tt.proto == MQTT5 && rep.Sent != 40) || rep.Sent == 0 || rep.Acked+rep.Errors != rep.Sent {
 				t.Errorf("sent %d acked %d errors %d, want 40 = acked + errors", rep.Sent, rep.Acked, rep.Errors)
 			}
 			if rep.ErrorsByKind[tt.kind] == 0 || rep.ErrorsByKind[tt.kind] != rep.Errors || rep.FirstError == "" {
 				t.Errorf("errors by kind %v (first %q), want only %s", rep.ErrorsByKind, rep.FirstError, tt.kind)
 			}
-			if rep.AckLatency == nil || rep.AckLatency.Count != rep.Acked {
+			if rep.Acked > 0 && (rep.AckLatency == nil || rep.AckLatency.Count != rep.Acked) {
 				t.Errorf("ack latency %+v, want one sample per ack (%d)", rep.AckLatency, rep.Acked)
 			}
 		})

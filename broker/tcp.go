@@ -1,0 +1,107 @@
+package broker
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// tcpListener serves MQTT over TCP or TLS. It replaces mochi's TCP listener to keep
+// track of every accepted connection, so that Close also ends connections that have
+// not sent their CONNECT yet (mochi only knows clients after CONNECT, and would wait
+// for them), and to log refused connections at debug level instead of one warning
+// each (a brute-force attempt would flood the log).
+type tcpListener struct {
+	id   string
+	addr string
+	tls  *tls.Config
+	ln   net.Listener
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{} // accepted and not yet finished
+	closed bool
+}
+
+func newTCPListener(id, addr string, tlsConfig *tls.Config) *tcpListener {
+	return &tcpListener{id: id, addr: addr, tls: tlsConfig, conns: make(map[net.Conn]struct{})}
+}
+
+func (l *tcpListener) ID() string { return l.id }
+func (l *tcpListener) Address() string {
+	if l.ln == nil {
+		return l.addr
+	}
+	return l.ln.Addr().String()
+}
+func (l *tcpListener) Protocol() string {
+	if l.tls != nil {
+		return "tls"
+	}
+	return "tcp"
+}
+
+// Init binds the address.
+func (l *tcpListener) Init(log *slog.Logger) error {
+	l.log = log
+	ln, err := net.Listen("tcp", l.addr)
+	if err != nil {
+		return err
+	}
+	if l.tls != nil {
+		ln = tls.NewListener(ln, l.tls)
+	}
+	l.ln = ln
+	return nil
+}
+
+// Serve accepts connections until Close and hands each to mochi.
+func (l *tcpListener) Serve(establish listeners.EstablishFn) {
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			_ = conn.Close()
+			return
+		}
+		l.conns[conn] = struct{}{}
+		l.mu.Unlock()
+		go func() {
+			err := establish(l.id, conn)
+			l.mu.Lock()
+			delete(l.conns, conn)
+			l.mu.Unlock()
+			if err != nil {
+				l.log.Debug("mqtt connection ended", "listener", l.id, "remote", conn.RemoteAddr().String(), "err", err)
+			}
+		}()
+	}
+}
+
+// Close stops accepting, has mochi disconnect its clients on this listener, and closes
+// the connections that never became clients.
+func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	l.mu.Unlock()
+	if l.ln != nil {
+		_ = l.ln.Close()
+	}
+	closeClients(l.id)
+	l.mu.Lock()
+	for c := range l.conns {
+		_ = c.Close() // mochi closed its clients' already; these sent no CONNECT
+	}
+	l.mu.Unlock()
+}
