@@ -53,11 +53,30 @@ second; the report goes to stdout (one JSON object with --json).`,
 	ackTimeout := fs.Duration("ack-timeout", loadgen.DefaultAckTimeout, "how long to wait for each PUBACK (and for each probe to become visible)")
 	seed := fs.Uint64("seed", 1, "seed of the event generators")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	queries := fs.Bool("queries", false, "measure the query side instead: --publishers readers GET counts from --http (default: from http.listen) for --duration; no MQTT")
+	token := fs.String("token", "", "with --queries: bearer token for the API")
 	cmd.MarkFlagsMutuallyExclusive("events", "duration")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := loadConfig(cmd.Flags(), getenv)
 		if err != nil {
+			return err
+		}
+		if *queries {
+			rep, err := loadgen.RunQueries(cmd.Context(), loadgen.QueryOptions{URL: apiBaseURL(*httpURL, cfg),
+				Workers: *publishers, Duration: *duration, Contents: *contents, Token: *token})
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return json.NewEncoder(stdout).Encode(rep)
+			}
+			lat := ""
+			if rep.Latency != nil {
+				lat = fmt.Sprintf(", latency p50 %.2f ms p99 %.2f ms", rep.Latency.P50MS, rep.Latency.P99MS)
+			}
+			_, err = fmt.Fprintf(stdout, "%s: %d readers, %d requests in %.1fs: %.0f/s, %d errors%s\n",
+				rep.URL, rep.Workers, rep.Requests, rep.DurationS, rep.Rate, rep.Errors, lat)
 			return err
 		}
 		o := loadgen.Options{

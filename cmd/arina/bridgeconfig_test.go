@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -160,5 +161,22 @@ func TestServe_SIGHUPDoesNotStop(t *testing.T) {
 	var out syncBuffer
 	if err := run(context.Background(), []string{"health", "--server", s.HTTPAddr}, &out, &out, mapEnv(nil)); err != nil {
 		t.Fatalf("daemon not healthy after SIGHUP: %v %s", err, out.String())
+	}
+}
+
+// TestRun_BenchQueries: `arina bench --queries` reads counts over HTTP and reports a rate.
+func TestRun_BenchQueries(t *testing.T) {
+	s := MustServe(t, map[string]string{"ARINA_STORE_DURABILITY": "none"}, "serve", "--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	stdout, _, err := MustRun(t, nil, "bench", "--queries", "--http", s.HTTPAddr, "--publishers", "2", "--duration", "300ms", "--json")
+	if err != nil {
+		t.Fatalf("bench --queries: %v", err)
+	}
+	var rep struct {
+		Requests int64   `json:"requests"`
+		Errors   int64   `json:"errors"`
+		Rate     float64 `json:"rate"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || rep.Requests == 0 || rep.Errors != 0 || rep.Rate <= 0 {
+		t.Fatalf("report %q (%v)", stdout, err)
 	}
 }

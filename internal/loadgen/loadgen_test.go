@@ -505,3 +505,18 @@ func startMosquitto(t *testing.T, bin string) string {
 	})
 	return addr
 }
+
+// TestRunQueries reads counts from a real daemon and reports the rate and latency.
+func TestRunQueries(t *testing.T) {
+	d := arinatest.Start(t)
+	rep, err := RunQueries(context.Background(), QueryOptions{URL: d.HTTPURL, Workers: 4, Duration: 300 * time.Millisecond, Contents: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Requests == 0 || rep.Errors != 0 || rep.Rate <= 0 || rep.Latency == nil || rep.Latency.Count != rep.Requests {
+		t.Fatalf("report %+v", rep)
+	}
+	if _, err := RunQueries(context.Background(), QueryOptions{URL: "127.0.0.1:1"}); err == nil {
+		t.Fatal("a URL without a scheme was accepted")
+	}
+}
