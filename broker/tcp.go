@@ -47,15 +47,22 @@ func (l *tcpListener) Protocol() string {
 // Init binds the address.
 func (l *tcpListener) Init(log *slog.Logger) error {
 	l.log = log
-	ln, err := net.Listen("tcp", l.addr)
+	var err error
+	l.ln, err = bind(l.addr, l.tls)
+	return err
+}
+
+// bind listens on addr, with TLS when tlsConfig is set; a port in use is an error here,
+// when the broker starts.
+func bind(addr string, tlsConfig *tls.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if l.tls != nil {
-		ln = tls.NewListener(ln, l.tls)
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
-	l.ln = ln
-	return nil
+	return ln, nil
 }
 
 // Serve accepts connections until Close and hands each to mochi.

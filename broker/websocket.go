@@ -49,12 +49,9 @@ func (l *wsListener) Protocol() string {
 // Init binds the address.
 func (l *wsListener) Init(log *slog.Logger) error {
 	l.log = log
-	ln, err := net.Listen("tcp", l.addr)
+	ln, err := bind(l.addr, l.tls)
 	if err != nil {
 		return err
-	}
-	if l.tls != nil {
-		ln = tls.NewListener(ln, l.tls)
 	}
 	l.ln = ln
 	l.upgrader = websocket.Upgrader{Subprotocols: []string{"mqtt"}, CheckOrigin: l.origin}
