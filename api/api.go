@@ -93,6 +93,7 @@ type Server struct {
 	closed    atomic.Bool
 
 	requests     *prometheus.CounterVec
+	limitHits    *prometheus.CounterVec // limits net/http enforces (limits.go)
 	authFailures *prometheus.CounterVec // with Tokens only
 }
 
@@ -106,9 +107,12 @@ func New(opts Options, r Reader, in Ingester, logger *slog.Logger) (*Server, err
 		Name: "arina_http_requests_total",
 		Help: "HTTP requests by route pattern and status code.",
 	}, []string{"route", "code"})
+	s.limitHits = newLimitHits()
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(s.requests); err != nil {
-			return nil, fmt.Errorf("registering http metrics: %w", err)
+		for _, c := range []prometheus.Collector{s.requests, s.limitHits} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("registering http metrics: %w", err)
+			}
 		}
 	}
 	if err := s.initAuth(); err != nil {
@@ -201,6 +205,10 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("http: listening on %s: %w", s.opts.Listen, err)
 	}
+	// Under TLS, net/http must see the *tls.Conn itself (it answers plain HTTP on an
+	// HTTPS port, and fills Request.TLS), so the counting wrapper goes beneath it;
+	// there it sees only encrypted bytes and counts timeouts, not 431s.
+	ln = &limitListener{Listener: ln, hits: s.limitHits}
 	if s.opts.TLS != nil {
 		ln = tls.NewListener(ln, s.opts.TLS)
 	}

@@ -102,6 +102,7 @@ var hostileStrict = []string{
 	"arina_mqtt_acl_denied_total",
 	"arina_mqtt_limit_hits_total",
 	"arina_http_auth_failures_total",
+	"arina_http_limit_hits_total",
 }
 
 // hostileSample is the expected change of one metric sample, written as on /metrics.
@@ -1503,8 +1504,9 @@ func hostileRows() []hostileRow {
 				}
 			}},
 		{name: "HTTPOversizedHeader", proto: "HTTP", input: "a 16 KiB header with `http.max_header_bytes: 4096`",
-			sees: "431, plain text `431 Request Header Fields Too Large` (net/http answers before any handler)",
-			note: "net/http answers before Arina's handler", daemon: ownDaemon(func(o *daemon.Options) { o.HTTP.MaxHeaderBytes = 4096 }),
+			sees:    "431, plain text `431 Request Header Fields Too Large` (net/http answers before any handler)",
+			metrics: []hostileSample{{`arina_http_limit_hits_total{limit="header_size"}`, 1}},
+			daemon:  ownDaemon(func(o *daemon.Options) { o.HTTP.MaxHeaderBytes = 4096 }),
 			run: func(t *testing.T, _ *hostileEnv, d *arinatest.Daemon) {
 				conn := hostileTCP(t, strings.TrimPrefix(d.HTTPURL, "http://"))
 				fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n", strings.Repeat("p", 16<<10))
@@ -1520,8 +1522,9 @@ func hostileRows() []hostileRow {
 				}
 			}},
 		{name: "HTTPSlowHeaders", proto: "HTTP", input: "half a request header, then silence (`http.read_header_timeout`, here 200ms)",
-			sees: "connection closed after the timeout with no answer",
-			note: "net/http closes the connection before any handler", daemon: ownDaemon(func(o *daemon.Options) { o.HTTP.ReadHeaderTimeout = 200 * time.Millisecond }),
+			sees:    "connection closed after the timeout with no answer",
+			metrics: []hostileSample{{`arina_http_limit_hits_total{limit="slow_client"}`, 1}},
+			daemon:  ownDaemon(func(o *daemon.Options) { o.HTTP.ReadHeaderTimeout = 200 * time.Millisecond }),
 			run: func(t *testing.T, _ *hostileEnv, d *arinatest.Daemon) {
 				start := time.Now() // the server's timer starts after this, when it accepts
 				conn := hostileTCP(t, strings.TrimPrefix(d.HTTPURL, "http://"))
@@ -1534,7 +1537,7 @@ func hostileRows() []hostileRow {
 				}
 			}},
 		{name: "HTTPSlowBody", proto: "HTTP", input: "headers announcing 100 bytes of body, 10 sent, then silence (`http.read_timeout`, here 300ms)",
-			sees: "400 `bad_request` once the read times out", metrics: httpBad("bad_request", 400),
+			sees: "400 `bad_request` once the read times out", metrics: append(httpBad("bad_request", 400), hostileSample{`arina_http_limit_hits_total{limit="slow_client"}`, 1}),
 			daemon: ownDaemon(func(o *daemon.Options) { o.HTTP.ReadTimeout = 300 * time.Millisecond }),
 			run: func(t *testing.T, _ *hostileEnv, d *arinatest.Daemon) {
 				conn := hostileTCP(t, strings.TrimPrefix(d.HTTPURL, "http://"))
