@@ -119,18 +119,9 @@ func newCountsCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		ctx, cancel := context.WithTimeout(cmd.Context(), *timeout)
 		defer cancel()
 		u := base + "/api/v1/reaction/reaction_counts/" + url.PathEscape(args[0])
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, body, err := apiGet(ctx, u, 16<<20)
 		if err != nil {
 			return fmt.Errorf("querying counts: %w", err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-		if err != nil {
-			return fmt.Errorf("reading counts: %w", err)
 		}
 		switch {
 		case resp.StatusCode == http.StatusNotFound:
@@ -155,6 +146,25 @@ func newCountsCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// apiGet GETs u and returns the response (its body already read, at most limit bytes,
+// and closed) and the body.
+func apiGet(ctx context.Context, u string, limit int64) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the answer of %s: %w", u, err)
+	}
+	return resp, body, nil
 }
 
 var errNotFound = errors.New("not found: no reaction was ever added to it")

@@ -36,16 +36,10 @@ func newHealthCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		ctx, cancel := context.WithTimeout(cmd.Context(), *timeout)
 		defer cancel()
 		u := apiBaseURL(*server, cfg) + path
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, body, err := apiGet(ctx, u, 4096)
 		if err != nil {
 			return fmt.Errorf("probing %s: %w", u, err)
 		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("%s: %s: %s", u, resp.Status, body)
 		}
