@@ -202,6 +202,11 @@ type upstream struct {
 	connTok  paho.Token // of the first Connect: done once it connected or gave up
 	up       atomic.Bool
 
+	// This upstream's series, looked up once: the acker counts every message.
+	upGauge  prometheus.Gauge
+	connects prometheus.Counter
+	results  map[string]prometheus.Counter // by arina_bridge_messages_total's result
+
 	mu    sync.Mutex
 	in    []paho.Message // handler -> forwarder, guarded by mu
 	acks  []*bridgeMsg   // writer -> acker, guarded by mu
@@ -284,10 +289,11 @@ func NewBridge(ups []Upstream, sink Sink, logger *slog.Logger, reg prometheus.Re
 			u.patterns = append(u.patterns, tp)
 		}
 		u.client = paho.NewClient(u.clientOptions())
-		m.up.WithLabelValues(cfg.Name).Set(0)
-		m.connects.WithLabelValues(cfg.Name)
+		u.upGauge = m.up.WithLabelValues(cfg.Name)
+		u.connects = m.connects.WithLabelValues(cfg.Name)
+		u.results = make(map[string]prometheus.Counter)
 		for _, r := range []string{"acked", "rejected", "unmatched", "dropped", "retried"} {
-			m.messages.WithLabelValues(cfg.Name, r)
+			u.results[r] = m.messages.WithLabelValues(cfg.Name, r)
 		}
 		b.ups = append(b.ups, u)
 	}
@@ -365,8 +371,7 @@ func (b *Bridge) Close(ctx context.Context) error {
 		b.wg.Wait()
 		for _, u := range b.ups {
 			u.client.Disconnect(250) // lets queued acks go out
-			u.up.Store(false)
-			b.m.up.WithLabelValues(u.cfg.Name).Set(0)
+			u.setUp(false)
 		}
 		// An upstream that never connected is still in paho's retry loop, which
 		// notices the Disconnect after its current pause: wait for it to give up.
@@ -413,15 +418,23 @@ func (u *upstream) onConnect(c paho.Client) {
 			}
 		}
 	}
-	u.up.Store(true)
-	u.b.m.up.WithLabelValues(u.cfg.Name).Set(1)
-	u.b.m.connects.WithLabelValues(u.cfg.Name).Inc()
+	u.setUp(true)
+	u.connects.Inc()
 	log.Info("bridge subscribed", "filters", len(filters))
 }
 
+// setUp records whether the upstream is connected and subscribed.
+func (u *upstream) setUp(up bool) {
+	u.up.Store(up)
+	if up {
+		u.upGauge.Set(1)
+	} else {
+		u.upGauge.Set(0)
+	}
+}
+
 func (u *upstream) onConnectionLost(_ paho.Client, err error) {
-	u.up.Store(false)
-	u.b.m.up.WithLabelValues(u.cfg.Name).Set(0)
+	u.setUp(false)
 	u.b.log.Warn("bridge connection lost; reconnecting", "upstream", u.cfg.Name, "err", err)
 }
 
@@ -430,7 +443,7 @@ func (u *upstream) onMessage(_ paho.Client, msg paho.Message) {
 	u.mu.Lock()
 	if msg.Qos() == 0 && len(u.in) >= maxQueuedQoS0 {
 		u.mu.Unlock()
-		u.b.m.messages.WithLabelValues(u.cfg.Name, "dropped").Inc()
+		u.results["dropped"].Inc()
 		return
 	}
 	u.in = append(u.in, msg)
@@ -565,7 +578,7 @@ func (u *upstream) ack() {
 				continue
 			}
 			m.msg.Ack()
-			u.b.m.messages.WithLabelValues(u.cfg.Name, m.result).Inc()
+			u.results[m.result].Inc()
 		}
 		if len(retry) > 0 {
 			u.retry(retry)
@@ -579,7 +592,7 @@ func (u *upstream) ack() {
 // when the bridge is stopping they are left unacknowledged, and the upstream delivers
 // them again to the next session.
 func (u *upstream) retry(ms []*bridgeMsg) {
-	u.b.m.messages.WithLabelValues(u.cfg.Name, "retried").Add(float64(len(ms)))
+	u.results["retried"].Add(float64(len(ms)))
 	t := time.NewTimer(250 * time.Millisecond)
 	defer t.Stop()
 	select {
