@@ -118,23 +118,28 @@ func TestParseUsers_Errors(t *testing.T) {
 		{"DollarUsernameWithU", user(`"$a"`, testHash, `[{topic: "%u/x", access: read}]`), []string{"uses %u"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			us, err := ParseUsers([]byte(tt.yaml))
-			if err == nil {
-				t.Fatalf("ParseUsers accepted:\n%s", tt.yaml)
-			}
-			if us != nil {
-				t.Error("ParseUsers returned users with an error")
-			}
-			if !errors.Is(err, ErrInvalidFile) {
-				t.Errorf("error %v does not wrap ErrInvalidFile", err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkRefused(t, ParseUsers, tt.yaml, tt.want) })
+	}
+}
+
+// checkRefused checks that parse refuses yaml with an ErrInvalidFile error that
+// mentions each of want, and returns no value with it.
+func checkRefused[T any](t *testing.T, parse func([]byte) (*T, error), yaml string, want []string) {
+	t.Helper()
+	v, err := parse([]byte(yaml))
+	if err == nil {
+		t.Fatalf("accepted:\n%s", yaml)
+	}
+	if v != nil {
+		t.Error("returned a value with an error")
+	}
+	if !errors.Is(err, ErrInvalidFile) {
+		t.Errorf("error %v does not wrap ErrInvalidFile", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
 	}
 }
 
