@@ -910,6 +910,22 @@ func hostileRows() []hostileRow {
 					}
 				}
 			}},
+		{name: "MQTTTruncatedSubscribe", proto: "MQTT", input: "MQTT 5 SUBSCRIBE whose last filter lacks its options byte (raw packet)",
+			sees:    "connection closed without an answer (malformed packet); every other client carries on",
+			metrics: []hostileSample{received("mqtt", 0)}, note: "stock mochi v2.7.9 panicked here and the process exited; fixed in Arina's patched copy", daemon: openDaemon,
+			run: func(t *testing.T, _ *hostileEnv, d *arinatest.Daemon) {
+				conn := hostileTCP(t, d.MQTTAddr)
+				hostileDialRaw5(t, conn, "hostile-trunc-sub")
+				filter := "kitchen/#"
+				body := append([]byte{0, 9, 0, byte(len(filter) >> 8), byte(len(filter))}, filter...) // id 9, no properties, no options
+				_, _ = conn.Write(append(append([]byte{0x82}, ingestRemainingLength(len(body))...), body...))
+				if got := hostileWantClosed(t, conn); len(got) != 0 {
+					t.Fatalf("the server sent %x before closing, want nothing", got)
+				}
+				if err := packetFuzzConnack(d.MQTTAddr, "hostile-trunc-after"); err != nil {
+					t.Fatalf("the daemon stopped serving: %v", err)
+				}
+			}},
 		{name: "MQTTPublishToSys", proto: "MQTT", input: "PUBLISH QoS 1 to `$SYS/arina/x`",
 			sees:    "no PUBACK ever (mochi drops it before any hook), connection kept: a QoS 1 sender resends it on every reconnect",
 			metrics: []hostileSample{received("mqtt", 0)}, note: "mochi drops it silently", daemon: openDaemon,
