@@ -230,7 +230,7 @@ func (d *Durable) load() (members, tombs int, err error) {
 			default:
 				return fail("malformed membership value %q for key %q", v, k)
 			}
-			rs.members[uid] = exp
+			rs.members.put(uid, exp)
 			if ts != 0 {
 				rs.setStamp(uid, ts)
 			}
@@ -272,7 +272,7 @@ func (d *Durable) load() (members, tombs int, err error) {
 			}
 			if rs == nil {
 				orphans[uid] = ts
-			} else if _, member := rs.members[uid]; !member || ts > rs.stamps[uid] {
+			} else if !rs.members.has(uid) || ts > rs.stamps[uid] {
 				// A tombstone of a member is never written; should one be found, the
 				// newer TS is what the store would have remembered.
 				rs.setStamp(uid, ts)

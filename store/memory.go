@@ -9,7 +9,8 @@ import (
 )
 
 // Memory is a Store that keeps every set in memory. User ids are interned to integers
-// so that a membership costs one map entry of 4 bytes of key.
+// and each set holds them in a roaring bitmap (memberSet), so that a membership costs a
+// few bytes (BenchmarkMemory_Footprint).
 //
 // Timestamped ops (Op.TS != 0) cost more only where they occur: a set gets a second map,
 // user -> remembered TS, the first time such an op touches it, and a timestamped remove
@@ -33,12 +34,16 @@ type Memory struct {
 type setKey struct{ content, reaction string }
 
 type content struct {
-	reactions []*reactionSet // sorted by reaction type; never shrinks
+	reactions []*reactionSet // sorted by reaction type
+	// names[i] is reactions[i].reactionType: find scans these contiguous strings
+	// instead of following a pointer to every set, which on a large index is a cache
+	// miss each.
+	names []string
 }
 
 type reactionSet struct {
 	reactionType string
-	members      map[uint32]int64 // user -> expiry (unix ms, 0: none)
+	members      memberSet
 	// stamps: user -> the newest TS applied (Op.TS), for members and, as tombstones,
 	// for users no longer in the set. A user without an entry has none (TS 0 is never
 	// stored). nil until a timestamped op touches the set.
@@ -130,20 +135,17 @@ func (m *Memory) add(op *Op, res *Result) applied {
 		}
 	}
 	uid := m.intern(op.UserID)
-	prev, member := rs.members[uid]
-	if member {
-		a.flags |= wasMember
-	}
 	if rs.stamps != nil {
 		a.prevTS = rs.stamps[uid]
 	}
 	a.ts = a.prevTS
 	if op.TS != 0 {
-		if op.TS < a.prevTS || (op.TS == a.prevTS && !member) {
+		// Decide staleness before changing anything.
+		if prev, member := rs.members.get(uid); op.TS < a.prevTS || (op.TS == a.prevTS && !member) {
 			if member {
-				a.flags |= isMember
+				a.flags |= wasMember | isMember
 			}
-			*res = Result{Count: int64(len(rs.members)), Expiry: prev, PrevExpiry: prev, Stale: true}
+			*res = Result{Count: int64(rs.members.len()), Expiry: prev, PrevExpiry: prev, Stale: true}
 			return a
 		}
 		if op.TS > a.prevTS {
@@ -151,9 +153,12 @@ func (m *Memory) add(op *Op, res *Result) applied {
 			a.ts = op.TS
 		}
 	}
-	rs.members[uid] = op.ExpiresAt
+	prev, member := rs.members.put(uid, op.ExpiresAt)
+	if member {
+		a.flags |= wasMember
+	}
 	a.flags |= isMember
-	*res = Result{Changed: !member, Count: int64(len(rs.members)), Expiry: op.ExpiresAt, PrevExpiry: prev}
+	*res = Result{Changed: !member, Count: int64(rs.members.len()), Expiry: op.ExpiresAt, PrevExpiry: prev}
 	return a
 }
 
@@ -179,22 +184,33 @@ func (m *Memory) remove(op *Op, res *Result) applied {
 	} else {
 		var ok bool
 		if uid, ok = m.userIDs[op.UserID]; !ok {
-			*res = Result{Count: int64(len(rs.members))}
+			*res = Result{Count: int64(rs.members.len())}
 			return applied{}
 		}
 	}
 	var a applied
-	exp, member := rs.members[uid]
-	if member {
-		a.flags |= wasMember | isMember
-	}
 	if rs.stamps != nil {
 		a.prevTS = rs.stamps[uid]
 	}
 	a.ts = a.prevTS
+	if op.Action == Remove && !stamped {
+		// Nothing can keep the member: remove it in one lookup.
+		exp, member := rs.members.del(uid)
+		if !member {
+			*res = Result{Count: int64(rs.members.len())}
+			return a
+		}
+		a.flags |= wasMember
+		*res = Result{Changed: true, Count: int64(rs.members.len()), PrevExpiry: exp}
+		return a
+	}
+	exp, member := rs.members.get(uid)
+	if member {
+		a.flags |= wasMember | isMember
+	}
 	if stamped {
 		if op.TS < a.prevTS {
-			*res = Result{Count: int64(len(rs.members)), Expiry: exp, PrevExpiry: exp, Stale: true}
+			*res = Result{Count: int64(rs.members.len()), Expiry: exp, PrevExpiry: exp, Stale: true}
 			return a
 		}
 		if op.TS > a.prevTS {
@@ -203,16 +219,16 @@ func (m *Memory) remove(op *Op, res *Result) applied {
 		}
 	}
 	if !member {
-		*res = Result{Count: int64(len(rs.members))}
+		*res = Result{Count: int64(rs.members.len())}
 		return a
 	}
 	if op.Action == Expire && (exp == 0 || exp > op.ExpiresAt) {
-		*res = Result{Count: int64(len(rs.members)), Expiry: exp, PrevExpiry: exp}
+		*res = Result{Count: int64(rs.members.len()), Expiry: exp, PrevExpiry: exp}
 		return a
 	}
-	delete(rs.members, uid)
+	rs.members.del(uid)
 	a.flags &^= isMember
-	*res = Result{Changed: true, Count: int64(len(rs.members)), PrevExpiry: exp}
+	*res = Result{Changed: true, Count: int64(rs.members.len()), PrevExpiry: exp}
 	return a
 }
 
@@ -281,15 +297,15 @@ func (m *Memory) undo(op *Op, res Result, a applied) {
 	}
 	if op.Action != Add {
 		if res.Changed {
-			rs.members[uid] = res.PrevExpiry
+			rs.members.put(uid, res.PrevExpiry)
 		}
 		return
 	}
 	if !res.Changed { // a refresh: restore the old expiry
-		rs.members[uid] = res.PrevExpiry
+		rs.members.put(uid, res.PrevExpiry)
 		return
 	}
-	delete(rs.members, uid)
+	rs.members.del(uid)
 	if a.flags.has(createdReaction) {
 		if a.flags.has(adoptedOrphans) {
 			m.orphans[setKey{op.ContentID, op.ReactionType}] = rs.stamps
@@ -315,7 +331,7 @@ func (m *Memory) tombstones(before int64) []tombstone {
 		for _, rs := range c.reactions {
 			for uid, ts := range rs.stamps {
 				if ts < before {
-					if _, member := rs.members[uid]; !member {
+					if !rs.members.has(uid) {
 						out = append(out, tombstone{cid, rs.reactionType, m.users[uid], uid, ts})
 					}
 				}
@@ -343,7 +359,7 @@ func (m *Memory) forget(tombs []tombstone) int {
 			rs = c.find(t.reactionType)
 		}
 		if rs != nil {
-			if _, member := rs.members[t.uid]; member {
+			if rs.members.has(t.uid) {
 				continue
 			}
 			stamps = rs.stamps
@@ -418,29 +434,26 @@ func (m *Memory) intern(user string) uint32 {
 
 func (c *content) find(reactionType string) *reactionSet {
 	// Contents hold few reactions: a linear scan beats a map here.
-	for _, rs := range c.reactions {
-		if rs.reactionType == reactionType {
-			return rs
+	for i, name := range c.names {
+		if name == reactionType {
+			return c.reactions[i]
 		}
 	}
 	return nil
 }
 
 func (c *content) insert(reactionType string) *reactionSet {
-	rs := &reactionSet{reactionType: reactionType, members: make(map[uint32]int64)}
-	i := sort.Search(len(c.reactions), func(i int) bool { return c.reactions[i].reactionType >= reactionType })
-	c.reactions = append(c.reactions, nil)
-	copy(c.reactions[i+1:], c.reactions[i:])
-	c.reactions[i] = rs
+	rs := &reactionSet{reactionType: reactionType}
+	i, _ := slices.BinarySearch(c.names, reactionType)
+	c.reactions = slices.Insert(c.reactions, i, rs)
+	c.names = slices.Insert(c.names, i, reactionType)
 	return rs
 }
 
 func (c *content) remove(reactionType string) {
-	for i, rs := range c.reactions {
-		if rs.reactionType == reactionType {
-			c.reactions = append(c.reactions[:i], c.reactions[i+1:]...)
-			return
-		}
+	if i, ok := slices.BinarySearch(c.names, reactionType); ok {
+		c.reactions = slices.Delete(c.reactions, i, i+1)
+		c.names = slices.Delete(c.names, i, i+1)
 	}
 }
 
@@ -465,7 +478,7 @@ func (m *Memory) Counts(_ context.Context, contentID string) ([]ReactionCount, e
 	}
 	counts := make([]ReactionCount, len(c.reactions))
 	for i, rs := range c.reactions {
-		counts[i] = ReactionCount{ReactionType: rs.reactionType, Count: int64(len(rs.members))}
+		counts[i] = ReactionCount{ReactionType: rs.reactionType, Count: int64(rs.members.len())}
 	}
 	return counts, nil
 }
@@ -483,12 +496,12 @@ func (m *Memory) Members(_ context.Context, contentID, reactionType, after strin
 	if rs == nil {
 		return []Member{}, nil
 	}
-	all := make([]Member, 0, len(rs.members))
-	for uid, exp := range rs.members {
+	all := make([]Member, 0, rs.members.len())
+	rs.members.each(func(uid uint32, exp int64) {
 		if name := m.users[uid]; name > after {
 			all = append(all, Member{UserID: name, ExpiresAt: exp})
 		}
-	}
+	})
 	sort.Slice(all, func(i, j int) bool { return all[i].UserID < all[j].UserID })
 	if limit > 0 && len(all) > limit {
 		all = all[:limit]
@@ -531,7 +544,7 @@ func (m *Memory) UserMemberships(_ context.Context, userID string) ([]Membership
 	out := []Membership{}
 	for cid, c := range m.contents {
 		for _, rs := range c.reactions {
-			if exp, ok := rs.members[uid]; ok {
+			if exp, ok := rs.members.get(uid); ok {
 				out = append(out, Membership{ContentID: cid, ReactionType: rs.reactionType, ExpiresAt: exp})
 			}
 		}
@@ -551,11 +564,9 @@ func (m *Memory) Expiring(fn func(contentID, reactionType, userID string, expire
 	defer m.mu.RUnlock()
 	for cid, c := range m.contents {
 		for _, rs := range c.reactions {
-			for uid, exp := range rs.members {
-				if exp != 0 {
-					fn(cid, rs.reactionType, m.users[uid], exp)
-				}
-			}
+			rs.members.expiring(func(uid uint32, exp int64) {
+				fn(cid, rs.reactionType, m.users[uid], exp)
+			})
 		}
 	}
 }

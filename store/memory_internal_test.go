@@ -34,7 +34,7 @@ func snapshot(m *Memory) memSnapshot {
 	s := memSnapshot{contents: map[string][]setSnapshot{}, orphans: map[setKey]map[string]int64{}}
 	for cid, c := range m.contents {
 		for _, rs := range c.reactions {
-			s.contents[cid] = append(s.contents[cid], setSnapshot{rs.reactionType, byName(rs.members), byName(rs.stamps)})
+			s.contents[cid] = append(s.contents[cid], setSnapshot{rs.reactionType, byName(memberMap(&rs.members)), byName(rs.stamps)})
 		}
 	}
 	for k, stamps := range m.orphans {
@@ -89,4 +89,11 @@ func TestMemory_Undo(t *testing.T) {
 			rt.Fatalf("after apply and undo of %+v:\n got %+v\nwant %+v", batch, after, before)
 		}
 	})
+}
+
+// memberMap returns a set's members as user id -> expiry.
+func memberMap(s *memberSet) map[uint32]int64 {
+	out := make(map[uint32]int64, s.len())
+	s.each(func(uid uint32, exp int64) { out[uid] = exp })
+	return out
 }
