@@ -216,10 +216,7 @@ func (d *Durable) load() (members, tombs int, err error) {
 				curC, curR = append(curC[:0], c...), append(curR[:0], r...)
 				rs = m.ensureReaction(string(c), string(r))
 			}
-			uid, ok := m.userIDs[string(u)]
-			if !ok {
-				uid = m.intern(string(u))
-			}
+			uid := m.users.internBytes(u)
 			var exp, ts int64
 			switch v := it.Value(); len(v) {
 			case 0:
@@ -266,10 +263,7 @@ func (d *Durable) load() (members, tombs int, err error) {
 					m.orphans[setKey{string(c), string(r)}] = orphans
 				}
 			}
-			uid, ok := m.userIDs[string(u)]
-			if !ok {
-				uid = m.intern(string(u))
-			}
+			uid := m.users.internBytes(u)
 			if rs == nil {
 				orphans[uid] = ts
 			} else if !rs.members.has(uid) || ts > rs.stamps[uid] {

@@ -22,8 +22,7 @@ type Memory struct {
 	mu       sync.RWMutex
 	closed   bool
 	contents map[string]*content
-	userIDs  map[string]uint32 // interned user ids
-	users    []string          // user names by interned id
+	users    interner // user ids <-> the numbers sets hold
 
 	// orphans holds the remembered TS of timestamped removes on (content, reaction)
 	// sets that do not exist (were never held). The set adopts them when it is
@@ -56,7 +55,6 @@ var _ Store = (*Memory)(nil)
 func NewMemory() *Memory {
 	return &Memory{
 		contents: make(map[string]*content),
-		userIDs:  make(map[string]uint32),
 	}
 }
 
@@ -114,7 +112,7 @@ func (m *Memory) add(op *Op, res *Result) applied {
 		if orphans != nil && op.TS != 0 {
 			// Stale against a tombstone: decide before creating anything, so that the
 			// content stays unknown.
-			if uid, ok := m.userIDs[op.UserID]; ok {
+			if uid, ok := m.users.lookup(op.UserID); ok {
 				if prev := orphans[uid]; op.TS <= prev {
 					*res = Result{Stale: true}
 					return applied{prevTS: prev, ts: prev}
@@ -134,7 +132,7 @@ func (m *Memory) add(op *Op, res *Result) applied {
 			a.flags |= adoptedOrphans
 		}
 	}
-	uid := m.intern(op.UserID)
+	uid := m.users.intern(op.UserID)
 	if rs.stamps != nil {
 		a.prevTS = rs.stamps[uid]
 	}
@@ -180,10 +178,10 @@ func (m *Memory) remove(op *Op, res *Result) applied {
 	}
 	var uid uint32
 	if stamped {
-		uid = m.intern(op.UserID) // it leaves a tombstone
+		uid = m.users.intern(op.UserID) // it leaves a tombstone
 	} else {
 		var ok bool
-		if uid, ok = m.userIDs[op.UserID]; !ok {
+		if uid, ok = m.users.lookup(op.UserID); !ok {
 			*res = Result{Count: int64(rs.members.len())}
 			return applied{}
 		}
@@ -240,7 +238,7 @@ func (m *Memory) removeOrphan(op *Op, res *Result) applied {
 		m.orphans = make(map[setKey]map[uint32]int64)
 	}
 	stamps := m.orphans[k]
-	uid := m.intern(op.UserID)
+	uid := m.users.intern(op.UserID)
 	prev := stamps[uid]
 	a := applied{prevTS: prev, ts: prev}
 	switch {
@@ -278,7 +276,7 @@ func (m *Memory) undo(op *Op, res Result, a applied) {
 	if c != nil {
 		rs = c.find(op.ReactionType)
 	}
-	uid := m.userIDs[op.UserID]
+	uid, _ := m.users.lookup(op.UserID)
 	if a.ts != a.prevTS {
 		var stamps map[uint32]int64
 		if rs != nil {
@@ -332,7 +330,7 @@ func (m *Memory) tombstones(before int64) []tombstone {
 			for uid, ts := range rs.stamps {
 				if ts < before {
 					if !rs.members.has(uid) {
-						out = append(out, tombstone{cid, rs.reactionType, m.users[uid], uid, ts})
+						out = append(out, tombstone{cid, rs.reactionType, m.users.name(uid), uid, ts})
 					}
 				}
 			}
@@ -341,7 +339,7 @@ func (m *Memory) tombstones(before int64) []tombstone {
 	for k, stamps := range m.orphans {
 		for uid, ts := range stamps {
 			if ts < before {
-				out = append(out, tombstone{k.content, k.reaction, m.users[uid], uid, ts})
+				out = append(out, tombstone{k.content, k.reaction, m.users.name(uid), uid, ts})
 			}
 		}
 	}
@@ -422,16 +420,6 @@ func (m *Memory) ensureReaction(contentID, reactionType string) *reactionSet {
 	return rs
 }
 
-func (m *Memory) intern(user string) uint32 {
-	if id, ok := m.userIDs[user]; ok {
-		return id
-	}
-	id := uint32(len(m.users))
-	m.users = append(m.users, user)
-	m.userIDs[user] = id
-	return id
-}
-
 func (c *content) find(reactionType string) *reactionSet {
 	// Contents hold few reactions: a linear scan beats a map here.
 	for i, name := range c.names {
@@ -498,7 +486,7 @@ func (m *Memory) Members(_ context.Context, contentID, reactionType, after strin
 	}
 	all := make([]Member, 0, rs.members.len())
 	rs.members.each(func(uid uint32, exp int64) {
-		if name := m.users[uid]; name > after {
+		if name := m.users.name(uid); name > after {
 			all = append(all, Member{UserID: name, ExpiresAt: exp})
 		}
 	})
@@ -537,7 +525,7 @@ func (m *Memory) UserMemberships(_ context.Context, userID string) ([]Membership
 	if m.closed {
 		return nil, ErrClosed
 	}
-	uid, ok := m.userIDs[userID]
+	uid, ok := m.users.lookup(userID)
 	if !ok {
 		return []Membership{}, nil
 	}
@@ -565,7 +553,7 @@ func (m *Memory) Expiring(fn func(contentID, reactionType, userID string, expire
 	for cid, c := range m.contents {
 		for _, rs := range c.reactions {
 			rs.members.expiring(func(uid uint32, exp int64) {
-				fn(cid, rs.reactionType, m.users[uid], exp)
+				fn(cid, rs.reactionType, m.users.name(uid), exp)
 			})
 		}
 	}
@@ -577,8 +565,7 @@ func (m *Memory) Close() error {
 	defer m.mu.Unlock()
 	m.closed = true
 	m.contents = nil
-	m.userIDs = nil
-	m.users = nil
+	m.users = interner{}
 	m.orphans = nil
 	return nil
 }

@@ -27,7 +27,7 @@ func snapshot(m *Memory) memSnapshot {
 		}
 		out := make(map[string]int64, len(ids))
 		for uid, v := range ids {
-			out[m.users[uid]] = v
+			out[m.users.name(uid)] = v
 		}
 		return out
 	}
