@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,10 +25,18 @@ func newBenchCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Co
 and reports the publish rate, the acknowledged rate and the latency percentiles from
 publish to PUBACK. With --http pointing at an Arina API it also measures the latency
 from publish until the count is visible over HTTP. A progress line goes to stderr every
-second; the report goes to stdout (one JSON object with --json).`,
+second; the report goes to stdout (one JSON object with --json).
+
+With --idle N it measures connections at rest instead: it opens N MQTT connections
+(CONNECT with a clean session and, unless --keepalive is set, no keepalive; nothing
+else), 64 at a time, and holds them open for --hold (default: until interrupted), so
+that the broker's memory per idle connection can be read off its RSS (see bench/idle).
+--broker and --protocol apply; the publishing flags do not. A progress line goes to
+stderr while opening, then "N idle connections open after Xs; holding ...".`,
 		Example: `  arina bench --duration 20s
   arina bench --protocol 311 --qos 1 --events 1000000 --http 127.0.0.1:4000
-  arina bench --broker 127.0.0.1:1884 --subscribe --json    # any broker, e.g. mosquitto`,
+  arina bench --broker 127.0.0.1:1884 --subscribe --json    # any broker, e.g. mosquitto
+  arina bench --idle 10000 --hold 30s --json                # 10k idle connections for 30s`,
 		Args: cobra.NoArgs,
 	}
 	fs := cmd.Flags()
@@ -55,12 +64,26 @@ second; the report goes to stdout (one JSON object with --json).`,
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	queries := fs.Bool("queries", false, "measure the query side instead: --publishers readers GET counts from --http (default: from http.listen) for --duration; no MQTT")
 	token := fs.String("token", "", "with --queries: bearer token for the API")
+	idle := fs.Int("idle", 0, "open this many idle connections and hold them, instead of publishing")
+	hold := fs.Duration("hold", 0, "with --idle: how long to hold the connections once open (default: until interrupted)")
+	keepAlive := fs.Duration("keepalive", 0, "with --idle: MQTT keepalive in whole seconds, a PINGREQ every half of it (default 0: none, and no traffic at all)")
 	cmd.MarkFlagsMutuallyExclusive("events", "duration")
+	cmd.MarkFlagsMutuallyExclusive("idle", "queries")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := loadConfig(cmd.Flags(), getenv)
 		if err != nil {
 			return err
+		}
+		if !cmd.Flags().Changed("idle") {
+			for _, f := range []string{"hold", "keepalive"} {
+				if cmd.Flags().Changed(f) {
+					return fmt.Errorf("--%s needs --idle", f)
+				}
+			}
+		}
+		if cmd.Flags().Changed("idle") {
+			return runIdleBench(cmd, stdout, stderr, getenv, cfg, *brokerAddr, *protocol, *idle, *hold, *keepAlive, *asJSON)
 		}
 		if *queries {
 			rep, err := loadgen.RunQueries(cmd.Context(), loadgen.QueryOptions{URL: apiBaseURL(*httpURL, cfg),
@@ -105,13 +128,8 @@ second; the report goes to stdout (one JSON object with --json).`,
 		if o.TopicPrefix == "" {
 			o.TopicPrefix = cfg.MQTT.TopicPrefix
 		}
-		switch *protocol {
-		case "311", "3.1.1", "4":
-			o.Protocol = loadgen.MQTT311
-		case "5":
-			o.Protocol = loadgen.MQTT5
-		default:
-			return fmt.Errorf("--protocol %s: want 311 or 5", *protocol)
+		if o.Protocol, err = parseProtocol(*protocol); err != nil {
+			return err
 		}
 		for _, f := range []struct {
 			name string
@@ -150,6 +168,88 @@ second; the report goes to stdout (one JSON object with --json).`,
 	return cmd
 }
 
+func parseProtocol(s string) (loadgen.Protocol, error) {
+	switch s {
+	case "311", "3.1.1", "4":
+		return loadgen.MQTT311, nil
+	case "5":
+		return loadgen.MQTT5, nil
+	}
+	return 0, fmt.Errorf("--protocol %s: want 311 or 5", s)
+}
+
+// runIdleBench is bench --idle: open n idle connections, hold them, close them.
+func runIdleBench(cmd *cobra.Command, stdout, stderr io.Writer, getenv func(string) string, cfg Config,
+	brokerAddr, protocol string, n int, hold, keepAlive time.Duration, asJSON bool) error {
+	if n < 1 {
+		return fmt.Errorf("--idle %d: want at least 1", n)
+	}
+	if hold < 0 {
+		return fmt.Errorf("--hold %v: want 0 (until interrupted) or more", hold)
+	}
+	if keepAlive < 0 || keepAlive%time.Second != 0 || keepAlive > 65535*time.Second {
+		return fmt.Errorf("--keepalive %v: want whole seconds, 0..65535s", keepAlive)
+	}
+	proto, err := parseProtocol(protocol)
+	if err != nil {
+		return err
+	}
+	o := loadgen.IdleOptions{Broker: brokerAddr, Protocol: proto, Connections: n, Hold: hold, KeepAlive: keepAlive}
+	if o.Broker == "" {
+		o.Broker = clientAddr(cfg.MQTT.Listen)
+	}
+	pl := newProgressLine(stderr, getenv, 0)
+	o.Progress = func(p loadgen.IdleProgress) {
+		pl.printLine(fmt.Sprintf("[%4.0fs] opened %d of %d  failed %d", p.Elapsed.Seconds(), p.Opened, p.Connections, p.Failed))
+	}
+	o.Opened = func(p loadgen.IdleProgress) {
+		pl.end()
+		if cmd.Context().Err() != nil || p.Opened == 0 {
+			return
+		}
+		failed := ""
+		if p.Failed > 0 {
+			failed = fmt.Sprintf(" (%d failed)", p.Failed)
+		}
+		holding := "holding until interrupted (Ctrl-C to stop)"
+		if hold > 0 {
+			holding = fmt.Sprintf("holding for %v (Ctrl-C to stop)", hold)
+		}
+		fmt.Fprintf(stderr, "%d idle connections open%s after %.1fs; %s\n", p.Opened, failed, p.Elapsed.Seconds(), holding)
+	}
+	rep, err := loadgen.HoldIdle(cmd.Context(), o)
+	pl.end()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	ka := "none"
+	if rep.KeepAliveSeconds > 0 {
+		ka = fmt.Sprintf("%ds", rep.KeepAliveSeconds)
+	}
+	if rep.ServerKeepAlives > 0 {
+		ka += fmt.Sprintf(" (overridden by the broker's Server Keep Alive on %d)", rep.ServerKeepAlives)
+	}
+	fmt.Fprintf(tw, "broker\t%s, MQTT %s, keepalive %s\n", rep.Broker, rep.Protocol, ka)
+	fmt.Fprintf(tw, "opened\t%d of %d in %.3fs\t%.0f/s\n", rep.Opened, rep.Connections, rep.OpenSeconds, rep.OpenRate)
+	fmt.Fprintf(tw, "failed\t%d\n", rep.Failed)
+	if rep.FirstError != "" {
+		fmt.Fprintf(tw, "  first\t%s\n", rep.FirstError)
+	}
+	held := fmt.Sprintf("%.1fs", rep.HeldSeconds)
+	if rep.Interrupted {
+		held += ", interrupted"
+	}
+	fmt.Fprintf(tw, "held\t%s\n", held)
+	if rep.KeepAliveSeconds > 0 || rep.ServerKeepAlives > 0 {
+		fmt.Fprintf(tw, "lost while held\t%d\n", rep.Lost)
+	}
+	return tw.Flush()
+}
+
 // progressLine writes the live progress line: rewritten in place with \r on a terminal,
 // one line per update otherwise.
 type progressLine struct {
@@ -182,6 +282,10 @@ func (p *progressLine) print(pr loadgen.Progress) {
 	if pr.Received > 0 {
 		line += fmt.Sprintf("  received %d", pr.Received)
 	}
+	p.printLine(line)
+}
+
+func (p *progressLine) printLine(line string) {
 	if p.inPlace {
 		fmt.Fprint(p.w, "\r"+line+"\x1b[K")
 	} else {
@@ -195,6 +299,7 @@ func (p *progressLine) end() {
 	if p.inPlace && p.wrote {
 		fmt.Fprintln(p.w)
 	}
+	p.wrote = false
 }
 
 // writeBenchReport prints the human-readable report.
