@@ -5,6 +5,7 @@
 package mqtt
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -400,10 +401,14 @@ func (h *Hooks) OnPublish(cl *Client, pk packets.Packet) (pkx packets.Packet, er
 			npk, err := hook.OnPublish(cl, pkx)
 			if err != nil {
 				if errors.Is(err, packets.ErrRejectPacket) {
-					h.Log.Debug("publish packet rejected",
-						"error", err,
-						"hook", hook.ID(),
-						"packet", pkx)
+					// Patched for Arina: only when debug logging is on. The arguments
+					// box a copy of the whole packet, an allocation per rejected publish.
+					if h.Log.Enabled(context.Background(), slog.LevelDebug) {
+						h.Log.Debug("publish packet rejected",
+							"error", err,
+							"hook", hook.ID(),
+							"packet", pkx)
+					}
 					return pk, err
 				} else if errors.Is(err, packets.CodeSuccessIgnore) {
 					return pk, err

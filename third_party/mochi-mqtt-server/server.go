@@ -414,77 +414,29 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	go cl.WriteLoop()
 	defer cl.Stop(nil)
 
-	// Arina patch: a connection must send its CONNECT within ConnectTimeout; until
-	// then it had no deadline at all, so idle or half-open sockets (and slow TLS
-	// handshakes) stayed forever. The keepalive deadline replaces this one after
-	// CONNECT.
-	if cl.Net.Conn != nil {
-		_ = cl.Net.Conn.SetDeadline(time.Now().Add(ConnectTimeout))
+	// Patched for Arina: the CONNECT phase runs on a goroutine of its own, which ends
+	// when it does. It needs a deep stack (packet decoding, every hook, logging), and a
+	// goroutine's stack does not shrink back until garbage collections find it mostly
+	// unused; this goroutine then sits in Read for the life of the connection, so on
+	// an idle client the grown stack (16 KiB) was most of the connection's memory.
+	type outcome struct {
+		connected bool
+		err       error
 	}
-	pk, err := s.readConnectionPacket(cl)
-	if err != nil {
-		return fmt.Errorf("read connection: %w", err)
+	done := make(chan outcome, 1)
+	go func() {
+		connected, err := s.establishSession(cl, listener)
+		done <- outcome{connected, err}
+	}()
+	o := <-done
+	if o.connected {
+		defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
 	}
-
-	cl.ParseConnect(listener, pk)
-	if atomic.LoadInt64(&s.Info.ClientsConnected) >= s.Options.Capabilities.MaximumClients {
-		if cl.Properties.ProtocolVersion < 5 {
-			s.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
-		} else {
-			s.SendConnack(cl, packets.ErrServerBusy, false, nil)
-		}
-
-		return packets.ErrServerBusy
-	}
-
-	code := s.validateConnect(cl, pk) // [MQTT-3.1.4-1] [MQTT-3.1.4-2]
-	if code != packets.CodeSuccess {
-		if err := s.SendConnack(cl, code, false, nil); err != nil {
-			return fmt.Errorf("invalid connection send ack: %w", err)
-		}
-		return code // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
+	if o.err != nil {
+		return o.err
 	}
 
-	err = s.hooks.OnConnect(cl, pk)
-	if err != nil {
-		return err
-	}
-
-	cl.refreshDeadline(cl.State.Keepalive)
-	if !s.hooks.OnConnectAuthenticate(cl, pk) { // [MQTT-3.1.4-2]
-		err := s.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil)
-		if err != nil {
-			return fmt.Errorf("invalid connection send ack: %w", err)
-		}
-
-		return packets.ErrBadUsernameOrPassword
-	}
-
-	atomic.AddInt64(&s.Info.ClientsConnected, 1)
-	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
-
-	s.hooks.OnSessionEstablish(cl, pk)
-
-	sessionPresent := s.inheritClientSession(pk, cl)
-	s.Clients.Add(cl) // [MQTT-4.1.0-1]
-
-	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
-	if err != nil {
-		return fmt.Errorf("ack connection packet: %w", err)
-	}
-
-	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
-
-	if sessionPresent {
-		err = cl.ResendInflightMessages(true)
-		if err != nil {
-			return fmt.Errorf("resend inflight: %w", err)
-		}
-	}
-
-	s.hooks.OnSessionEstablished(cl, pk)
-
-	err = cl.Read(s.receivePacket)
+	err := cl.Read(s.receivePacket)
 	if err != nil {
 		s.sendLWT(cl)
 		cl.Stop(err)
@@ -503,6 +455,82 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	}
 
 	return err
+}
+
+// establishSession reads and answers the CONNECT of cl and sets up its session: the
+// first half of attachClient, split off by Arina's patch (see attachClient). connected
+// reports whether the client was counted in Info.ClientsConnected.
+func (s *Server) establishSession(cl *Client, listener string) (connected bool, err error) {
+
+	// Arina patch: a connection must send its CONNECT within ConnectTimeout; until
+	// then it had no deadline at all, so idle or half-open sockets (and slow TLS
+	// handshakes) stayed forever. The keepalive deadline replaces this one after
+	// CONNECT.
+	if cl.Net.Conn != nil {
+		_ = cl.Net.Conn.SetDeadline(time.Now().Add(ConnectTimeout))
+	}
+	pk, err := s.readConnectionPacket(cl)
+	if err != nil {
+		return false, fmt.Errorf("read connection: %w", err)
+	}
+
+	cl.ParseConnect(listener, pk)
+	if atomic.LoadInt64(&s.Info.ClientsConnected) >= s.Options.Capabilities.MaximumClients {
+		if cl.Properties.ProtocolVersion < 5 {
+			s.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
+		} else {
+			s.SendConnack(cl, packets.ErrServerBusy, false, nil)
+		}
+
+		return false, packets.ErrServerBusy
+	}
+
+	code := s.validateConnect(cl, pk) // [MQTT-3.1.4-1] [MQTT-3.1.4-2]
+	if code != packets.CodeSuccess {
+		if err := s.SendConnack(cl, code, false, nil); err != nil {
+			return false, fmt.Errorf("invalid connection send ack: %w", err)
+		}
+		return false, code // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
+	}
+
+	err = s.hooks.OnConnect(cl, pk)
+	if err != nil {
+		return false, err
+	}
+
+	cl.refreshDeadline(cl.State.Keepalive)
+	if !s.hooks.OnConnectAuthenticate(cl, pk) { // [MQTT-3.1.4-2]
+		err := s.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil)
+		if err != nil {
+			return false, fmt.Errorf("invalid connection send ack: %w", err)
+		}
+
+		return false, packets.ErrBadUsernameOrPassword
+	}
+
+	atomic.AddInt64(&s.Info.ClientsConnected, 1)
+
+	s.hooks.OnSessionEstablish(cl, pk)
+
+	sessionPresent := s.inheritClientSession(pk, cl)
+	s.Clients.Add(cl) // [MQTT-4.1.0-1]
+
+	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
+	if err != nil {
+		return true, fmt.Errorf("ack connection packet: %w", err)
+	}
+
+	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
+
+	if sessionPresent {
+		err = cl.ResendInflightMessages(true)
+		if err != nil {
+			return true, fmt.Errorf("resend inflight: %w", err)
+		}
+	}
+
+	s.hooks.OnSessionEstablished(cl, pk)
+	return true, nil
 }
 
 // readConnectionPacket reads the first incoming header for a connection, and if
@@ -1706,7 +1734,8 @@ func (s *Server) loadRetained(v []storage.Message) {
 // clearExpiredClients deletes all clients which have been disconnected for longer
 // than their given expiry intervals.
 func (s *Server) clearExpiredClients(dt int64) {
-	for id, client := range s.Clients.GetAll() {
+	for _, client := range s.Clients.Snapshot() {
+		id := client.ID
 		disconnected := client.StopTime()
 		if disconnected == 0 {
 			continue
@@ -1743,7 +1772,7 @@ func (s *Server) clearExpiredRetainedMessages(now int64) {
 
 // clearExpiredInflights deletes any inflight messages which have expired.
 func (s *Server) clearExpiredInflights(now int64) {
-	for _, client := range s.Clients.GetAll() {
+	for _, client := range s.Clients.Snapshot() {
 		if deleted := client.ClearExpiredInflights(now, s.Options.Capabilities.MaximumMessageExpiryInterval); len(deleted) > 0 {
 			for _, id := range deleted {
 				s.hooks.OnQosDropped(client, packets.Packet{PacketID: id})
