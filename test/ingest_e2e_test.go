@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os/exec"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -803,6 +804,54 @@ func testIngestDrain(t *testing.T, qos byte) {
 }
 
 type ingestRelayed struct{ topic, payload string }
+
+// TestIngest_RelayAfterSubscribe: events published while nobody subscribes are applied
+// and, when retained, kept for later subscribers. Once a client has its SUBACK, every
+// later event reaches it, at QoS 0 and 1.
+func TestIngest_RelayAfterSubscribe(t *testing.T) {
+	d := ingestStart(t)
+	pub := MustConnect311(t, d.MQTTAddr, "listen-pub")
+	MustPublish(t, pub, "kitchen/Soup/fire", 1, "add Early")
+	if tok := pub.Publish("kitchen/Soup/fire", 1, true, "add Kept"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publishing retained: %v", tok.Error())
+	}
+	MustPublish(t, pub, "kitchen/Soup/fire", 0, "add Zero")
+	arinatest.WaitFor(t, 10*time.Second, func() error {
+		if got, _ := arinatest.Counts(t, d.HTTPURL, "Soup"); got["fire"] != 3 {
+			return fmt.Errorf("counts %v, want fire 3", got)
+		}
+		return nil
+	})
+
+	msgs := make(chan string, 16)
+	sub := MustConnect311(t, d.MQTTAddr, "listen-sub")
+	tok := sub.Subscribe("kitchen/#", 1, func(_ pahomqtt.Client, m pahomqtt.Message) {
+		select {
+		case msgs <- m.Topic() + " " + string(m.Payload()):
+		default:
+		}
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribing: %v", tok.Error())
+	}
+	MustPublish(t, pub, "kitchen/Soup/heart", 1, "add Late")
+	MustPublish(t, pub, "kitchen/Soup/heart", 0, "add LateZero")
+	var got []string
+	for len(got) < 3 {
+		select {
+		case m := <-msgs:
+			got = append(got, m)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("received %q, want the retained event and the two published after the SUBACK", got)
+		}
+	}
+	slices.Sort(got)
+	want := []string{"kitchen/Soup/fire add Kept", "kitchen/Soup/heart add Late", "kitchen/Soup/heart add LateZero"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("received %q, want %q (nothing published before the subscription but the retained one)", got, want)
+	}
+	ingestMustCounts(t, d.HTTPURL, "Soup", map[string]int64{"fire": 3, "heart": 2})
+}
 
 // TestIngest_Relay: raw subscribers see accepted ingest messages and every non-ingest
 // topic, never a malformed ingest message; non-ingest topics are not ingested.
