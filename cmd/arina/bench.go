@@ -48,6 +48,7 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 	events := fs.Int64("events", 0, "events to send in total, then stop (default: run for --duration)")
 	duration := fs.Duration("duration", 0, "how long to publish (default 10s unless --events is set)")
 	warmup := fs.Duration("warmup", 0, "publish this long first and leave it out of the report")
+	pace := fs.Float64("rate", 0, "publish at most this many events/s over all publishers (e.g. a share of the broker's maximum, to measure queries under load); with --queries: requests/s; 0: as fast as possible")
 	contents := fs.Int("contents", loadgen.DefaultContents, "number of distinct content ids (c0, c1, ...)")
 	reactions := fs.Int("reactions", loadgen.DefaultReactions, "number of distinct reaction types (r0, r1, ...)")
 	users := fs.Int("users", loadgen.DefaultUsers, "number of distinct user ids (u0, u1, ...), drawn uniformly")
@@ -87,7 +88,7 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 		}
 		if *queries {
 			rep, err := loadgen.RunQueries(cmd.Context(), loadgen.QueryOptions{URL: apiBaseURL(*httpURL, cfg),
-				Workers: *publishers, Duration: *duration, Contents: *contents, Token: *token})
+				Workers: *publishers, Duration: *duration, Contents: *contents, Token: *token, Rate: *pace})
 			if err != nil {
 				return err
 			}
@@ -109,6 +110,7 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 			Events:       *events,
 			Duration:     *duration,
 			Warmup:       *warmup,
+			Rate:         *pace,
 			Contents:     *contents,
 			Reactions:    *reactions,
 			Users:        *users,
@@ -140,8 +142,8 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 				return fmt.Errorf("--%s %d: want at least 1", f.name, f.v)
 			}
 		}
-		if *events < 0 || *duration < 0 || *warmup < 0 || *pollInterval <= 0 || *ackTimeout <= 0 {
-			return fmt.Errorf("--events, --duration and --warmup must not be negative; --poll-interval and --ack-timeout must be positive")
+		if *events < 0 || *duration < 0 || *warmup < 0 || *pace < 0 || *pollInterval <= 0 || *ackTimeout <= 0 {
+			return fmt.Errorf("--events, --duration, --warmup and --rate must not be negative; --poll-interval and --ack-timeout must be positive")
 		}
 		if *qos != 0 && *qos != 1 {
 			return fmt.Errorf("--qos %d: want 0 or 1", *qos)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	pacing "golang.org/x/time/rate"
 )
 
 // Report is the outcome of a run. Counts, rates and latencies cover the measured phase
@@ -120,7 +121,8 @@ type runner struct {
 	topics     []string     // prefix/c<i>/r<j> at i*Reactions+j, or nil
 
 	pubs   []*publisher
-	window int // workers per publisher: Options.InFlight, capped at the broker's Receive Maximum (MQTT 5, QoS 1)
+	window int             // workers per publisher: Options.InFlight, capped at the broker's Receive Maximum (MQTT 5, QoS 1)
+	pace   *pacing.Limiter // Options.Rate shared by every worker; nil: unpaced
 
 	errMu    sync.Mutex
 	errKinds map[string]int64
@@ -219,6 +221,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// More workers than the broker's Receive Maximum would only queue in the client
 	// for a send quota, and that wait would count as ack latency.
 	r.window = o.InFlight
+	if o.Rate > 0 {
+		// A burst of one event per publisher: the pace is even, not lumpy.
+		r.pace = pacing.NewLimiter(pacing.Limit(o.Rate), max(1, o.Publishers))
+	}
 	if o.QoS > 0 && receiveMax > 0 && int(receiveMax) < r.window {
 		r.window = int(receiveMax)
 	}
@@ -384,6 +390,9 @@ func (r *runner) work(ctx context.Context, p *publisher, w *worker) {
 		}
 		measured := ph == phaseMeasured
 		if measured && r.o.Events > 0 && r.remaining.Add(-1) < 0 {
+			return
+		}
+		if r.pace != nil && r.pace.Wait(ctx) != nil {
 			return
 		}
 		var pr *probe

@@ -387,6 +387,36 @@ func TestRun_WarmupAndDuration(t *testing.T) {
 	}
 }
 
+// TestRun_Rate: a paced run never publishes faster than Options.Rate (plus the
+// limiter's burst of one event per publisher), however fast the broker acks.
+func TestRun_Rate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timed run")
+	}
+	d := arinatest.Start(t)
+	const rate, publishers = 400.0, 4
+	rep, err := Run(context.Background(), Options{
+		Broker: d.MQTTAddr, QoS: 1, Publishers: publishers, InFlight: 50,
+		Warmup: 200 * time.Millisecond, Duration: 500 * time.Millisecond, Rate: rate,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.Sent == 0 || rep.Errors != 0 || rep.Acked != rep.Sent {
+		t.Fatalf("sent %d acked %d errors %d", rep.Sent, rep.Acked, rep.Errors)
+	}
+	// 200 workers could publish thousands of events in 0.7 s against an in-process
+	// broker; paced, warm-up and measured phase together stay within the budget.
+	budget := int64(rate*(0.2+rep.PublishSeconds)) + publishers + 1
+	if total := rep.WarmupSent + rep.Sent; total > budget {
+		t.Errorf("published %d events (%d in warm-up) in %.2fs at --rate %v: over the budget of %d",
+			total, rep.WarmupSent, 0.2+rep.PublishSeconds, rate, budget)
+	}
+	if _, err := Run(context.Background(), Options{Broker: d.MQTTAddr, Rate: -1}); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("Rate -1: err %v, want ErrInvalidOptions", err)
+	}
+}
+
 func TestRun_Interrupted(t *testing.T) {
 	d := arinatest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -64,6 +64,7 @@ type Options struct {
 	Events   int64         // events to send in the measured phase, over all publishers; 0: no limit
 	Duration time.Duration // length of the measured phase; 0: no limit (DefaultDuration if Events is 0 too)
 	Warmup   time.Duration // publish this long first, and leave it out of the report
+	Rate     float64       // events/s over all publishers (warm-up included); 0: as fast as acknowledgements allow
 
 	Contents    int     // size of the content id space: c0 .. c<Contents-1>
 	Reactions   int     // size of the reaction type space: r0 ..
@@ -152,6 +153,9 @@ func (o *Options) validate() error {
 	}
 	if o.QoS > 1 {
 		bad("qos", o.QoS, "want 0 or 1")
+	}
+	if o.Rate < 0 {
+		bad("rate", o.Rate, "want 0 (unpaced) or more")
 	}
 	if o.Publishers < 1 {
 		bad("publishers", o.Publishers, "want at least 1")

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	pacing "golang.org/x/time/rate"
 )
 
 // QueryOptions configure RunQueries.
@@ -19,6 +21,7 @@ type QueryOptions struct {
 	Duration time.Duration // how long to read; default 10s
 	Contents int           // read the counts of c0..c<Contents-1>, in turn; default DefaultContents
 	Token    string        // bearer token, if the API needs one
+	Rate     float64       // requests/s over all workers; 0: as fast as they can (closed loop)
 }
 
 // QueryReport is the outcome of RunQueries.
@@ -32,8 +35,10 @@ type QueryReport struct {
 	Latency   *Latency `json:"latency,omitempty"`
 }
 
-// RunQueries reads counts over HTTP (the seed's count route) as fast as Workers
-// readers can for Duration: the query side of a load test.
+// RunQueries reads counts over HTTP (the seed's count route) for Duration with Workers
+// readers, as fast as they can or, with Rate, paced: the query side of a load test.
+// Latency under a pace well below the maximum is what a dashboard sees; unpaced, the
+// readers saturate the server and the latency is mostly their own queueing.
 func RunQueries(ctx context.Context, o QueryOptions) (QueryReport, error) {
 	if o.Workers <= 0 {
 		o.Workers = DefaultPublishers
@@ -53,6 +58,10 @@ func RunQueries(ctx context.Context, o QueryOptions) (QueryReport, error) {
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
+	var pace *pacing.Limiter
+	if o.Rate > 0 {
+		pace = pacing.NewLimiter(pacing.Limit(o.Rate), 1)
+	}
 	h := newHistogram()
 	var requests, failures atomic.Int64
 	var wg sync.WaitGroup
@@ -60,6 +69,9 @@ func RunQueries(ctx context.Context, o QueryOptions) (QueryReport, error) {
 	for w := range o.Workers {
 		wg.Go(func() {
 			for i := w; ctx.Err() == nil; i += o.Workers {
+				if pace != nil && pace.Wait(ctx) != nil {
+					return
+				}
 				req, err := http.NewRequestWithContext(ctx, http.MethodGet,
 					fmt.Sprintf("%s/api/v1/reaction/reaction_counts/c%d", o.URL, i%o.Contents), nil)
 				if err != nil {
