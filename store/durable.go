@@ -313,15 +313,18 @@ func (d *Durable) Apply(_ context.Context, ops []Op, out []Result) error {
 	b := d.batch
 	b.Reset()
 	for i := range ops {
-		op := &ops[i]
-		if op.Action == Add {
+		if op := &ops[i]; op.Action == Add {
 			ap[i] = m.add(op, &out[i])
 		} else {
 			ap[i] = m.remove(op, &out[i])
 		}
-		d.write(b, op, &out[i], &ap[i])
 	}
 	m.mu.Unlock()
+	// The engine batch is built from the ops and what they did, not from the index:
+	// outside the lock, so that queries wait for the apply only.
+	for i := range ops {
+		d.write(b, &ops[i], &out[i], &ap[i])
+	}
 	if b.Empty() {
 		return nil
 	}
