@@ -88,6 +88,14 @@ func (h *ingestHook) onBatch(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	bad := 0
 	for i, b := range raw {
 		ev, err := ingest.DecodeBatchItem(b, ingest.SourceMQTT)
+		if err == nil && h.allowItem != nil {
+			// An item goes where a single event on <prefix>/<content>/<reaction> would:
+			// the same ACL applies, or a client allowed the batch topic could write
+			// every content.
+			if topic := h.prefix + "/" + ev.ContentID + "/" + ev.ReactionType; !h.allowItem(cl, topic) {
+				err = &ingest.Error{Code: ingest.CodeNotAuthorized, Msg: "not authorized to publish to " + topic}
+			}
+		}
 		if err != nil {
 			h.sink.Reject(ingest.SourceMQTT, ingest.CodeOf(err))
 			if firstBad == nil {

@@ -138,12 +138,15 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	// Without a users file every client is allowed; the daemon binds loopback only in
 	// that case. The auth hook goes first: its OnPublish must see a publish before the
 	// ingest hook does.
-	authHook, err := newAuthHook(opts.Users, s, reg)
+	ah, err := newAuthHook(opts.Users, s, reg)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.AddHook(authHook, nil); err != nil {
+	if err := m.AddHook(ah, nil); err != nil {
 		return nil, fmt.Errorf("adding auth hook: %w", err)
+	}
+	if users, ok := ah.(*authHook); ok {
+		s.hook.allowItem = func(cl *mqtt.Client, topic string) bool { return users.allow(cl, topic, auth.Write) }
 	}
 	// Limits next: a publish over the rate is refused before it is ingested.
 	s.limits = newLimitsHook(opts.Limits, m)

@@ -17,9 +17,12 @@ import (
 // packet after a call returns.
 type ingestHook struct {
 	mqtt.HookBase
-	prefix          string
-	maxPayload      int
-	batchTopic      string // <prefix>/batch: many events in one message
+	prefix     string
+	maxPayload int
+	batchTopic string // <prefix>/batch: many events in one message
+	// allowItem reports whether cl may write the topic of one batch item
+	// (<prefix>/<content>/<reaction>); nil without a users file.
+	allowItem       func(cl *mqtt.Client, topic string) bool
 	maxBatchPayload int
 	sink            Sink
 	log             *slog.Logger

@@ -25,6 +25,7 @@ const (
 	CodeInvalidAction   Code = "invalid_action"    // action is not add or remove
 	CodeIDMismatch      Code = "id_mismatch"       // payload ids disagree with the MQTT topic
 	CodePayloadTooLarge Code = "payload_too_large" // the payload or body is over its size limit
+	CodeNotAuthorized   Code = "not_authorized"    // a batch item names a (content, reaction) the client may not write
 	CodeOverload        Code = "overload"          // the queue stayed full (ErrQueueFull)
 	CodeShuttingDown    Code = "shutting_down"     // the writer is closed (ErrClosed)
 	CodeStoreError      Code = "store_error"       // the store failed to apply the batch

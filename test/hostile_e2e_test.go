@@ -1195,6 +1195,28 @@ func hostileRows() []hostileRow {
 				}
 				hostileNotApplied(t, d, "MQTTACLPublishMosquitto")
 			}},
+		{name: "MQTTACLBatch", proto: "MQTT", input: "user `sensor` (may write `kitchen/+/active` and `kitchen/batch`) publishes to `kitchen/batch` an item for `(C, active)` and one for `(C, fire)`",
+			sees:    "PUBACK 0x00 once the allowed item is applied (MQTT 5 and 3.1.1); the item for a topic the ACL denies is dropped",
+			metrics: []hostileSample{rejected("mqtt", "not_authorized", 2), aclDenied("write", 2), applied("mqtt", 2)}, daemon: authDaemon,
+			run: func(t *testing.T, _ *hostileEnv, d *arinatest.Daemon) {
+				items := `[{"action":"add","content_id":"MQTTACLBatch","reaction_type":"active","user_id":"s1"},` +
+					`{"action":"add","content_id":"MQTTACLBatch","reaction_type":"fire","user_id":"s2"}]`
+				c5, _, err := hostileDial5(t, hostileTCP(t, d.MQTTAddr), login5("hostile-aclbatch5", "sensor", "pw-sensor"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rc := hostilePub5(t, c5, "kitchen/batch", 1, []byte(items)); rc != 0 {
+					t.Errorf("MQTT 5 PUBACK %#x, want 0x00", rc)
+				}
+				c3, rc := hostileConnack311(t, "tcp://"+d.MQTTAddr, "hostile-aclbatch3", login("sensor", "pw-sensor"))
+				if rc != 0 {
+					t.Fatalf("CONNACK %d", rc)
+				}
+				hostilePub311(t, c3, "kitchen/batch", 1, []byte(items))
+				if got, _ := hostileCounts(t, d, "MQTTACLBatch"); !maps.Equal(got, map[string]int64{"active": 1}) {
+					t.Fatalf("counts %v, want only the allowed item: active 1", got)
+				}
+			}},
 		{name: "MQTTACLSubscribe", proto: "MQTT", input: "user `viewer` (reads `kitchen/#`) subscribes to `#` and `kitchen/secret/#`",
 			sees:    "MQTT 5: SUBACK 0x87 per filter; 3.1.1: SUBACK 0x80; connection kept",
 			metrics: []hostileSample{aclDenied("read", 3)}, daemon: authDaemon,
