@@ -411,8 +411,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
-	go cl.WriteLoop()
-	defer cl.Stop(nil)
+	defer cl.Stop(nil) // Patched for Arina: the write loop starts with the first queued packet (Client.queue)
 
 	// Patched for Arina: the CONNECT phase runs on a goroutine of its own, which ends
 	// when it does. It needs a deep stack (packet decoding, every hook, logging), and a
@@ -1137,7 +1136,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	}
 
 	select {
-	case cl.State.outbound <- &out:
+	case cl.queue() <- &out:
 		atomic.AddInt32(&cl.State.outboundQty, 1)
 	default:
 		atomic.AddInt64(&s.Info.MessagesDropped, 1)
