@@ -1,34 +1,81 @@
 package store
 
-import "github.com/RoaringBitmap/roaring/v2"
+import (
+	"slices"
 
-// memberSet holds the members of one (content, reaction): their interned user ids in a
-// roaring bitmap, which stays small whether a set holds a dozen users spread over a
-// million ids or all of them, and the expiry of those members that have one, which
-// most do not. The count is kept as members come and go, so reading it is O(1).
+	"github.com/RoaringBitmap/roaring/v2"
+)
+
+// smallSetMax is the most members a set holds in a sorted slice before it moves them to
+// a roaring bitmap: below it a slice takes 4 bytes a member and an insert moves at most
+// 4 KiB; a bitmap's per-container overhead only pays once a set is large.
+const smallSetMax = 1024
+
+// memberSet holds the members of one (content, reaction): their interned user ids, in a
+// sorted slice while the set is small and in a roaring bitmap once it is not (a
+// bitmap stays compact whether a set holds thousands of users spread over a million
+// ids or all of them), and the expiry of those members that have one, which most do
+// not. The count is kept as members come and go, so reading it is O(1).
 //
 // The zero value is an empty set.
 type memberSet struct {
-	ids roaring.Bitmap
-	n   int
-	exp map[uint32]int64 // members with an expiry (unix ms); nil while there are none
+	small []uint32        // sorted; the members while big is nil
+	big   *roaring.Bitmap // the members once the set outgrew smallSetMax
+	n     int
+	exp   map[uint32]int64 // members with an expiry (unix ms); nil while there are none
 }
 
 // get returns the member's expiry (0: none) and whether uid is a member.
 func (s *memberSet) get(uid uint32) (exp int64, ok bool) {
-	if !s.ids.Contains(uid) {
+	if !s.has(uid) {
 		return 0, false
 	}
 	return s.exp[uid], true
 }
 
 // has reports whether uid is a member.
-func (s *memberSet) has(uid uint32) bool { return s.ids.Contains(uid) }
+func (s *memberSet) has(uid uint32) bool {
+	if s.big != nil {
+		return s.big.Contains(uid)
+	}
+	_, ok := slices.BinarySearch(s.small, uid)
+	return ok
+}
+
+// add inserts uid and reports whether it was not a member.
+func (s *memberSet) add(uid uint32) bool {
+	if s.big != nil {
+		return s.big.CheckedAdd(uid)
+	}
+	i, ok := slices.BinarySearch(s.small, uid)
+	if ok {
+		return false
+	}
+	if len(s.small) == smallSetMax {
+		s.big = roaring.BitmapOf(s.small...)
+		s.small = nil
+		return s.big.CheckedAdd(uid)
+	}
+	s.small = slices.Insert(s.small, i, uid)
+	return true
+}
+
+// remove deletes uid and reports whether it was a member.
+func (s *memberSet) remove(uid uint32) bool {
+	if s.big != nil {
+		return s.big.CheckedRemove(uid)
+	}
+	i, ok := slices.BinarySearch(s.small, uid)
+	if ok {
+		s.small = slices.Delete(s.small, i, i+1)
+	}
+	return ok
+}
 
 // put makes uid a member with the given expiry (0: none) and returns its expiry
 // before (0: none) and whether it was a member already.
 func (s *memberSet) put(uid uint32, exp int64) (prev int64, was bool) {
-	if s.ids.CheckedAdd(uid) {
+	if s.add(uid) {
 		s.n++
 	} else {
 		was = true
@@ -48,7 +95,7 @@ func (s *memberSet) put(uid uint32, exp int64) (prev int64, was bool) {
 
 // del removes uid and returns its expiry (0: none) and whether it was a member.
 func (s *memberSet) del(uid uint32) (exp int64, was bool) {
-	if !s.ids.CheckedRemove(uid) {
+	if !s.remove(uid) {
 		return 0, false
 	}
 	s.n--
@@ -73,10 +120,16 @@ func (s *memberSet) len() int { return s.n }
 
 // each calls fn for every member in id order.
 func (s *memberSet) each(fn func(uid uint32, exp int64)) {
-	s.ids.Iterate(func(uid uint32) bool {
+	if s.big != nil {
+		s.big.Iterate(func(uid uint32) bool {
+			fn(uid, s.exp[uid])
+			return true
+		})
+		return
+	}
+	for _, uid := range s.small {
 		fn(uid, s.exp[uid])
-		return true
-	})
+	}
 }
 
 // expiring calls fn for every member that has an expiry.
