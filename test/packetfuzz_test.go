@@ -245,22 +245,6 @@ func packetFuzzMakeCorpus(noRetain bool) *packetFuzzCorpus {
 	return c
 }
 
-// packetFuzzVBI encodes n as an MQTT variable byte integer.
-func packetFuzzVBI(n int) []byte {
-	var b []byte
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
 // packetFuzzHeaderLen returns the length of a packet's fixed header (type byte and
 // remaining length), or 1 when the length bytes are not well formed.
 func packetFuzzHeaderLen(p []byte) int {
@@ -286,7 +270,7 @@ func packetFuzzMutate(rng *rand.Rand, p []byte) []byte {
 	case 1: // truncate
 		q = q[:rng.IntN(len(q))]
 	case 2: // lie in the remaining length
-		lies := [][]byte{{0xff, 0xff, 0xff, 0x7f}, {0x80, 0x80, 0x80, 0x80, 0x01}, {0x00}, packetFuzzVBI(rng.IntN(1 << 21))}
+		lies := [][]byte{{0xff, 0xff, 0xff, 0x7f}, {0x80, 0x80, 0x80, 0x80, 0x01}, {0x00}, ingestRemainingLength(rng.IntN(1 << 21))}
 		q = append(append([]byte{q[0]}, lies[rng.IntN(len(lies))]...), q[packetFuzzHeaderLen(q):]...)
 	case 3: // insert garbage
 		at := rng.IntN(len(q) + 1)

@@ -111,13 +111,9 @@ func (o *IdleOptions) setDefaults() {
 }
 
 func (o *IdleOptions) validate() error {
-	var errs []error
-	bad := func(field string, value any, want string) {
-		errs = append(errs, fmt.Errorf("%w: %s %v: %s", ErrInvalidOptions, field, value, want))
-	}
-	if o.Protocol != MQTT311 && o.Protocol != MQTT5 {
-		bad("protocol", byte(o.Protocol), "want 4 (3.1.1) or 5")
-	}
+	var v invalid
+	bad := v.add
+	v.protocol(o.Protocol)
 	if o.Connections < 1 {
 		bad("connections", o.Connections, "want at least 1")
 	}
@@ -136,7 +132,7 @@ func (o *IdleOptions) validate() error {
 	if o.ProgressInterval < 0 {
 		bad("progress_interval", o.ProgressInterval, "want more than 0")
 	}
-	return errors.Join(errs...)
+	return v.err()
 }
 
 // HoldIdle opens o.Connections MQTT connections that do nothing but stay connected: each

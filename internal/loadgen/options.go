@@ -144,13 +144,9 @@ func (o *Options) setDefaults() {
 
 // validate reports every bad field at once.
 func (o *Options) validate() error {
-	var errs []error
-	bad := func(field string, value any, want string) {
-		errs = append(errs, fmt.Errorf("%w: %s %v: %s", ErrInvalidOptions, field, value, want))
-	}
-	if o.Protocol != MQTT311 && o.Protocol != MQTT5 {
-		bad("protocol", byte(o.Protocol), "want 4 (3.1.1) or 5")
-	}
+	var v invalid
+	bad := v.add
+	v.protocol(o.Protocol)
 	if o.QoS > 1 {
 		bad("qos", o.QoS, "want 0 or 1")
 	}
@@ -208,5 +204,21 @@ func (o *Options) validate() error {
 	if o.ProgressInterval < 0 {
 		bad("progress_interval", o.ProgressInterval, "want more than 0")
 	}
-	return errors.Join(errs...)
+	return v.err()
 }
+
+// invalid gathers the bad fields of an options struct, so that validate reports them
+// all at once.
+type invalid []error
+
+func (v *invalid) add(field string, value any, want string) {
+	*v = append(*v, fmt.Errorf("%w: %s %v: %s", ErrInvalidOptions, field, value, want))
+}
+
+func (v *invalid) protocol(p Protocol) {
+	if p != MQTT311 && p != MQTT5 {
+		v.add("protocol", byte(p), "want 4 (3.1.1) or 5")
+	}
+}
+
+func (v invalid) err() error { return errors.Join(v...) }
