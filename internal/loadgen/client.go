@@ -48,10 +48,20 @@ type dialOptions struct {
 	ackTimeout time.Duration
 	subscribe  string // topic filter to subscribe to with qos; "" for a publisher
 	onMessage  func() // called for each message received (subscriber only)
+	client     string // ClientWire or ClientPaho
+	window     int    // publishes outstanding at most (workers of the publisher)
 }
 
-// dial connects one client of d.protocol.
+// dial connects one client of d.client and d.protocol. It returns the broker's Receive
+// Maximum (MQTT 5; 0 when it names none).
 func dial(ctx context.Context, d dialOptions) (conn, uint16, error) {
+	if d.client == ClientWire {
+		c, rm, err := dialWire(ctx, d)
+		if err != nil {
+			return nil, 0, err // not a nil *wireConn in a non-nil interface
+		}
+		return c, rm, nil
+	}
 	if d.protocol == MQTT311 {
 		c, err := dial311(ctx, d)
 		return c, 0, err

@@ -299,57 +299,18 @@ func (h *idleHolder) open(ctx context.Context, buf *bytes.Buffer, clientID strin
 	return nc, keepalive, nil
 }
 
-// connect writes CONNECT and reads CONNACK with the paho codecs of the protocol.
+// connect writes CONNECT and reads CONNACK, and counts a Server Keep Alive that
+// differs from the keepalive sent.
 func (h *idleHolder) connect(nc net.Conn, buf *bytes.Buffer, clientID string) (uint16, error) {
 	keepalive := uint16(h.o.KeepAlive / time.Second)
-	buf.Reset()
-	if h.o.Protocol == MQTT311 {
-		cp := mqttpackets.NewControlPacket(mqttpackets.Connect).(*mqttpackets.ConnectPacket)
-		cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive, cp.ClientIdentifier = "MQTT", 4, true, keepalive, clientID
-		if err := cp.Write(buf); err != nil {
-			return 0, fmt.Errorf("encoding CONNECT: %w", err)
-		}
-		if _, err := nc.Write(buf.Bytes()); err != nil {
-			return 0, fmt.Errorf("writing CONNECT: %w", err)
-		}
-		p, err := mqttpackets.ReadPacket(nc)
-		if err != nil {
-			return 0, fmt.Errorf("reading CONNACK: %w", err)
-		}
-		ca, ok := p.(*mqttpackets.ConnackPacket)
-		if !ok {
-			return 0, fmt.Errorf("got %v, want CONNACK", p)
-		}
-		if ca.ReturnCode != mqttpackets.Accepted {
-			return 0, fmt.Errorf("refused with return code %d", ca.ReturnCode)
-		}
-		return keepalive, nil
-	}
-	cp := packets5.NewControlPacket(packets5.CONNECT)
-	c := cp.Content.(*packets5.Connect)
-	c.ClientID, c.CleanStart, c.KeepAlive = clientID, true, keepalive
-	if _, err := cp.WriteTo(buf); err != nil {
-		return 0, fmt.Errorf("encoding CONNECT: %w", err)
-	}
-	if _, err := nc.Write(buf.Bytes()); err != nil {
-		return 0, fmt.Errorf("writing CONNECT: %w", err)
-	}
-	p, err := packets5.ReadPacket(nc)
+	ack, err := handshake(nc, buf, h.o.Protocol, clientID, keepalive)
 	if err != nil {
-		return 0, fmt.Errorf("reading CONNACK: %w", err)
+		return 0, err
 	}
-	ca, ok := p.Content.(*packets5.Connack)
-	if !ok {
-		return 0, fmt.Errorf("got %s, want CONNACK", p.PacketType())
-	}
-	if ca.ReasonCode >= 0x80 {
-		return 0, fmt.Errorf("refused with reason %#x", ca.ReasonCode)
-	}
-	if ca.Properties != nil && ca.Properties.ServerKeepAlive != nil && *ca.Properties.ServerKeepAlive != keepalive {
-		keepalive = *ca.Properties.ServerKeepAlive
+	if ack.keepAlive != keepalive {
 		h.serverKeepAlives.Add(1)
 	}
-	return keepalive, nil
+	return ack.keepAlive, nil
 }
 
 // keep sends a PINGREQ every interval and reads and discards what the broker sends,

@@ -24,6 +24,7 @@ import (
 type Report struct {
 	Broker               string  `json:"broker"`
 	Protocol             string  `json:"protocol"` // "3.1.1" or "5"
+	Client               string  `json:"client"`   // ClientWire or ClientPaho
 	QoS                  int     `json:"qos"`
 	Publishers           int     `json:"publishers"`
 	InFlight             int     `json:"inflight"`                         // per publisher, as asked
@@ -52,6 +53,15 @@ type Report struct {
 	ConnectionsLost int              `json:"connections_lost"`
 	PublishRate     float64          `json:"publish_rate"` // Sent / PublishSeconds, events/s
 	AckRate         float64          `json:"ack_rate"`     // Acked / DurationSeconds, events/s
+
+	// QoS 0 with the wire client: the PUBLISHes the broker read between two barriers
+	// (PINGREQ/PINGRESP round trips, see wireConn.barrier) on every connection, one at
+	// the start of the measured phase and one after its last publish, and their rate
+	// between the first start barrier and the last end barrier. Unlike PublishRate it
+	// does not count what still sat in socket buffers when the run ended, nor leave out
+	// the warm-up's backlog read during the measured phase.
+	Confirmed     int64   `json:"confirmed,omitempty"`
+	ConfirmedRate float64 `json:"confirmed_rate,omitempty"`
 
 	AckLatency *Latency    `json:"ack_latency,omitempty"`        // QoS 1: publish to PUBACK
 	Visibility *Visibility `json:"visibility_latency,omitempty"` // with Options.HTTPURL: publish to visible over HTTP
@@ -120,9 +130,12 @@ type runner struct {
 	measuredAt atomic.Int64 // time.Duration when the measured phase began
 	topics     []string     // prefix/c<i>/r<j> at i*Reactions+j, or nil
 
-	pubs   []*publisher
-	window int             // workers per publisher: Options.InFlight, capped at the broker's Receive Maximum (MQTT 5, QoS 1)
-	pace   *pacing.Limiter // Options.Rate shared by every worker; nil: unpaced
+	pubs       []*publisher
+	startMarks []<-chan mark // QoS 0, wire client: the barriers at the start of the measured phase
+	confirmed  int64
+	confirmDur time.Duration
+	window     int             // workers per publisher: Options.InFlight, capped at the broker's Receive Maximum (MQTT 5, QoS 1)
+	pace       *pacing.Limiter // Options.Rate shared by every worker; nil: unpaced
 
 	errMu    sync.Mutex
 	errKinds map[string]int64
@@ -161,11 +174,12 @@ type publisher struct {
 // worker is one goroutine of a publisher, with one publish outstanding at a time; a
 // publisher has runner.window of them. Everything here is reused from event to event.
 type worker struct {
+	slot    int // index among the publisher's workers
 	rng     *rand.Rand
 	zc, zr  *rand.Zipf // nil when uniform
 	payload []byte
 	topic   []byte
-	timer   *time.Timer  // MQTT 3.1.1 ack timeout
+	timer   *time.Timer  // ack timeout (MQTT 3.1.1 paho client, wire client)
 	pub5    paho.Publish // MQTT 5 packet
 
 	lastPub, lastEnd time.Duration
@@ -231,6 +245,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer r.disconnect()
 
 	interrupted := r.drive(ctx)
+	r.confirm()
 	r.drainSubscriber()
 	return r.report(receiveMax, interrupted), nil
 }
@@ -239,7 +254,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // It returns the smallest Receive Maximum the broker announced (MQTT 5).
 func (r *runner) connect(ctx context.Context) (uint16, error) {
 	var receiveMax uint16
-	d := dialOptions{addr: r.o.Broker, protocol: r.o.Protocol, qos: r.o.QoS, ackTimeout: r.o.AckTimeout}
+	d := dialOptions{addr: r.o.Broker, protocol: r.o.Protocol, qos: r.o.QoS, ackTimeout: r.o.AckTimeout, client: r.o.Client}
 	if r.o.Subscribe {
 		sd := d
 		sd.clientID = "arina-bench-" + r.runID + "-sub"
@@ -254,6 +269,7 @@ func (r *runner) connect(ctx context.Context) (uint16, error) {
 		}
 		r.sub = c
 	}
+	d.window = r.o.InFlight
 	for i := range r.o.Publishers {
 		d.clientID = "arina-bench-" + r.runID + "-" + strconv.Itoa(i)
 		c, rm, err := dial(ctx, d)
@@ -344,6 +360,54 @@ func (r *runner) drive(ctx context.Context) (interrupted bool) {
 	return interrupted
 }
 
+// barriers sends a barrier on every publisher's connection, at QoS 0 with the wire
+// client; it returns nil otherwise (a PUBACK already says what the broker took in).
+func (r *runner) barriers() []<-chan mark {
+	if r.o.QoS != 0 || r.o.Client != ClientWire {
+		return nil
+	}
+	marks := make([]<-chan mark, len(r.pubs))
+	for i, p := range r.pubs {
+		marks[i] = p.c.(*wireConn).barrier()
+	}
+	return marks
+}
+
+// confirm ends the measured phase's barriers and waits, at most AckTimeout, for both
+// of every connection's; connections lost before either answered are left out.
+func (r *runner) confirm() {
+	if r.startMarks == nil {
+		return
+	}
+	ends := r.barriers()
+	ctx, cancel := context.WithTimeout(context.Background(), r.o.AckTimeout)
+	defer cancel()
+	wait := func(ch <-chan mark) (mark, bool) {
+		select {
+		case m := <-ch:
+			return m, true
+		case <-ctx.Done():
+			return mark{}, false
+		}
+	}
+	var first, last time.Time
+	for i := range r.pubs {
+		m0, ok0 := wait(r.startMarks[i])
+		m1, ok1 := wait(ends[i])
+		if !ok0 || !ok1 {
+			continue
+		}
+		r.confirmed += m1.queued - m0.queued
+		if first.IsZero() || m0.at.Before(first) {
+			first = m0.at
+		}
+		if m1.at.After(last) {
+			last = m1.at
+		}
+	}
+	r.confirmDur = last.Sub(first)
+}
+
 // beginMeasured starts the measured phase and returns the channel that ends it, if
 // Options.Duration is set.
 func (r *runner) beginMeasured() <-chan time.Time {
@@ -352,6 +416,7 @@ func (r *runner) beginMeasured() <-chan time.Time {
 	}
 	r.measuredAt.Store(int64(time.Since(r.start)))
 	r.recvBase.Store(r.received.Load())
+	r.startMarks = r.barriers()
 	r.measuring.Store(true)
 	r.phase.Store(phaseMeasured)
 	if r.o.Duration > 0 {
@@ -362,12 +427,12 @@ func (r *runner) beginMeasured() <-chan time.Time {
 
 func (r *runner) newWorker(pub, idx int) *worker {
 	rng := rand.New(rand.NewPCG(r.o.Seed, uint64(pub)<<32|uint64(idx)))
-	w := &worker{rng: rng, payload: make([]byte, 0, 64), topic: make([]byte, 0, 64)}
+	w := &worker{slot: idx, rng: rng, payload: make([]byte, 0, 64), topic: make([]byte, 0, 64)}
 	if r.o.Zipf > 0 {
 		w.zc = rand.NewZipf(rng, r.o.Zipf, 1, uint64(r.o.Contents-1))
 		w.zr = rand.NewZipf(rng, r.o.Zipf, 1, uint64(r.o.Reactions-1))
 	}
-	if r.o.Protocol == MQTT311 {
+	if r.o.Protocol == MQTT311 || r.o.Client == ClientWire {
 		w.timer = time.NewTimer(time.Hour)
 		w.timer.Stop()
 	}
@@ -653,6 +718,7 @@ func (r *runner) report(receiveMax uint16, interrupted bool) *Report {
 	rep := &Report{
 		Broker:               o.Broker,
 		Protocol:             o.Protocol.String(),
+		Client:               o.Client,
 		QoS:                  int(o.QoS),
 		Publishers:           o.Publishers,
 		InFlight:             o.InFlight,
@@ -694,6 +760,10 @@ func (r *runner) report(receiveMax uint16, interrupted bool) *Report {
 	pubDur, dur := max(lastPub-at, 0), max(lastEnd-at, 0)
 	rep.PublishSeconds, rep.DurationSeconds = round3(pubDur.Seconds()), round3(dur.Seconds())
 	rep.PublishRate = rate(rep.Sent, pubDur)
+	if r.confirmed > 0 {
+		rep.Confirmed = r.confirmed
+		rep.ConfirmedRate = rate(r.confirmed, r.confirmDur)
+	}
 	if o.QoS > 0 {
 		rep.Acked = ok
 		rep.AckRate = rate(ok, dur)

@@ -200,13 +200,13 @@ func TestEvent_NoAllocs(t *testing.T) {
 
 func TestRun_InvalidOptions(t *testing.T) {
 	_, err := Run(context.Background(), Options{
-		Protocol: 3, QoS: 2, Publishers: -1, InFlight: 70000, Zipf: 0.5, RemoveRatio: 2,
+		Protocol: 3, Client: "mqttjs", QoS: 2, Publishers: -1, InFlight: 70000, Zipf: 0.5, RemoveRatio: 2,
 		TopicPrefix: "a/#", Payload: "xml", HTTPURL: "localhost:4000",
 	})
 	if !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("Run = %v, want ErrInvalidOptions", err)
 	}
-	for _, field := range []string{"protocol", "qos", "publishers", "inflight", "zipf", "remove_ratio", "topic_prefix", "payload", "http_url"} {
+	for _, field := range []string{"protocol", "client", "qos", "publishers", "inflight", "zipf", "remove_ratio", "topic_prefix", "payload", "http_url"} {
 		if !strings.Contains(err.Error(), field+" ") {
 			t.Errorf("error does not name %s: %v", field, err)
 		}
@@ -237,69 +237,71 @@ func TestRun_Arina(t *testing.T) {
 		reactions = 2
 		users     = 2
 	)
-	for _, proto := range []Protocol{MQTT311, MQTT5} {
-		for _, qos := range []byte{0, 1} {
-			for _, payload := range []string{PayloadText, PayloadJSON} {
-				t.Run(fmt.Sprintf("MQTT%v/QoS%d/%s", proto, qos, payload), func(t *testing.T) {
-					d := arinatest.Start(t)
-					rep, err := Run(context.Background(), Options{
-						Broker: d.MQTTAddr, Protocol: proto, QoS: qos, Payload: payload,
-						Publishers: 3, InFlight: 8, Events: events,
-						Contents: contents, Reactions: reactions, Users: users, RemoveRatio: 0,
-						HTTPURL: d.HTTPURL, SampleEvery: 10, Subscribe: true,
-					})
-					if err != nil {
-						t.Fatalf("Run: %v", err)
-					}
-					if rep.Sent != events || rep.Errors != 0 || len(rep.ErrorsByKind) != 0 || rep.ConnectionsLost != 0 {
-						t.Fatalf("sent %d errors %d %v lost %d, want %d sent and no errors (first: %s)",
-							rep.Sent, rep.Errors, rep.ErrorsByKind, rep.ConnectionsLost, events, rep.FirstError)
-					}
-					if rep.PublishRate <= 0 || rep.DurationSeconds <= 0 {
-						t.Errorf("publish rate %v duration %v, want > 0", rep.PublishRate, rep.DurationSeconds)
-					}
-					if qos == 1 {
-						if rep.Acked != events || rep.AckRate <= 0 || rep.AckLatency == nil || rep.AckLatency.Count != events {
-							t.Errorf("acked %d rate %v latency %+v, want %d acks with latencies", rep.Acked, rep.AckRate, rep.AckLatency, events)
-						}
-						if rep.Subscriber == nil || rep.Subscriber.Received != events {
-							t.Errorf("subscriber %+v, want %d received", rep.Subscriber, events)
-						}
-					} else if rep.Acked != 0 || rep.AckLatency != nil {
-						t.Errorf("QoS 0: acked %d latency %+v, want none", rep.Acked, rep.AckLatency)
-					}
-					if rep.InFlightEffective != 8 {
-						t.Errorf("effective in-flight window %d, want 8", rep.InFlightEffective)
-					}
-					if proto == MQTT5 && rep.ServerReceiveMaximum != 1024 {
-						t.Errorf("server receive maximum %d, want mochi's 1024", rep.ServerReceiveMaximum)
-					}
-					// At QoS 0 the other publishers may send all events before the
-					// sampler's first one; at QoS 1 the window makes that impossible.
-					if v := rep.Visibility; v == nil {
-						t.Errorf("no visibility report")
-					} else if (qos == 1 && v.Probes < 1) || v.Lost != 0 || v.HTTPErrors != 0 ||
-						(v.Probes > 0 && (v.Latency == nil || v.Count != v.Probes || v.P50MS <= 0)) {
-						t.Errorf("visibility %+v (latency %+v), want every probe visible", v, v.Latency)
-					}
-
-					// With no removes and 600 draws over 20 (content, reaction, user)
-					// triples, every triple was added (a miss has probability ~1e-11).
-					want := map[string]int64{}
-					for re := range reactions {
-						want["r"+strconv.Itoa(re)] = users
-					}
-					for c := range contents {
-						content := "c" + strconv.Itoa(c)
-						arinatest.WaitFor(t, 5*time.Second, func() error { // QoS 0 is not acked after apply
-							got, status := arinatest.Counts(t, d.HTTPURL, content)
-							if !maps.Equal(got, want) {
-								return fmt.Errorf("counts of %s = %v (HTTP %d), want %v", content, got, status, want)
-							}
-							return nil
+	for _, client := range []string{ClientWire, ClientPaho} {
+		for _, proto := range []Protocol{MQTT311, MQTT5} {
+			for _, qos := range []byte{0, 1} {
+				for _, payload := range []string{PayloadText, PayloadJSON} {
+					t.Run(fmt.Sprintf("%s/MQTT%v/QoS%d/%s", client, proto, qos, payload), func(t *testing.T) {
+						d := arinatest.Start(t)
+						rep, err := Run(context.Background(), Options{
+							Broker: d.MQTTAddr, Client: client, Protocol: proto, QoS: qos, Payload: payload,
+							Publishers: 3, InFlight: 8, Events: events,
+							Contents: contents, Reactions: reactions, Users: users, RemoveRatio: 0,
+							HTTPURL: d.HTTPURL, SampleEvery: 10, Subscribe: true,
 						})
-					}
-				})
+						if err != nil {
+							t.Fatalf("Run: %v", err)
+						}
+						if rep.Sent != events || rep.Errors != 0 || len(rep.ErrorsByKind) != 0 || rep.ConnectionsLost != 0 {
+							t.Fatalf("sent %d errors %d %v lost %d, want %d sent and no errors (first: %s)",
+								rep.Sent, rep.Errors, rep.ErrorsByKind, rep.ConnectionsLost, events, rep.FirstError)
+						}
+						if rep.PublishRate <= 0 || rep.DurationSeconds <= 0 {
+							t.Errorf("publish rate %v duration %v, want > 0", rep.PublishRate, rep.DurationSeconds)
+						}
+						if qos == 1 {
+							if rep.Acked != events || rep.AckRate <= 0 || rep.AckLatency == nil || rep.AckLatency.Count != events {
+								t.Errorf("acked %d rate %v latency %+v, want %d acks with latencies", rep.Acked, rep.AckRate, rep.AckLatency, events)
+							}
+							if rep.Subscriber == nil || rep.Subscriber.Received != events {
+								t.Errorf("subscriber %+v, want %d received", rep.Subscriber, events)
+							}
+						} else if rep.Acked != 0 || rep.AckLatency != nil {
+							t.Errorf("QoS 0: acked %d latency %+v, want none", rep.Acked, rep.AckLatency)
+						}
+						if rep.InFlightEffective != 8 {
+							t.Errorf("effective in-flight window %d, want 8", rep.InFlightEffective)
+						}
+						if proto == MQTT5 && rep.ServerReceiveMaximum != 1024 {
+							t.Errorf("server receive maximum %d, want mochi's 1024", rep.ServerReceiveMaximum)
+						}
+						// At QoS 0 the other publishers may send all events before the
+						// sampler's first one; at QoS 1 the window makes that impossible.
+						if v := rep.Visibility; v == nil {
+							t.Errorf("no visibility report")
+						} else if (qos == 1 && v.Probes < 1) || v.Lost != 0 || v.HTTPErrors != 0 ||
+							(v.Probes > 0 && (v.Latency == nil || v.Count != v.Probes || v.P50MS <= 0)) {
+							t.Errorf("visibility %+v (latency %+v), want every probe visible", v, v.Latency)
+						}
+
+						// With no removes and 600 draws over 20 (content, reaction, user)
+						// triples, every triple was added (a miss has probability ~1e-11).
+						want := map[string]int64{}
+						for re := range reactions {
+							want["r"+strconv.Itoa(re)] = users
+						}
+						for c := range contents {
+							content := "c" + strconv.Itoa(c)
+							arinatest.WaitFor(t, 5*time.Second, func() error { // QoS 0 is not acked after apply
+								got, status := arinatest.Counts(t, d.HTTPURL, content)
+								if !maps.Equal(got, want) {
+									return fmt.Errorf("counts of %s = %v (HTTP %d), want %v", content, got, status, want)
+								}
+								return nil
+							})
+						}
+					})
+				}
 			}
 		}
 	}
@@ -324,19 +326,22 @@ func TestRun_Overload(t *testing.T) {
 		t.Skip("overload runs take a few seconds")
 	}
 	for _, tt := range []struct {
-		proto Protocol
-		kind  string
+		client string
+		proto  Protocol
+		kind   string
 	}{
-		{MQTT5, "puback_0x97_quota_exceeded"},
-		{MQTT311, "connection_lost"},
+		{ClientWire, MQTT5, "puback_0x97_quota_exceeded"},
+		{ClientWire, MQTT311, "connection_lost"},
+		{ClientPaho, MQTT5, "puback_0x97_quota_exceeded"},
+		{ClientPaho, MQTT311, "connection_lost"},
 	} {
-		t.Run("MQTT"+tt.proto.String(), func(t *testing.T) {
+		t.Run(tt.client+"/MQTT"+tt.proto.String(), func(t *testing.T) {
 			d := arinatest.Start(t, func(o *daemon.Options) {
 				o.Store = slowStore{Memory: store.NewMemory(), delay: 50 * time.Millisecond}
 				o.Ingest = ingest.Options{QueueSize: 1, BatchSize: 1, EnqueueTimeout: 5 * time.Millisecond}
 			})
 			rep, err := Run(context.Background(), Options{
-				Broker: d.MQTTAddr, Protocol: tt.proto, QoS: 1, Publishers: 2, InFlight: 4, Events: 40,
+				Broker: d.MQTTAddr, Client: tt.client, Protocol: tt.proto, QoS: 1, Publishers: 2, InFlight: 4, Events: 40,
 				AckTimeout: 500 * time.Millisecond,
 			})
 			if err != nil {
@@ -476,10 +481,14 @@ func TestReport_JSON(t *testing.T) {
 func TestRun_Mosquitto(t *testing.T) {
 	bin := arinatest.NeedProgram(t, "mosquitto", "mosquitto")
 	addr := startMosquitto(t, bin)
-	for _, proto := range []Protocol{MQTT311, MQTT5} {
-		t.Run("MQTT"+proto.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		client string
+		proto  Protocol
+	}{{ClientWire, MQTT311}, {ClientWire, MQTT5}, {ClientPaho, MQTT311}, {ClientPaho, MQTT5}} {
+		proto := tc.proto
+		t.Run(tc.client+"/MQTT"+proto.String(), func(t *testing.T) {
 			rep, err := Run(context.Background(), Options{
-				Broker: addr, Protocol: proto, QoS: 1, Publishers: 2, InFlight: 30, Events: 400, Subscribe: true,
+				Broker: addr, Client: tc.client, Protocol: proto, QoS: 1, Publishers: 2, InFlight: 30, Events: 400, Subscribe: true,
 			})
 			if err != nil {
 				t.Fatalf("Run: %v", err)

@@ -12,8 +12,8 @@ type Protocol byte
 
 // The protocol versions the generator speaks.
 const (
-	MQTT311 Protocol = 4 // MQTT 3.1.1, with github.com/eclipse/paho.mqtt.golang
-	MQTT5   Protocol = 5 // MQTT 5, with github.com/eclipse/paho.golang
+	MQTT311 Protocol = 4 // MQTT 3.1.1 (paho client: github.com/eclipse/paho.mqtt.golang)
+	MQTT5   Protocol = 5 // MQTT 5 (paho client: github.com/eclipse/paho.golang)
 )
 
 // String returns "3.1.1" or "5".
@@ -57,6 +57,7 @@ var ErrInvalidOptions = errors.New("invalid options")
 type Options struct {
 	Broker     string   // MQTT broker host:port
 	Protocol   Protocol // MQTT311 or MQTT5 (default)
+	Client     string   // ClientWire (default) or ClientPaho
 	QoS        byte     // 0 or 1
 	Publishers int      // connections publishing in parallel
 	InFlight   int      // publishes outstanding per connection (QoS 1: awaiting PUBACK; QoS 0: being written)
@@ -103,6 +104,9 @@ func (o *Options) setDefaults() {
 	if o.Protocol == 0 {
 		o.Protocol = MQTT5
 	}
+	if o.Client == "" {
+		o.Client = ClientWire
+	}
 	if o.Publishers == 0 {
 		o.Publishers = DefaultPublishers
 	}
@@ -147,6 +151,9 @@ func (o *Options) validate() error {
 	var v invalid
 	bad := v.add
 	v.protocol(o.Protocol)
+	if o.Client != ClientWire && o.Client != ClientPaho {
+		bad("client", fmt.Sprintf("%q", o.Client), "want wire or paho")
+	}
 	if o.QoS > 1 {
 		bad("qos", o.QoS, "want 0 or 1")
 	}
