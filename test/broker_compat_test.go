@@ -1365,6 +1365,39 @@ func TestCompat_Keepalive(t *testing.T) {
 	}
 }
 
+func TestCompat_KeepaliveBusyThenQuiet(t *testing.T) {
+	// A client that keeps talking for longer than 1.5 x keepalive is not dropped (the
+	// patched broker moves its deadline at most every keepalive/4), and once it goes
+	// quiet it is dropped no earlier than 1.5 x keepalive after its last packet.
+	t.Parallel()
+	d := compatStart(t)
+	sub := compatConnect5(t, d.MQTTAddr, &paho.Connect{ClientID: "kab-sub", CleanStart: true}, nil)
+	compatSub5(t, sub, "plant/line2/#", 1)
+
+	const keepalive = 2
+	dev := compatConnect5(t, d.MQTTAddr, &paho.Connect{
+		ClientID: "kab-dev", CleanStart: true, KeepAlive: keepalive,
+		WillMessage: &paho.WillMessage{Topic: "plant/line2/will", Payload: []byte("timed out"), QoS: 1},
+	}, func(c *paho.ClientConfig) { c.PingHandler = compatSilentPinger{} })
+	grace := keepalive * 1500 * time.Millisecond
+	var quiet time.Time
+	for start := time.Now(); time.Since(start) < 2*grace; {
+		compatPublish5(t, dev, &paho.Publish{Topic: "plant/line2/tick", QoS: 1, Payload: []byte("tick")})
+		quiet = time.Now()
+		time.Sleep(100 * time.Millisecond) // the client's pace, not synchronisation
+	}
+	got := compatCollect(t, sub.msgs, "will after keepalive timeout", func(p *paho.Publish) bool { return p.Topic == "plant/line2/will" })
+	elapsed := time.Since(quiet)
+	p := got[len(got)-1]
+	if string(p.Payload) != "timed out" {
+		t.Fatalf("will = %q, want \"timed out\"", p.Payload)
+	}
+	if elapsed < grace-250*time.Millisecond || elapsed > grace+3*time.Second {
+		t.Fatalf("dropped %v after the client went quiet, want about %v (1.5 x keepalive)", elapsed, grace)
+	}
+	t.Logf("busy, then silent client dropped %v after its last packet", elapsed.Round(time.Millisecond))
+}
+
 // --- ingest topics ---
 
 func TestCompat_IngestTopicsRelayed(t *testing.T) {
