@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -64,6 +65,7 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 	ackTimeout := fs.Duration("ack-timeout", loadgen.DefaultAckTimeout, "how long to wait for each PUBACK (and for each probe to become visible)")
 	seed := fs.Uint64("seed", 1, "seed of the event generators")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator itself to this file (go tool pprof)")
 	queries := fs.Bool("queries", false, "measure the query side instead: --publishers readers GET counts from --http (default: from http.listen) for --duration; no MQTT")
 	token := fs.String("token", "", "with --queries: bearer token for the API")
 	idle := fs.Int("idle", 0, "open this many idle connections and hold them, instead of publishing")
@@ -76,6 +78,17 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 		cfg, err := loadConfig(cmd.Flags(), getenv)
 		if err != nil {
 			return err
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
 		}
 		if !cmd.Flags().Changed("idle") {
 			for _, f := range []string{"hold", "keepalive"} {
