@@ -189,15 +189,27 @@ func (a *acker) flush() {
 	}
 	for i, p := range a.relays {
 		// The relay client is inline: mochi retains and publishes to subscribers and
-		// sends no ack.
-		if err := a.h.server.InjectPacket(a.h.relay, p.pk); err != nil {
-			a.h.log.Debug("relaying publish", "topic", p.pk.TopicName, "err", err)
+		// sends no ack. Most ingest events have no subscriber and are not retained:
+		// they skip mochi's publish path (hooks, packet copies) altogether.
+		if p.pk.FixedHeader.Retain || a.h.subscribed(p.pk.TopicName) {
+			if err := a.h.server.InjectPacket(a.h.relay, p.pk); err != nil {
+				a.h.log.Debug("relaying publish", "topic", p.pk.TopicName, "err", err)
+			}
+			a.h.uncount()
 		}
-		a.h.uncount()
 		a.release(p)
 		a.relays[i] = nil
 	}
 	a.relays = a.relays[:0]
+}
+
+// subscribed reports whether any subscription, of a client, a shared group or an
+// inline subscriber, matches topic now. It reads mochi's topic index, which is exact;
+// a client subscribing while an event is relayed may or may not get it, as with any
+// publish racing a SUBSCRIBE.
+func (h *ingestHook) subscribed(topic string) bool {
+	s := h.server.Topics.Subscribers(topic)
+	return len(s.Subscriptions) > 0 || len(s.Shared) > 0 || len(s.InlineSubscriptions) > 0
 }
 
 // uncount undoes InjectPacket's count of a received packet: it was counted when it
