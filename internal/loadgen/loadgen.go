@@ -179,7 +179,7 @@ type worker struct {
 	zc, zr  *rand.Zipf // nil when uniform
 	payload []byte
 	topic   []byte
-	timer   *time.Timer  // ack timeout (MQTT 3.1.1 paho client, wire client)
+	timer   *time.Timer  // ack timeout (MQTT 3.1.1 paho client)
 	pub5    paho.Publish // MQTT 5 packet
 
 	lastPub, lastEnd time.Duration
@@ -432,7 +432,7 @@ func (r *runner) newWorker(pub, idx int) *worker {
 		w.zc = rand.NewZipf(rng, r.o.Zipf, 1, uint64(r.o.Contents-1))
 		w.zr = rand.NewZipf(rng, r.o.Zipf, 1, uint64(r.o.Reactions-1))
 	}
-	if r.o.Protocol == MQTT311 || r.o.Client == ClientWire {
+	if r.o.Protocol == MQTT311 && r.o.Client == ClientPaho {
 		w.timer = time.NewTimer(time.Hour)
 		w.timer.Stop()
 	}

@@ -47,7 +47,8 @@ type wireConn struct {
 	keepAlive  time.Duration
 	onMessage  func()
 
-	acks []chan byte // by packet identifier: the PUBACK reason code (0 for MQTT 3.1.1)
+	acks   []chan byte    // by packet identifier: the PUBACK reason code (0 for MQTT 3.1.1)
+	sentAt []atomic.Int64 // by packet identifier: unix ns the publish waiting for it was queued; 0: none
 
 	mu      sync.Mutex
 	pending []byte     // encoded packets waiting for the writer
@@ -109,6 +110,7 @@ func dialWire(ctx context.Context, d dialOptions) (*wireConn, uint16, error) {
 		keepAlive:  time.Duration(ack.keepAlive) * time.Second,
 		onMessage:  d.onMessage,
 		acks:       make([]chan byte, d.window+1),
+		sentAt:     make([]atomic.Int64, d.window+1),
 		pending:    make([]byte, 0, 4096),
 		wake:       make(chan struct{}, 1),
 		drained:    make(chan struct{}),
@@ -120,6 +122,9 @@ func dialWire(ctx context.Context, d dialOptions) (*wireConn, uint16, error) {
 	c.written = sync.NewCond(&c.mu)
 	c.loops.Go(c.readLoop)
 	c.loops.Go(c.writeLoop)
+	if c.qos > 0 && d.window > 0 {
+		c.loops.Go(c.watchdog)
+	}
 	return c, ack.receiveMax, nil
 }
 
@@ -136,6 +141,9 @@ func (c *wireConn) publish(_ context.Context, w *worker, topic string, payload [
 		c.mu.Unlock()
 		return KindConnectionLost, errConnectionLost
 	}
+	if c.qos > 0 {
+		c.sentAt[id].Store(time.Now().UnixNano())
+	}
 	c.pending = appendPublish(c.pending, c.protocol, c.qos, id, topic, payload)
 	c.queued++
 	c.mu.Unlock()
@@ -143,22 +151,41 @@ func (c *wireConn) publish(_ context.Context, w *worker, topic string, payload [
 	if c.qos == 0 {
 		return "", nil
 	}
-	w.timer.Reset(c.ackTimeout)
 	select {
 	case code := <-c.acks[id]:
-		w.timer.Stop()
+		c.sentAt[id].Store(0)
 		if code >= 0x80 {
 			return pubackKind(code), fmt.Errorf("PUBACK reason %#x", code)
 		}
 		return "", nil
 	case <-c.done:
-		w.timer.Stop()
+		if sent := c.sentAt[id].Load(); sent != 0 && time.Since(time.Unix(0, sent)) >= c.ackTimeout {
+			return KindAckTimeout, errAckTimeout
+		}
 		return KindConnectionLost, errConnectionLost
-	case <-w.timer.C:
-		// The identifier may still be in use at the broker: stop using the connection
-		// rather than reuse it.
-		c.fail()
-		return KindAckTimeout, errAckTimeout
+	}
+}
+
+// watchdog ends the connection once a publish has waited AckTimeout for its PUBACK:
+// its identifier may still be in use at the broker, so the connection is given up
+// rather than reused. One goroutine per connection checks every slot a few times per
+// AckTimeout, instead of every publish arming a timer of its own.
+func (c *wireConn) watchdog() {
+	every := min(max(c.ackTimeout/4, 10*time.Millisecond), time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case now := <-t.C:
+			for i := 1; i < len(c.sentAt); i++ {
+				if sent := c.sentAt[i].Load(); sent != 0 && now.Sub(time.Unix(0, sent)) >= c.ackTimeout {
+					c.fail()
+					return
+				}
+			}
+		}
 	}
 }
 
@@ -301,7 +328,19 @@ func (c *wireConn) readLoop() {
 	defer c.fail()
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	body := make([]byte, 0, 256)
+	var acks []byte // PUBACKs for the subscriber's messages, written before the next wait
 	for {
+		if len(acks) > 0 && r.Buffered() == 0 {
+			// Acknowledge what was read at once, as a consumer does, rather than
+			// through the writer: a broker's window of unacknowledged messages to a
+			// subscriber (20 for mosquitto) makes its relay rate that window per round
+			// trip. Writes are atomic with the writer's on a net.Conn.
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.ackTimeout))
+			if _, err := c.nc.Write(acks); err != nil {
+				return
+			}
+			acks = acks[:0]
+		}
 		header, err := r.ReadByte()
 		if err != nil {
 			return
@@ -347,10 +386,7 @@ func (c *wireConn) readLoop() {
 					return
 				}
 				id := body[2+tl : 2+tl+2]
-				c.mu.Lock()
-				c.pending = append(c.pending, 0x40, 2, id[0], id[1])
-				c.mu.Unlock()
-				c.signal()
+				acks = append(acks, 0x40, 2, id[0], id[1])
 			}
 		case 13: // PINGRESP
 			c.mu.Lock()
