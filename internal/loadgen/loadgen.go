@@ -23,8 +23,9 @@ import (
 // only (after the warm-up). JSON keys are snake_case.
 type Report struct {
 	Broker               string  `json:"broker"`
-	Protocol             string  `json:"protocol"` // "3.1.1" or "5"
-	Client               string  `json:"client"`   // ClientWire or ClientPaho
+	Protocol             string  `json:"protocol"`  // "3.1.1" or "5"
+	Client               string  `json:"client"`    // ClientWire or ClientPaho
+	Pipelined            bool    `json:"pipelined"` // wire client, QoS 1: each connection's reader sends the next publishes (see pipeline)
 	QoS                  int     `json:"qos"`
 	Publishers           int     `json:"publishers"`
 	InFlight             int     `json:"inflight"`                         // per publisher, as asked
@@ -318,6 +319,10 @@ func (r *runner) drive(ctx context.Context) (interrupted bool) {
 	defer cancel()
 	var workers sync.WaitGroup
 	for i, p := range r.pubs {
+		if r.pipelined(p) {
+			workers.Go(func() { p.c.(*wireConn).runPipeline(r, p, i, r.window) })
+			continue
+		}
 		for j := range r.window {
 			w := r.newWorker(i, j)
 			workers.Go(func() { r.work(wctx, p, w) })
@@ -442,19 +447,10 @@ func (r *runner) newWorker(pub, idx int) *worker {
 // work publishes events on p, one at a time, until the run stops, the event budget is
 // spent or the connection is lost.
 func (r *runner) work(ctx context.Context, p *publisher, w *worker) {
-	defer func() {
-		p.mu.Lock()
-		p.lastPub = max(p.lastPub, w.lastPub)
-		p.lastEnd = max(p.lastEnd, w.lastEnd)
-		p.mu.Unlock()
-	}()
+	defer r.retire(p, w)
 	for {
-		ph := r.phase.Load()
-		if ph == phaseStopped || p.c.lost() {
-			return
-		}
-		measured := ph == phaseMeasured
-		if measured && r.o.Events > 0 && r.remaining.Add(-1) < 0 {
+		measured, ok := r.next(p)
+		if !ok {
 			return
 		}
 		if r.pace != nil && r.pace.Wait(ctx) != nil {
@@ -470,45 +466,85 @@ func (r *runner) work(ctx context.Context, p *publisher, w *worker) {
 		} else {
 			topic = r.event(w)
 		}
-
-		t0 := time.Now()
-		if measured {
-			p.sent.Add(1)
-			w.lastPub = t0.Sub(r.start)
-		} else {
-			p.wSent.Add(1)
-		}
+		t0 := r.sending(p, w, measured)
 		if pr != nil {
 			pr.t0 = t0
 			r.probes <- pr // never blocks: the slot is free while probeBusy was false
 		}
 		kind, err := p.c.publish(ctx, w, topic, w.payload)
-		t1 := time.Now()
 		if kind != "" {
 			w.payload = make([]byte, 0, 64) // the client may still hold the old one
 			if pr != nil {
 				pr.failed.Store(true)
 			}
 		}
-		if !measured {
-			if kind == "" {
-				p.wOK.Add(1)
-			} else {
-				p.wErrs.Add(1)
-			}
-			continue
-		}
-		w.lastEnd = t1.Sub(r.start)
-		if kind != "" {
-			p.errs.Add(1)
-			r.countError(kind, err)
-			continue
-		}
-		p.ok.Add(1)
-		if r.o.QoS > 0 {
-			p.ack.record(t1.Sub(t0))
-		}
+		r.completed(p, w, measured, kind, err, t0, time.Now())
 	}
+}
+
+// pipelined reports whether p's window is driven by its connection's reader (see
+// pipeline) rather than by a goroutine per in-flight publish: for the wire client at
+// QoS 1, unpaced, on a publisher that sends no HTTP probes.
+func (r *runner) pipelined(p *publisher) bool {
+	_, wire := p.c.(*wireConn)
+	return wire && !r.o.NoPipeline && r.o.QoS == 1 && r.pace == nil && !p.sampler
+}
+
+// next reports whether a worker of p publishes another event, and whether that event
+// is in the measured phase; it takes the event from the budget.
+func (r *runner) next(p *publisher) (measured, ok bool) {
+	ph := r.phase.Load()
+	if ph == phaseStopped || p.c.lost() {
+		return false, false
+	}
+	measured = ph == phaseMeasured
+	if measured && r.o.Events > 0 && r.remaining.Add(-1) < 0 {
+		return false, false
+	}
+	return measured, true
+}
+
+// sending counts a publish of w going out now, and returns now.
+func (r *runner) sending(p *publisher, w *worker, measured bool) time.Time {
+	t0 := time.Now()
+	if measured {
+		p.sent.Add(1)
+		w.lastPub = t0.Sub(r.start)
+	} else {
+		p.wSent.Add(1)
+	}
+	return t0
+}
+
+// completed counts the outcome of a publish of w sent at t0 and completed at t1: kind
+// "" for success, else the error kind.
+func (r *runner) completed(p *publisher, w *worker, measured bool, kind string, err error, t0, t1 time.Time) {
+	if !measured {
+		if kind == "" {
+			p.wOK.Add(1)
+		} else {
+			p.wErrs.Add(1)
+		}
+		return
+	}
+	w.lastEnd = t1.Sub(r.start)
+	if kind != "" {
+		p.errs.Add(1)
+		r.countError(kind, err)
+		return
+	}
+	p.ok.Add(1)
+	if r.o.QoS > 0 {
+		p.ack.record(t1.Sub(t0))
+	}
+}
+
+// retire merges the times of a worker that has stopped publishing into p.
+func (r *runner) retire(p *publisher, w *worker) {
+	p.mu.Lock()
+	p.lastPub = max(p.lastPub, w.lastPub)
+	p.lastEnd = max(p.lastEnd, w.lastEnd)
+	p.mu.Unlock()
 }
 
 // event draws the next event into w.payload and returns its topic.
@@ -719,6 +755,7 @@ func (r *runner) report(receiveMax uint16, interrupted bool) *Report {
 		Broker:               o.Broker,
 		Protocol:             o.Protocol.String(),
 		Client:               o.Client,
+		Pipelined:            len(r.pubs) > 0 && r.pipelined(r.pubs[len(r.pubs)-1]),
 		QoS:                  int(o.QoS),
 		Publishers:           o.Publishers,
 		InFlight:             o.InFlight,

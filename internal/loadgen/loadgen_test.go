@@ -237,14 +237,17 @@ func TestRun_Arina(t *testing.T) {
 		reactions = 2
 		users     = 2
 	)
-	for _, client := range []string{ClientWire, ClientPaho} {
+	// "wire" pipelines the QoS 1 windows of the two publishers that send no probes;
+	// "wire-workers" runs a goroutine per in-flight publish, as "paho" does.
+	for _, client := range []string{ClientWire, "wire-workers", ClientPaho} {
 		for _, proto := range []Protocol{MQTT311, MQTT5} {
 			for _, qos := range []byte{0, 1} {
 				for _, payload := range []string{PayloadText, PayloadJSON} {
 					t.Run(fmt.Sprintf("%s/MQTT%v/QoS%d/%s", client, proto, qos, payload), func(t *testing.T) {
 						d := arinatest.Start(t)
 						rep, err := Run(context.Background(), Options{
-							Broker: d.MQTTAddr, Client: client, Protocol: proto, QoS: qos, Payload: payload,
+							Broker: d.MQTTAddr, Client: strings.TrimSuffix(client, "-workers"), NoPipeline: strings.HasSuffix(client, "-workers"),
+							Protocol: proto, QoS: qos, Payload: payload,
 							Publishers: 3, InFlight: 8, Events: events,
 							Contents: contents, Reactions: reactions, Users: users, RemoveRatio: 0,
 							HTTPURL: d.HTTPURL, SampleEvery: 10, Subscribe: true,
@@ -268,6 +271,9 @@ func TestRun_Arina(t *testing.T) {
 							}
 						} else if rep.Acked != 0 || rep.AckLatency != nil {
 							t.Errorf("QoS 0: acked %d latency %+v, want none", rep.Acked, rep.AckLatency)
+						}
+						if want := client == ClientWire && qos == 1; rep.Pipelined != want {
+							t.Errorf("pipelined %v, want %v", rep.Pipelined, want)
 						}
 						if rep.InFlightEffective != 8 {
 							t.Errorf("effective in-flight window %d, want 8", rep.InFlightEffective)

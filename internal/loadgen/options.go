@@ -55,12 +55,16 @@ var ErrInvalidOptions = errors.New("invalid options")
 // Options configure one run. Zero fields take the defaults above, except QoS and
 // RemoveRatio, whose zero values are meaningful.
 type Options struct {
-	Broker     string   // MQTT broker host:port
-	Protocol   Protocol // MQTT311 or MQTT5 (default)
-	Client     string   // ClientWire (default) or ClientPaho
-	QoS        byte     // 0 or 1
-	Publishers int      // connections publishing in parallel
-	InFlight   int      // publishes outstanding per connection (QoS 1: awaiting PUBACK; QoS 0: being written)
+	Broker   string   // MQTT broker host:port
+	Protocol Protocol // MQTT311 or MQTT5 (default)
+	Client   string   // ClientWire (default) or ClientPaho
+	// NoPipeline makes the wire client run a goroutine per in-flight QoS 1 publish, as
+	// the paho client does, instead of letting each connection's reader send the next
+	// publish of a slot as its PUBACK arrives (see pipeline).
+	NoPipeline bool
+	QoS        byte // 0 or 1
+	Publishers int  // connections publishing in parallel
+	InFlight   int  // publishes outstanding per connection (QoS 1: awaiting PUBACK; QoS 0: being written)
 
 	Events   int64         // events to send in the measured phase, over all publishers; 0: no limit
 	Duration time.Duration // length of the measured phase; 0: no limit (DefaultDuration if Events is 0 too)

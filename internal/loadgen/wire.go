@@ -61,6 +61,10 @@ type wireConn struct {
 	closing bool          // on mu: close queued DISCONNECT
 	drained chan struct{} // closed by the writer once it wrote everything after close
 
+	pipe       atomic.Pointer[pipeline] // set once, when a pipeline drives the publishes
+	aborted    atomic.Bool              // the pipeline's outstanding publishes were ended
+	readerDone chan struct{}            // closed when readLoop has returned
+
 	broken    atomic.Bool
 	done      chan struct{} // closed when the connection is lost or closed
 	closeOnce sync.Once
@@ -114,6 +118,7 @@ func dialWire(ctx context.Context, d dialOptions) (*wireConn, uint16, error) {
 		pending:    make([]byte, 0, 4096),
 		wake:       make(chan struct{}, 1),
 		drained:    make(chan struct{}),
+		readerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
 	for i := 1; i < len(c.acks); i++ {
@@ -325,11 +330,24 @@ func (c *wireConn) writeLoop() {
 // worker; PUBLISHes (subscriber) are counted and, at QoS 1, acknowledged; PINGRESP is
 // dropped; a DISCONNECT or anything unexpected ends the connection.
 func (c *wireConn) readLoop() {
-	defer c.fail()
+	defer func() {
+		c.fail()
+		if pl := c.pipe.Load(); pl != nil && c.aborted.CompareAndSwap(false, true) {
+			pl.abort()
+		}
+		close(c.readerDone)
+	}()
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	body := make([]byte, 0, 256)
 	var acks []byte // PUBACKs for the subscriber's messages, written before the next wait
+	var pl *pipeline
 	for {
+		if pl == nil {
+			pl = c.pipe.Load()
+		}
+		if pl != nil && r.Buffered() == 0 {
+			pl.handOver() // the next publishes of the slots acknowledged since the last read
+		}
 		if len(acks) > 0 && r.Buffered() == 0 {
 			// Acknowledge what was read at once, as a consumer does, rather than
 			// through the writer: a broker's window of unacknowledged messages to a
@@ -367,7 +385,12 @@ func (c *wireConn) readLoop() {
 			if len(body) > 2 {
 				code = body[2]
 			}
-			if int(id) < len(c.acks) && id > 0 {
+			if pl == nil {
+				pl = c.pipe.Load()
+			}
+			if pl != nil {
+				pl.acked(id, code, time.Now())
+			} else if int(id) < len(c.acks) && id > 0 {
 				select {
 				case c.acks[id] <- code:
 				default: // a late PUBACK after a timeout; the connection is failing
