@@ -1331,20 +1331,28 @@ func TestCompat_PersistentSession(t *testing.T) {
 
 // --- keepalive ---
 
+// compatKeepaliveClients starts a daemon with a subscriber of <topic>/# and a device
+// connected with keepalive (seconds), a will on <topic>/will ("timed out") and a pinger
+// that never pings: once it stops publishing, only the keepalive ends it.
+func compatKeepaliveClients(t *testing.T, id, topic string, keepalive uint16) (sub, dev *compat5) {
+	t.Helper()
+	d := compatStart(t)
+	sub = compatConnect5(t, d.MQTTAddr, &paho.Connect{ClientID: id + "-sub", CleanStart: true}, nil)
+	compatSub5(t, sub, topic+"/#", 1)
+	dev = compatConnect5(t, d.MQTTAddr, &paho.Connect{
+		ClientID: id + "-dev", CleanStart: true, KeepAlive: keepalive,
+		WillMessage: &paho.WillMessage{Topic: topic + "/will", Payload: []byte("timed out"), QoS: 1},
+	}, func(c *paho.ClientConfig) { c.PingHandler = compatSilentPinger{} })
+	return sub, dev
+}
+
 func TestCompat_Keepalive(t *testing.T) {
 	// A client that stops talking is dropped after 1.5 times its keepalive, and its will
 	// is published. Keepalive 2s: mochi computes the grace in whole seconds
 	// (keepalive + keepalive/2), so 2s gives exactly 3s.
 	t.Parallel()
-	d := compatStart(t)
-	sub := compatConnect5(t, d.MQTTAddr, &paho.Connect{ClientID: "ka-sub", CleanStart: true}, nil)
-	compatSub5(t, sub, "plant/line1/#", 1)
-
 	const keepalive = 2
-	dev := compatConnect5(t, d.MQTTAddr, &paho.Connect{
-		ClientID: "ka-dev", CleanStart: true, KeepAlive: keepalive,
-		WillMessage: &paho.WillMessage{Topic: "plant/line1/will", Payload: []byte("timed out"), QoS: 1},
-	}, func(c *paho.ClientConfig) { c.PingHandler = compatSilentPinger{} })
+	sub, dev := compatKeepaliveClients(t, "ka", "plant/line1", keepalive)
 	quiet := time.Now()
 
 	p := compatNext(t, sub.msgs, "will after keepalive timeout")
@@ -1370,15 +1378,8 @@ func TestCompat_KeepaliveBusyThenQuiet(t *testing.T) {
 	// patched broker moves its deadline at most every keepalive/4), and once it goes
 	// quiet it is dropped no earlier than 1.5 x keepalive after its last packet.
 	t.Parallel()
-	d := compatStart(t)
-	sub := compatConnect5(t, d.MQTTAddr, &paho.Connect{ClientID: "kab-sub", CleanStart: true}, nil)
-	compatSub5(t, sub, "plant/line2/#", 1)
-
 	const keepalive = 2
-	dev := compatConnect5(t, d.MQTTAddr, &paho.Connect{
-		ClientID: "kab-dev", CleanStart: true, KeepAlive: keepalive,
-		WillMessage: &paho.WillMessage{Topic: "plant/line2/will", Payload: []byte("timed out"), QoS: 1},
-	}, func(c *paho.ClientConfig) { c.PingHandler = compatSilentPinger{} })
+	sub, dev := compatKeepaliveClients(t, "kab", "plant/line2", keepalive)
 	grace := keepalive * 1500 * time.Millisecond
 	var quiet time.Time
 	for start := time.Now(); time.Since(start) < 2*grace; {

@@ -51,9 +51,10 @@ func TestAppendPublish(t *testing.T) {
 	}
 }
 
-// silentBroker accepts one connection, answers its CONNECT with a successful CONNACK
-// and then reads everything and answers nothing: a broker that stopped acknowledging.
-func silentBroker(t *testing.T, connack []byte) string {
+// fakeBroker accepts one connection, answers its CONNECT with connack, then hands the
+// connection to then: a broker that misbehaves in a chosen way. It returns the
+// address; the listener and the connection are closed when the test ends.
+func fakeBroker(t *testing.T, connack []byte, then func(c net.Conn, buf []byte)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -74,17 +75,23 @@ func silentBroker(t *testing.T, connack []byte) string {
 		if _, err := c.Write(connack); err != nil {
 			return
 		}
-		for {
-			if _, err := c.Read(buf); err != nil {
-				return
-			}
-		}
+		then(c, buf)
 	}()
 	t.Cleanup(func() {
 		ln.Close()
 		<-done
 	})
 	return ln.Addr().String()
+}
+
+// silentBroker reads everything and answers nothing: a broker that stopped
+// acknowledging.
+func silentBroker(c net.Conn, buf []byte) {
+	for {
+		if _, err := c.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // TestWire_AckTimeout: a publish that gets no PUBACK ends as ack_timeout, and the
@@ -98,7 +105,7 @@ func TestWire_AckTimeout(t *testing.T) {
 		{MQTT5, []byte{0x20, 3, 0, 0, 0}},
 	} {
 		t.Run("MQTT"+tc.proto.String(), func(t *testing.T) {
-			addr := silentBroker(t, tc.connack)
+			addr := fakeBroker(t, tc.connack, silentBroker)
 			rep, err := Run(context.Background(), Options{
 				Broker: addr, Protocol: tc.proto, QoS: 1, Publishers: 1, InFlight: 3, Events: 10,
 				AckTimeout: 200 * time.Millisecond,
@@ -122,34 +129,14 @@ func TestWire_AckTimeout(t *testing.T) {
 // TestWire_BrokerCloses: publishes outstanding when the broker closes the connection
 // end as connection_lost, at once rather than at the ack timeout.
 func TestWire_BrokerCloses(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, 4096)
-		if _, err := c.Read(buf); err != nil {
-			return
-		}
-		if _, err := c.Write([]byte{0x20, 2, 0, 0}); err != nil {
-			return
-		}
-		_, _ = c.Read(buf) // the first publishes
-	}()
+	addr := fakeBroker(t, []byte{0x20, 2, 0, 0}, func(c net.Conn, buf []byte) {
+		_, _ = c.Read(buf) // the first publishes, then hang up
+	})
 	start := time.Now()
 	rep, err := Run(context.Background(), Options{
-		Broker: ln.Addr().String(), Protocol: MQTT311, QoS: 1, Publishers: 1, InFlight: 4, Events: 100,
+		Broker: addr, Protocol: MQTT311, QoS: 1, Publishers: 1, InFlight: 4, Events: 100,
 		AckTimeout: time.Minute,
 	})
-	<-done
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
