@@ -56,6 +56,11 @@ func (s *memberSet) add(uid uint32) bool {
 		s.small = nil
 		return s.big.CheckedAdd(uid)
 	}
+	if len(s.small) == cap(s.small) {
+		// Grow by a quarter, not by append's doubling: the slack of a set that has
+		// stopped growing is then at most a fifth of it rather than up to half.
+		s.small = append(make([]uint32, 0, len(s.small)+max(4, len(s.small)/4)), s.small...)
+	}
 	s.small = slices.Insert(s.small, i, uid)
 	return true
 }
