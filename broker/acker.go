@@ -208,6 +208,9 @@ func (a *acker) flush() {
 // a client subscribing while an event is relayed may or may not get it, as with any
 // publish racing a SUBSCRIBE.
 func (h *ingestHook) subscribed(topic string) bool {
+	if h.server.Topics.Empty() {
+		return false
+	}
 	s := h.server.Topics.Subscribers(topic)
 	return len(s.Subscriptions) > 0 || len(s.Shared) > 0 || len(s.InlineSubscriptions) > 0
 }

@@ -1021,7 +1021,7 @@ func (s *Server) retainMessage(cl *Client, pk packets.Packet) {
 
 // publishToSubscribers publishes a publish packet to all subscribers with matching topic filters.
 func (s *Server) publishToSubscribers(pk packets.Packet) {
-	if pk.Ignore {
+	if pk.Ignore || s.Topics.Empty() {
 		return
 	}
 

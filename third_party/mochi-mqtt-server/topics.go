@@ -353,7 +353,16 @@ func (s *Subscribers) MergeSharedSelected() {
 type TopicsIndex struct {
 	Retained *packets.Packets
 	root     *particle // a leaf containing a message and more leaves.
+
+	// subs counts the subscriptions of every kind in the index (client, shared and
+	// inline). It changes under root's lock; publishes read it without a lock to skip
+	// the subscriber scan when nothing subscribes at all (Arina patch 11).
+	subs atomic.Int64
 }
+
+// Empty reports whether the index holds no subscription of any kind, so that no
+// publish has a subscriber.
+func (x *TopicsIndex) Empty() bool { return x.subs.Load() == 0 }
 
 // NewTopicsIndex returns a pointer to a new instance of Index.
 func NewTopicsIndex() *TopicsIndex {
@@ -376,6 +385,9 @@ func (x *TopicsIndex) InlineSubscribe(subscription InlineSubscription) bool {
 	n := x.set(subscription.Filter, 0)
 	_, existed = n.inlineSubscriptions.Get(subscription.Identifier)
 	n.inlineSubscriptions.Add(subscription)
+	if !existed {
+		x.subs.Add(1)
+	}
 
 	return !existed
 }
@@ -391,7 +403,10 @@ func (x *TopicsIndex) InlineUnsubscribe(id int, filter string) bool {
 		return false
 	}
 
-	particle.inlineSubscriptions.Delete(id)
+	if _, ok := particle.inlineSubscriptions.Get(id); ok {
+		particle.inlineSubscriptions.Delete(id)
+		x.subs.Add(-1)
+	}
 
 	if particle.inlineSubscriptions.Len() == 0 {
 		x.trim(particle)
@@ -417,6 +432,9 @@ func (x *TopicsIndex) Subscribe(client string, subscription packets.Subscription
 		_, existed = n.subscriptions.Get(client)
 		n.subscriptions.Add(client, subscription)
 	}
+	if !existed {
+		x.subs.Add(1)
+	}
 
 	return !existed
 }
@@ -441,9 +459,13 @@ func (x *TopicsIndex) Unsubscribe(filter, client string) bool {
 
 	if shareSub {
 		group, _ := isolateParticle(filter, 1)
-		particle.shared.Delete(group, client)
-	} else {
+		if _, ok := particle.shared.Get(group, client); ok {
+			particle.shared.Delete(group, client)
+			x.subs.Add(-1)
+		}
+	} else if _, ok := particle.subscriptions.Get(client); ok {
 		particle.subscriptions.Delete(client)
+		x.subs.Add(-1)
 	}
 
 	x.trim(particle)
@@ -591,6 +613,9 @@ func (x *TopicsIndex) scanMessages(filter string, d int, n *particle, pks []pack
 // in place under its read lock instead of through a copy (GetAll): a publish to a topic
 // few clients subscribe to, such as every ingest event, made four to seven maps here.
 func (x *TopicsIndex) Subscribers(topic string) *Subscribers {
+	if x.Empty() {
+		return &Subscribers{}
+	}
 	return x.scanSubscribers(topic, 0, nil, &Subscribers{})
 }
 
