@@ -541,6 +541,56 @@ func TestWriter_Close_Drains(t *testing.T) {
 	}
 }
 
+func TestWriter_Close_RacingProducers(t *testing.T) {
+	// Producers keep enqueueing while Close runs: each event is either accepted, and
+	// then applied and acknowledged before Close returns, or refused as closed and never
+	// applied. A sender that raced past the closing gate would panic sending on the
+	// closed queue, or leave an accepted event unapplied.
+	for round := range 20 {
+		st := store.NewMemory()
+		w, _ := MustStartWriter(t, st, ingest.Options{QueueSize: 64, BatchSize: 8})
+		const producers = 16
+		var accepted atomic.Int64
+		acks := make(ackChan, 1<<16)
+		var wg sync.WaitGroup
+		for p := range producers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					err := w.Enqueue(context.Background(), add(fmt.Sprintf("p%d-%d", p, i)), acks)
+					switch {
+					case err == nil:
+						accepted.Add(1)
+					case errors.Is(err, ingest.ErrClosed):
+						return
+					default:
+						t.Errorf("Enqueue: %v, want nil or ErrClosed", err)
+						return
+					}
+				}
+			}()
+		}
+		waitFor(t, func() error {
+			if accepted.Load() < int64(round+1)*50 {
+				return fmt.Errorf("%d events accepted so far", accepted.Load())
+			}
+			return nil
+		})
+		if err := w.Close(context.Background()); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		acked := len(acks) // every accepted event is acknowledged before Close returns
+		wg.Wait()
+		n := accepted.Load()
+		if int64(acked) != n || int64(len(acks)) != n {
+			t.Fatalf("round %d: %d events accepted, %d acknowledged when Close returned, %d after the producers stopped",
+				round, n, acked, len(acks))
+		}
+		mustCount(t, st, "Stew", "fire", n)
+	}
+}
+
 func TestWriter_Close_Timeout(t *testing.T) {
 	st := newGateStore(true, nil)
 	w, _ := MustStartWriter(t, st, ingest.Options{QueueSize: 10, BatchSize: 1})
