@@ -10,18 +10,35 @@ import (
 )
 
 // BenchmarkMemory_Footprint measures what the memory index holds per membership, all
-// in (sets, interned user ids, content and reaction names): 10M memberships of 1M
-// users over 10k contents x 5 reactions, the spread issue 4 names. It reports the live
-// heap after a full GC divided by the memberships. Run it with -benchtime 1x; it
-// builds the index once per iteration and needs about 2 GB.
+// in (sets, interned user ids, content and reaction names), and reports the live heap
+// after a full GC divided by the memberships:
+//
+//   - spread: 10M memberships of 1M users over 10k contents x 5 reactions, the spread
+//     issue 4 names, 200 members a set among a million ids;
+//   - staff: 8M memberships of 10k users over 1k contents x 8 reactions (arina bench's
+//     default spread), 1000 members a set among 10k ids.
+//
+// Run it with -benchtime 1x; it builds the index once per iteration and needs about
+// 2 GB.
 func BenchmarkMemory_Footprint(b *testing.B) {
-	const (
-		contents    = 10_000
-		reactions   = 5
-		users       = 1_000_000
-		memberships = 10_000_000
-		batch       = 4096
-	)
+	for _, tc := range []struct {
+		name                       string
+		contents, reactions, users int
+		memberships                int
+		user                       func(k int) int // the user of the k-th membership
+	}{
+		{"spread", 10_000, 5, 1_000_000, 10_000_000, func(k int) int { return (k/50_000*7919 + k) % 1_000_000 }},
+		// The j-th member of set s is user 10j+s: 1000 distinct users a set.
+		{"staff", 1000, 8, 10_000, 8_000_000, func(k int) int { return (k/8000*10 + k%8000) % 10_000 }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			footprint(b, tc.contents, tc.reactions, tc.memberships, tc.user)
+		})
+	}
+}
+
+func footprint(b *testing.B, contents, reactions, memberships int, user func(int) int) {
+	const batch = 4096
 	for b.Loop() {
 		b.StopTimer()
 		before := liveHeap()
@@ -36,7 +53,7 @@ func BenchmarkMemory_Footprint(b *testing.B) {
 				ops[j] = store.Op{
 					ContentID:    fmt.Sprintf("content-%05d", k%contents),
 					ReactionType: fmt.Sprintf("r%d", (k/contents)%reactions),
-					UserID:       fmt.Sprintf("user-%07d", (k/(contents*reactions)*7919+k)%users),
+					UserID:       fmt.Sprintf("user-%07d", user(k)),
 					Action:       store.Add,
 				}
 			}
@@ -55,7 +72,7 @@ func BenchmarkMemory_Footprint(b *testing.B) {
 				n += rc.Count
 			}
 		}
-		if n != memberships {
+		if n != int64(memberships) {
 			b.Fatalf("%d memberships, want %d", n, memberships)
 		}
 		b.ReportMetric(float64(after-before)/float64(n), "B/membership")

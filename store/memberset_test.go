@@ -6,41 +6,81 @@ import (
 	"testing"
 )
 
-// TestMemberSet drives a set across smallSetMax, where it moves from a sorted slice to
-// a roaring bitmap, with random adds (some with an expiry) and removes, and checks every
-// answer against a map.
+// TestMemberSet drives sets through each of their forms (sorted slice, bitset, roaring
+// bitmap) and the moves between them, with random adds (some with an expiry) and
+// removes, and checks every answer against a map.
 func TestMemberSet(t *testing.T) {
-	var s memberSet
-	model := make(map[uint32]int64)
-	rng := rand.New(rand.NewPCG(3, 4))
-	for i := range 20_000 {
-		uid := rng.Uint32N(4 * smallSetMax)
-		if rng.IntN(4) == 0 {
-			exp, was := s.del(uid)
-			mexp, mwas := model[uid]
-			if was != mwas || exp != mexp {
-				t.Fatalf("op %d: del(%d) = %d, %v; want %d, %v", i, uid, exp, was, mexp, mwas)
+	const far = 1 << 24
+	for _, tc := range []struct {
+		name string
+		uid  func(rng *rand.Rand, i int) uint32
+		form func(*memberSet) bool
+	}{
+		// Thousands of members among 4096 ids: a bitset takes less room than a slice.
+		{"dense", func(rng *rand.Rand, _ int) uint32 { return rng.Uint32N(4 * smallSetMax) },
+			func(s *memberSet) bool { return s.dense && s.big == nil }},
+		// Members spread over 16M ids: a slice up to smallSetMax, then a bitmap.
+		{"sparse", func(rng *rand.Rand, _ int) uint32 { return rng.Uint32N(far) },
+			func(s *memberSet) bool { return s.big != nil && !s.dense && s.ids == nil }},
+		// A dense set that later takes ids far beyond its bitset moves to a bitmap.
+		{"dense then far", func(rng *rand.Rand, i int) uint32 {
+			if i < 10_000 || rng.IntN(2) == 0 {
+				return rng.Uint32N(4 * smallSetMax)
 			}
-			delete(model, uid)
-		} else {
-			exp := int64(0)
-			if rng.IntN(3) == 0 {
-				exp = int64(rng.IntN(1000) + 1)
+			return rng.Uint32N(far)
+		}, func(s *memberSet) bool { return s.big != nil && !s.dense && s.ids == nil }},
+		// A few members among many ids stay in a slice.
+		{"small", func(rng *rand.Rand, _ int) uint32 { return rng.Uint32N(far) | 1<<20 },
+			func(s *memberSet) bool { return s.ids != nil && !s.dense && s.big == nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s memberSet
+			model := make(map[uint32]int64)
+			rng := rand.New(rand.NewPCG(3, 4))
+			ops := 20_000
+			if tc.name == "small" {
+				ops = 200
 			}
-			prev, was := s.put(uid, exp)
-			mprev, mwas := model[uid]
-			if was != mwas || prev != mprev {
-				t.Fatalf("op %d: put(%d) = %d, %v; want %d, %v", i, uid, prev, was, mprev, mwas)
+			for i := range ops {
+				uid := tc.uid(rng, i)
+				if rng.IntN(4) == 0 {
+					exp, was := s.del(uid)
+					mexp, mwas := model[uid]
+					if was != mwas || exp != mexp {
+						t.Fatalf("op %d: del(%d) = %d, %v; want %d, %v", i, uid, exp, was, mexp, mwas)
+					}
+					delete(model, uid)
+				} else {
+					exp := int64(0)
+					if rng.IntN(3) == 0 {
+						exp = int64(rng.IntN(1000) + 1)
+					}
+					prev, was := s.put(uid, exp)
+					mprev, mwas := model[uid]
+					if was != mwas || prev != mprev {
+						t.Fatalf("op %d: put(%d) = %d, %v; want %d, %v", i, uid, prev, was, mprev, mwas)
+					}
+					model[uid] = exp
+				}
+				if s.len() != len(model) {
+					t.Fatalf("op %d: len %d, want %d", i, s.len(), len(model))
+				}
+				if i%997 == 0 {
+					checkMemberSet(t, &s, model)
+				}
 			}
-			model[uid] = exp
-		}
-		if s.len() != len(model) {
-			t.Fatalf("op %d: len %d, want %d", i, s.len(), len(model))
-		}
+			if !tc.form(&s) {
+				t.Fatalf("%d members in the wrong form: %d ids or words, bitset %v, bitmap %v",
+					s.len(), len(s.ids), s.dense, s.big != nil)
+			}
+			checkMemberSet(t, &s, model)
+		})
 	}
-	if s.big == nil {
-		t.Fatalf("%d members and still a slice: the bitmap was never used", s.len())
-	}
+}
+
+// checkMemberSet compares every way of reading s with model.
+func checkMemberSet(t *testing.T, s *memberSet, model map[uint32]int64) {
+	t.Helper()
 	var got []uint32
 	s.each(func(uid uint32, exp int64) {
 		if want, ok := model[uid]; !ok || exp != want {
@@ -68,5 +108,10 @@ func TestMemberSet(t *testing.T) {
 	}
 	if expiring != 0 {
 		t.Errorf("expiring listed %d members too many", expiring)
+	}
+	for _, uid := range []uint32{0, 63, 64, 4095, 4096, 1 << 20, 1<<32 - 1} {
+		if _, in := model[uid]; s.has(uid) != in {
+			t.Fatalf("has(%d) = %v, want %v", uid, !in, in)
+		}
 	}
 }
