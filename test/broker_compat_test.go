@@ -1399,6 +1399,59 @@ func TestCompat_KeepaliveBusyThenQuiet(t *testing.T) {
 	t.Logf("busy, then silent client dropped %v after its last packet", elapsed.Round(time.Millisecond))
 }
 
+func TestCompat_KeepaliveTrickledPacket(t *testing.T) {
+	// A client that sends a packet a byte at a time gets no more than 1.5 x keepalive
+	// from the last packet it completed: bytes alone do not keep it connected. (The
+	// patched broker refreshes the deadline on the first socket read after a packet,
+	// not on every read.)
+	t.Parallel()
+	const keepalive = 2
+	d := compatStart(t)
+	r, _ := compatDialRaw5(t, d.MQTTAddr, &pkt5.Connect{ClientID: "trickle", CleanStart: true, KeepAlive: keepalive})
+	_ = r.conn.SetDeadline(time.Time{})
+	connected := time.Now()
+
+	pub := pkt5.NewControlPacket(pkt5.PUBLISH)
+	pub.Content.(*pkt5.Publish).Topic = "plant/trickle/x"
+	pub.Content.(*pkt5.Publish).Payload = bytes.Repeat([]byte("x"), 60)
+	var buf bytes.Buffer
+	if _, err := pub.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan time.Time, 1)
+	go func() {
+		_, _ = r.conn.Read(make([]byte, 1)) // the broker sends nothing: this returns when it closes
+		closed <- time.Now()
+	}()
+	// 80 bytes at 100ms: 8s, against a grace of 3s.
+	tick := time.NewTicker(100 * time.Millisecond) // the client's pace, not synchronisation
+	defer tick.Stop()
+	for _, b := range buf.Bytes() {
+		select {
+		case at := <-closed:
+			elapsed := at.Sub(connected)
+			if grace := keepalive * 1500 * time.Millisecond; elapsed < grace-250*time.Millisecond {
+				t.Fatalf("dropped %v after CONNECT, before 1.5 x keepalive (%v)", elapsed, grace)
+			}
+			t.Logf("trickling client dropped %v after its last whole packet", elapsed.Round(time.Millisecond))
+			return
+		case <-tick.C:
+		}
+		if _, err := r.conn.Write([]byte{b}); err != nil {
+			break // closed under the write; the read above reports it next
+		}
+	}
+	complete := time.Now()
+	select {
+	case at := <-closed:
+		if at.After(complete) {
+			t.Fatalf("dropped only %v after CONNECT, once the trickled packet was complete", at.Sub(connected))
+		}
+	case <-time.After(compatTimeout):
+		t.Fatal("a client trickling one packet for 8s with keepalive 1s was never dropped")
+	}
+}
+
 // --- ingest topics ---
 
 func TestCompat_IngestTopicsRelayed(t *testing.T) {

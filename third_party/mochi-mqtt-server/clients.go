@@ -119,6 +119,7 @@ func (cl *Clients) GetByListener(id string) []*Client {
 type Client struct {
 	deadlineAt   time.Time        // when refreshDeadline last set the deadline; zero: it cleared it
 	deadlineSet  bool             // refreshDeadline has set or cleared the deadline
+	atBoundary   bool             // Read is between packets: the next socket read refreshes the deadline
 	Properties   ClientProperties // client properties
 	State        ClientState      // the operational state of the client.
 	Net          ClientConnection // network connection state of the client
@@ -198,7 +199,7 @@ func newClient(c net.Conn, o *ops) *Client {
 	if c != nil {
 		cl.Net = ClientConnection{
 			Conn:   c,
-			bconn:  bufio.NewReaderSize(c, o.options.ClientNetReadBufferSize),
+			bconn:  bufio.NewReaderSize(deadlineReader{cl}, o.options.ClientNetReadBufferSize),
 			Remote: c.RemoteAddr().String(),
 		}
 	}
@@ -335,6 +336,23 @@ func (cl *Client) refreshDeadline(keepalive uint16) {
 	}
 }
 
+// deadlineReader is what a client's bufio.Reader reads from: the connection, with the
+// deadline refreshed before the first socket read after a packet boundary. Patched for
+// Arina: Read refreshed it before every packet, a time.Now per packet (4% of the
+// broker's CPU under QoS 0 ingest), though a deadline only bears on reads from the
+// socket, and most packets of a busy client are already in the buffer. A client that
+// trickles a packet in byte by byte gets no more time than before: the reads after the
+// first within a packet do not refresh.
+type deadlineReader struct{ cl *Client }
+
+func (r deadlineReader) Read(p []byte) (int, error) {
+	if r.cl.atBoundary {
+		r.cl.atBoundary = false
+		r.cl.refreshDeadline(r.cl.State.Keepalive)
+	}
+	return r.cl.Net.Conn.Read(p)
+}
+
 // keepaliveSlack is how late refreshDeadline may let a silent client stay: a quarter
 // of the keepalive, at most a second.
 func keepaliveSlack(keepalive uint16) time.Duration {
@@ -444,7 +462,7 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 			return nil
 		}
 
-		cl.refreshDeadline(cl.State.Keepalive)
+		cl.atBoundary = true // the deadline is refreshed when the socket is next read
 		fh := new(packets.FixedHeader)
 		err = cl.ReadFixedHeader(fh)
 		if err != nil {
