@@ -18,9 +18,10 @@
 // its events from its own seeded generator into reused buffers (topics are precomputed
 // up to 2^18 content×reaction pairs); the time from publish to PUBACK (QoS 1) is the
 // ack latency. A slot is a worker goroutine that publishes and waits, except for the
-// wire client at QoS 1, unpaced and without probes, where the connection's reader
-// drives every slot (pipeline.go): on a PUBACK it completes that slot's publish and
-// queues its next one. At QoS 0 the wire client also reports what the broker confirmed
+// wire client at QoS 1 without probes, where the connection's reader drives every
+// slot (pipeline.go): on a PUBACK it completes that slot's publish and queues its next
+// one, or, paced (Options.Rate), leaves the slot to a per-connection pacer that sends
+// the connection's share of the rate every 2 ms. At QoS 0 the wire client also reports what the broker confirmed
 // reading, by PINGREQ barriers at both ends of the measured phase.
 //
 // Visibility latency (Options.HTTPURL, Arina only): every SampleEvery-th event of the

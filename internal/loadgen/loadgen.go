@@ -136,7 +136,8 @@ type runner struct {
 	confirmed  int64
 	confirmDur time.Duration
 	window     int             // workers per publisher: Options.InFlight, capped at the broker's Receive Maximum (MQTT 5, QoS 1)
-	pace       *pacing.Limiter // Options.Rate shared by every worker; nil: unpaced
+	pace       *pacing.Limiter // the workers' share of Options.Rate; nil: unpaced, or no workers
+	pubRate    float64         // Options.Rate / Publishers: each pipeline's share; 0: unpaced
 
 	errMu    sync.Mutex
 	errKinds map[string]int64
@@ -236,9 +237,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// More workers than the broker's Receive Maximum would only queue in the client
 	// for a send quota, and that wait would count as ack latency.
 	r.window = o.InFlight
-	if o.Rate > 0 {
-		// A burst of one event per publisher: the pace is even, not lumpy.
-		r.pace = pacing.NewLimiter(pacing.Limit(o.Rate), max(1, o.Publishers))
+	if o.Rate > 0 && len(r.pubs) > 0 {
+		// Each publisher gets an equal share: a pipeline paces itself (pipeline.pace),
+		// the other publishers' workers share a limiter with a burst of one event per
+		// publisher, so that the pace is even, not lumpy.
+		r.pubRate = o.Rate / float64(len(r.pubs))
+		if n := len(r.pubs) - r.countPipelined(); n > 0 {
+			r.pace = pacing.NewLimiter(pacing.Limit(r.pubRate*float64(n)), n)
+		}
 	}
 	if o.QoS > 0 && receiveMax > 0 && int(receiveMax) < r.window {
 		r.window = int(receiveMax)
@@ -484,10 +490,21 @@ func (r *runner) work(ctx context.Context, p *publisher, w *worker) {
 
 // pipelined reports whether p's window is driven by its connection's reader (see
 // pipeline) rather than by a goroutine per in-flight publish: for the wire client at
-// QoS 1, unpaced, on a publisher that sends no HTTP probes.
+// QoS 1, on a publisher that sends no HTTP probes.
 func (r *runner) pipelined(p *publisher) bool {
 	_, wire := p.c.(*wireConn)
-	return wire && !r.o.NoPipeline && r.o.QoS == 1 && r.pace == nil && !p.sampler
+	return wire && !r.o.NoPipeline && r.o.QoS == 1 && !p.sampler
+}
+
+// countPipelined returns how many publishers are pipelined.
+func (r *runner) countPipelined() int {
+	n := 0
+	for _, p := range r.pubs {
+		if r.pipelined(p) {
+			n++
+		}
+	}
+	return n
 }
 
 // next reports whether a worker of p publishes another event, and whether that event
