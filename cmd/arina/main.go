@@ -78,6 +78,7 @@ func newServeCmd(stderr io.Writer, getenv func(string) string) *cobra.Command {
 			return err
 		}
 		log := newLogger(stderr, cfg.Log)
+		raiseProcs(getenv, log)
 		return serve(cmd.Context(), cfg, log)
 	}
 	return cmd
