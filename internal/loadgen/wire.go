@@ -326,6 +326,26 @@ func (c *wireConn) writeLoop() {
 	}
 }
 
+// errRemaining is a remaining length longer than MQTT's four bytes.
+var errRemaining = errors.New("malformed remaining length")
+
+// readRemaining reads an MQTT remaining length: 7 bits a byte, low first, at most four
+// bytes (binary.ReadUvarint would accept ten).
+func readRemaining(r io.ByteReader) (int, error) {
+	n := 0
+	for i := range 4 {
+		b, err := r.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		n |= int(b&0x7f) << (7 * i)
+		if b < 0x80 {
+			return n, nil
+		}
+	}
+	return 0, errRemaining
+}
+
 // readLoop reads the broker's packets until the connection ends: PUBACKs wake their
 // worker; PUBLISHes (subscriber) are counted and, at QoS 1, acknowledged; PINGRESP is
 // dropped; a DISCONNECT or anything unexpected ends the connection.
@@ -363,7 +383,7 @@ func (c *wireConn) readLoop() {
 		if err != nil {
 			return
 		}
-		n, err := binary.ReadUvarint(r)
+		n, err := readRemaining(r)
 		if err != nil || n > 1<<20 {
 			return
 		}

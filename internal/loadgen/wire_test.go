@@ -147,3 +147,41 @@ func TestWire_BrokerCloses(t *testing.T) {
 		t.Errorf("run took %v, want the loss noticed long before the one-minute ack timeout", d)
 	}
 }
+
+func TestReadRemaining(t *testing.T) {
+	for _, tc := range []struct {
+		in   []byte
+		want int
+		err  bool
+	}{
+		{[]byte{0x00}, 0, false},
+		{[]byte{0x7f}, 127, false},
+		{[]byte{0x80, 0x01}, 128, false},
+		{[]byte{0xff, 0x7f}, 16383, false},
+		{[]byte{0xff, 0xff, 0xff, 0x7f}, 268435455, false}, // MQTT's largest
+		{[]byte{0x80, 0x80, 0x80, 0x80, 0x01}, 0, true},    // a fifth byte
+		{[]byte{0x80}, 0, true},                            // cut short
+	} {
+		got, err := readRemaining(bytes.NewReader(tc.in))
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("readRemaining(% x) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+	// Every length appendPublish writes reads back.
+	for _, n := range []int{0, 1, 127, 128, 300, 16383, 16384, 70000} {
+		b := appendPublish(nil, MQTT311, 0, 0, "t", make([]byte, n))
+		got, err := readRemaining(bytes.NewReader(b[1:]))
+		if want := len(b) - 1 - remainingLen(got); err != nil || got != want {
+			t.Errorf("payload %d: remaining length %d, %v; want %d", n, got, err, want)
+		}
+	}
+}
+
+// remainingLen is how many bytes the remaining length n takes.
+func remainingLen(n int) int {
+	l := 1
+	for ; n >= 128; n >>= 7 {
+		l++
+	}
+	return l
+}
