@@ -65,7 +65,7 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 	ackTimeout := fs.Duration("ack-timeout", loadgen.DefaultAckTimeout, "how long to wait for each PUBACK (and for each probe to become visible)")
 	seed := fs.Uint64("seed", 1, "seed of the event generators")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
-	pipeline := fs.Bool("pipeline", true, "wire client, QoS 1: each connection's reader sends a slot's next publish as its PUBACK arrives (least CPU); false: a goroutine per in-flight publish")
+	pipeline := fs.Bool("pipeline", true, "wire client, QoS 1: each connection's reader sends a slot's next publish as its PUBACK arrives (least CPU; with --rate a ticker per connection sends its share every 2ms); false: a goroutine per in-flight publish")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator itself to this file (go tool pprof)")
 	queries := fs.Bool("queries", false, "measure the query side instead: --publishers readers GET counts from --http (default: from http.listen) for --duration; no MQTT")
 	token := fs.String("token", "", "with --queries: bearer token for the API")
