@@ -551,7 +551,7 @@ func TestWriter_Close_RacingProducers(t *testing.T) {
 		w, _ := MustStartWriter(t, st, ingest.Options{QueueSize: 64, BatchSize: 8})
 		const producers = 16
 		var accepted atomic.Int64
-		acks := make(ackChan, 1<<16)
+		acks := new(countAck)
 		var wg sync.WaitGroup
 		for p := range producers {
 			wg.Add(1)
@@ -580,15 +580,25 @@ func TestWriter_Close_RacingProducers(t *testing.T) {
 		if err := w.Close(context.Background()); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
-		acked := len(acks) // every accepted event is acknowledged before Close returns
+		acked := acks.n.Load() // every accepted event is acknowledged before Close returns
 		wg.Wait()
 		n := accepted.Load()
-		if int64(acked) != n || int64(len(acks)) != n {
-			t.Fatalf("round %d: %d events accepted, %d acknowledged when Close returned, %d after the producers stopped",
-				round, n, acked, len(acks))
+		if acked != n || acks.n.Load() != n || acks.failed.Load() != 0 {
+			t.Fatalf("round %d: %d events accepted, %d acknowledged when Close returned, %d after the producers stopped, %d with an error",
+				round, n, acked, acks.n.Load(), acks.failed.Load())
 		}
 		mustCount(t, st, "Stew", "fire", n)
 	}
+}
+
+// countAck counts the outcomes it is told, never blocking the writer.
+type countAck struct{ n, failed atomic.Int64 }
+
+func (a *countAck) Done(_ store.Result, err error) {
+	if err != nil {
+		a.failed.Add(1)
+	}
+	a.n.Add(1)
 }
 
 func TestWriter_Close_Timeout(t *testing.T) {
