@@ -19,7 +19,13 @@ func TestInterner(t *testing.T) {
 		// Lengths up to 300 bytes so that ids land on chunk boundaries too.
 		ids = append(ids, fmt.Sprintf("user-%d-%s", i, strings.Repeat("x", i%300)))
 	}
-	ids = append(ids, strings.Repeat("y", internChunk+1)) // longer than a chunk
+	// Longer than a chunk, each in a chunk of its own: name steps over them from a
+	// sampled position (internSample) to the ids after.
+	ids = append(ids, strings.Repeat("y", internChunk+1), "after-y")
+	ids = append(ids, strings.Repeat("z", 3*internChunk), "after-z1", "after-z2")
+	if (len(ids)-3)%internSample == 0 {
+		t.Fatal("the second long id must not be a sampled one")
+	}
 	for i, id := range ids {
 		var uid uint32
 		if i%2 == 0 {
