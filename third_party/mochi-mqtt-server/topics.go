@@ -613,9 +613,6 @@ func (x *TopicsIndex) scanMessages(filter string, d int, n *particle, pks []pack
 // in place under its read lock instead of through a copy (GetAll): a publish to a topic
 // few clients subscribe to, such as every ingest event, made four to seven maps here.
 func (x *TopicsIndex) Subscribers(topic string) *Subscribers {
-	if x.Empty() {
-		return &Subscribers{}
-	}
 	return x.scanSubscribers(topic, 0, nil, &Subscribers{})
 }
 
