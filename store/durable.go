@@ -181,7 +181,8 @@ func (d *Durable) checkFormat() error {
 }
 
 // load rebuilds the memory index from the engine and returns the memberships and
-// tombstones read.
+// tombstones read. It runs before the store is returned, with no reader, so it does
+// not bump the contents' change counters (content.seq) as Apply does.
 func (d *Durable) load() (members, tombs int, err error) {
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMember}, UpperBound: []byte{prefixTomb + 1}})
 	if err != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"math/bits"
 	"slices"
+	"sync/atomic"
 
 	"github.com/RoaringBitmap/roaring/v2"
 )
@@ -29,7 +30,7 @@ type memberSet struct {
 	ids   []uint32         // while big is nil: the members sorted, or if dense a bitset (bit uid%32 of word uid/32)
 	big   *roaring.Bitmap  // the members once the set outgrew smallSetMax
 	exp   map[uint32]int64 // members with an expiry (unix ms); nil while there are none
-	n     uint32           // members; a set of uint32 ids cannot hold more
+	n     atomic.Uint32    // members (a set of uint32 ids cannot hold more); atomic: Memory.Counts reads it without the lock
 	dense bool
 }
 
@@ -107,7 +108,7 @@ func (s *memberSet) densify(uid uint32) bool {
 func (s *memberSet) addDense(uid uint32) bool {
 	w := int(uid / 32)
 	if w >= len(s.ids) {
-		if w+1 > 2*(int(s.n)+1) {
+		if w+1 > 2*(s.len()+1) {
 			big := roaring.New()
 			s.each(func(m uint32, _ int64) { big.Add(m) })
 			s.ids, s.dense, s.big = nil, false, big
@@ -148,7 +149,7 @@ func (s *memberSet) remove(uid uint32) bool {
 // before (0: none) and whether it was a member already.
 func (s *memberSet) put(uid uint32, exp int64) (prev int64, was bool) {
 	if s.add(uid) {
-		s.n++
+		s.n.Add(1)
 	} else {
 		was = true
 		prev = s.exp[uid]
@@ -170,7 +171,7 @@ func (s *memberSet) del(uid uint32) (exp int64, was bool) {
 	if !s.remove(uid) {
 		return 0, false
 	}
-	s.n--
+	s.n.Add(^uint32(0))
 	if s.exp != nil {
 		exp = s.exp[uid]
 		if exp != 0 {
@@ -188,7 +189,7 @@ func (s *memberSet) forgetExpiry(uid uint32) {
 }
 
 // len returns the number of members.
-func (s *memberSet) len() int { return int(s.n) }
+func (s *memberSet) len() int { return int(s.n.Load()) }
 
 // each calls fn for every member in id order.
 func (s *memberSet) each(fn func(uid uint32, exp int64)) {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Memory is a Store that keeps every set in memory. User ids are interned to integers
@@ -16,10 +17,19 @@ import (
 // user -> remembered TS, the first time such an op touches it, and a timestamped remove
 // on a set never held keeps its tombstone aside (orphans), so the content stays unknown.
 //
-// Memory is safe for concurrent use: Apply takes a write lock for the whole batch and
-// queries take a read lock, so a reader sees either none or all of a batch.
+// Memory is safe for concurrent use. Apply takes a write lock for the whole batch and
+// queries take a read lock, so that they see either none or all of a batch; except
+// Counts, which does not wait for a batch. It takes only the lock that guards the
+// index's shape (dir), which Apply holds just to add or drop a content or a (content,
+// reaction), reads the count each set keeps, and reads them again should the content's
+// change counter (content.seq) have moved meanwhile: a content's counts are always as
+// they were between two ops, though that may be inside a batch.
 type Memory struct {
-	mu       sync.RWMutex
+	mu sync.RWMutex
+	// dir guards, besides mu, what Counts reads: closed, the contents map and each
+	// content's reactions and names. Whoever changes them holds both, so readers
+	// holding either see them whole.
+	dir      sync.RWMutex
 	closed   bool
 	contents map[string]*content
 	users    interner // user ids <-> the numbers sets hold
@@ -33,6 +43,9 @@ type Memory struct {
 type setKey struct{ content, reaction string }
 
 type content struct {
+	// seq is bumped after every change to the count of one of the content's sets, so
+	// that Counts can tell whether the counts it read belong to one moment.
+	seq       atomic.Uint32
 	reactions []*reactionSet // sorted by reaction type
 	// names[i] is reactions[i].reactionType: find scans these contiguous strings
 	// instead of following a pointer to every set, which on a large index is a cache
@@ -119,12 +132,13 @@ func (m *Memory) add(op *Op, res *Result) applied {
 				}
 			}
 		}
+		// The new set (and content) are attached once the set holds the member
+		// (attach), so that Counts never sees it empty.
 		if c == nil {
 			c = &content{}
-			m.contents[op.ContentID] = c
 			a.flags |= createdContent
 		}
-		rs = c.insert(op.ReactionType)
+		rs = &reactionSet{reactionType: op.ReactionType}
 		a.flags |= createdReaction
 		if orphans != nil {
 			rs.stamps = orphans
@@ -144,6 +158,7 @@ func (m *Memory) add(op *Op, res *Result) applied {
 				a.flags |= wasMember | isMember
 			}
 			*res = Result{Count: int64(rs.members.len()), Expiry: prev, PrevExpiry: prev, Stale: true}
+			m.attach(op.ContentID, c, rs, a.flags)
 			return a
 		}
 		if op.TS > a.prevTS {
@@ -154,10 +169,27 @@ func (m *Memory) add(op *Op, res *Result) applied {
 	prev, member := rs.members.put(uid, op.ExpiresAt)
 	if member {
 		a.flags |= wasMember
+	} else {
+		c.seq.Add(1)
 	}
 	a.flags |= isMember
 	*res = Result{Changed: !member, Count: int64(rs.members.len()), Expiry: op.ExpiresAt, PrevExpiry: prev}
+	m.attach(op.ContentID, c, rs, a.flags)
 	return a
+}
+
+// attach makes the set (and content) that add created, as flags say, part of the
+// index; it does nothing if add created none.
+func (m *Memory) attach(contentID string, c *content, rs *reactionSet, flags applyFlags) {
+	if !flags.has(createdReaction) {
+		return
+	}
+	m.dir.Lock()
+	if flags.has(createdContent) {
+		m.contents[contentID] = c
+	}
+	c.insert(rs)
+	m.dir.Unlock()
 }
 
 // remove applies a Remove or an Expire and writes its outcome to res; the caller holds
@@ -198,6 +230,7 @@ func (m *Memory) remove(op *Op, res *Result) applied {
 			*res = Result{Count: int64(rs.members.len())}
 			return a
 		}
+		c.seq.Add(1)
 		a.flags |= wasMember
 		*res = Result{Changed: true, Count: int64(rs.members.len()), PrevExpiry: exp}
 		return a
@@ -225,6 +258,7 @@ func (m *Memory) remove(op *Op, res *Result) applied {
 		return a
 	}
 	rs.members.del(uid)
+	c.seq.Add(1)
 	a.flags &^= isMember
 	*res = Result{Changed: true, Count: int64(rs.members.len()), PrevExpiry: exp}
 	return a
@@ -296,6 +330,7 @@ func (m *Memory) undo(op *Op, res Result, a applied) {
 	if op.Action != Add {
 		if res.Changed {
 			rs.members.put(uid, res.PrevExpiry)
+			c.seq.Add(1)
 		}
 		return
 	}
@@ -304,15 +339,19 @@ func (m *Memory) undo(op *Op, res Result, a applied) {
 		return
 	}
 	rs.members.del(uid)
-	if a.flags.has(createdReaction) {
-		if a.flags.has(adoptedOrphans) {
-			m.orphans[setKey{op.ContentID, op.ReactionType}] = rs.stamps
-		}
-		c.remove(op.ReactionType)
+	c.seq.Add(1)
+	if !a.flags.has(createdReaction) {
+		return
 	}
+	if a.flags.has(adoptedOrphans) {
+		m.orphans[setKey{op.ContentID, op.ReactionType}] = rs.stamps
+	}
+	m.dir.Lock()
+	c.remove(op.ReactionType)
 	if a.flags.has(createdContent) {
 		delete(m.contents, op.ContentID)
 	}
+	m.dir.Unlock()
 }
 
 // tombstone is one remembered TS of a user not in its set.
@@ -409,13 +448,19 @@ func (m *Memory) PurgeTombstones(_ context.Context, before int64) (int, error) {
 // the write lock.
 func (m *Memory) ensureReaction(contentID, reactionType string) *reactionSet {
 	c := m.contents[contentID]
-	if c == nil {
-		c = &content{}
-		m.contents[contentID] = c
+	var rs *reactionSet
+	if c != nil {
+		rs = c.find(reactionType)
 	}
-	rs := c.find(reactionType)
 	if rs == nil {
-		rs = c.insert(reactionType)
+		m.dir.Lock()
+		if c == nil {
+			c = &content{}
+			m.contents[contentID] = c
+		}
+		rs = &reactionSet{reactionType: reactionType}
+		c.insert(rs)
+		m.dir.Unlock()
 	}
 	return rs
 }
@@ -430,12 +475,12 @@ func (c *content) find(reactionType string) *reactionSet {
 	return nil
 }
 
-func (c *content) insert(reactionType string) *reactionSet {
-	rs := &reactionSet{reactionType: reactionType}
-	i, _ := slices.BinarySearch(c.names, reactionType)
+// insert adds rs, a set of a reaction type c does not hold yet; the caller holds both
+// locks.
+func (c *content) insert(rs *reactionSet) {
+	i, _ := slices.BinarySearch(c.names, rs.reactionType)
 	c.reactions = slices.Insert(c.reactions, i, rs)
-	c.names = slices.Insert(c.names, i, reactionType)
-	return rs
+	c.names = slices.Insert(c.names, i, rs.reactionType)
 }
 
 func (c *content) remove(reactionType string) {
@@ -445,7 +490,7 @@ func (c *content) remove(reactionType string) {
 	}
 }
 
-// content returns a content for a query; the caller holds the read lock.
+// content returns a content for a query; the caller holds a read lock (mu or dir).
 func (m *Memory) content(contentID string) (*content, error) {
 	if m.closed {
 		return nil, ErrClosed
@@ -456,17 +501,39 @@ func (m *Memory) content(contentID string) (*content, error) {
 	return nil, ErrNotFound
 }
 
-// Counts implements Store.
+// countTries is how many times Counts reads a content's counts without the write lock
+// before it waits for the batch to end: a content changing faster than it can be read.
+var countTries = 8
+
+// Counts implements Store. It does not wait for a batch being applied (see Memory).
 func (m *Memory) Counts(_ context.Context, contentID string) ([]ReactionCount, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
+	m.dir.RLock()
 	c, err := m.content(contentID)
 	if err != nil {
+		m.dir.RUnlock()
 		return nil, err
 	}
 	counts := make([]ReactionCount, len(c.reactions))
-	for i, rs := range c.reactions {
-		counts[i] = ReactionCount{ReactionType: rs.reactionType, Count: int64(rs.members.len())}
+	for range countTries {
+		seq := c.seq.Load()
+		for i, rs := range c.reactions {
+			counts[i] = ReactionCount{ReactionType: rs.reactionType, Count: int64(rs.members.len())}
+		}
+		if c.seq.Load() == seq {
+			m.dir.RUnlock()
+			return counts, nil
+		}
+	}
+	// Release dir first: the writer, holding mu, may be waiting for it.
+	m.dir.RUnlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if c, err = m.content(contentID); err != nil {
+		return nil, err
+	}
+	counts = counts[:0]
+	for _, rs := range c.reactions {
+		counts = append(counts, ReactionCount{ReactionType: rs.reactionType, Count: int64(rs.members.len())})
 	}
 	return counts, nil
 }
@@ -563,6 +630,8 @@ func (m *Memory) Expiring(fn func(contentID, reactionType, userID string, expire
 func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.dir.Lock()
+	defer m.dir.Unlock()
 	m.closed = true
 	m.contents = nil
 	m.users = interner{}

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 )
@@ -96,4 +99,55 @@ func memberMap(s *memberSet) map[uint32]int64 {
 	out := make(map[uint32]int64, s.len())
 	s.each(func(uid uint32, exp int64) { out[uid] = exp })
 	return out
+}
+
+// TestMemory_CountsFallback: a Counts that cannot read a content's counts from one
+// moment (here it is allowed no try) waits for the batch being applied and reads them
+// under the read lock, without holding the lock the writer needs to attach a set.
+func TestMemory_CountsFallback(t *testing.T) {
+	defer func(n int) { countTries = n }(countTries)
+	countTries = 0
+	ctx := context.Background()
+	m := NewMemory()
+	add := func(c, r, u string) Op { return Op{ContentID: c, ReactionType: r, UserID: u, Action: Add} }
+	if err := m.Apply(ctx, []Op{add("c", "b", "u1")}, make([]Result, 1)); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock() // a batch being applied
+	got := make(chan []ReactionCount, 1)
+	go func() {
+		counts, err := m.Counts(ctx, "c")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- counts
+	}()
+	waitBlocked(t, "store.(*Memory).Counts", "[sync.RWMutex.RLock")
+	var res Result
+	for _, op := range []Op{add("c", "a", "u2"), add("c", "b", "u3")} { // a new set, then a member
+		m.add(&op, &res)
+	}
+	m.mu.Unlock()
+	want := []ReactionCount{{ReactionType: "a", Count: 1}, {ReactionType: "b", Count: 2}}
+	if counts := <-got; !reflect.DeepEqual(counts, want) {
+		t.Fatalf("counts = %+v, want %+v (the state after the batch)", counts, want)
+	}
+	if _, err := m.Counts(ctx, "unknown"); err != ErrNotFound {
+		t.Fatalf("counts of an unknown content: err = %v, want ErrNotFound", err)
+	}
+}
+
+// waitBlocked polls the goroutine dump until a goroutine whose stack holds fn is in the
+// given wait state.
+func waitBlocked(t *testing.T, fn, state string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, state) && strings.Contains(g, fn) {
+				return
+			}
+		}
+	}
+	t.Fatalf("no goroutine in %s is blocked (%s)", fn, state)
 }

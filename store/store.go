@@ -96,8 +96,9 @@ type ReactionCount struct {
 // Implementations are safe for concurrent use by many readers and one writer: Apply is
 // called by a single goroutine (the ingest writer) while queries run concurrently.
 type Store interface {
-	// Apply applies ops in order, as one atomic step, and writes the outcome of ops[i]
-	// to out[i] (len(out) >= len(ops)). On error none of the ops is applied.
+	// Apply applies ops in order and writes the outcome of ops[i] to out[i] (len(out)
+	// >= len(ops)). On error none of the ops is applied. Queries may see part of a
+	// batch, but a content's counts only as they were between two ops.
 	Apply(ctx context.Context, ops []Op, out []Result) error
 
 	// Counts returns the count of every reaction a content has ever held, sorted by
