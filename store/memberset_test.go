@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestMemberSet drives sets through each of their forms (sorted slice, bitset, roaring
+// TestMemberSet drives sets through each of their forms (packed, bitset, roaring
 // bitmap) and the moves between them, with random adds (some with an expiry) and
 // removes, and checks every answer against a map.
 func TestMemberSet(t *testing.T) {
@@ -19,27 +19,41 @@ func TestMemberSet(t *testing.T) {
 		// Thousands of members among 4096 ids: a bitset takes less room than a slice.
 		{"dense", func(rng *rand.Rand, _ int) uint32 { return rng.Uint32N(4 * smallSetMax) },
 			func(s *memberSet) bool { return s.dense && s.big == nil }},
-		// Members spread over 16M ids: a slice up to smallSetMax, then a bitmap.
+		// Members spread over 16M ids: packed up to smallSetMax, then a bitmap.
 		{"sparse", func(rng *rand.Rand, _ int) uint32 { return rng.Uint32N(far) },
-			func(s *memberSet) bool { return s.big != nil && !s.dense && s.ids == nil }},
+			func(s *memberSet) bool { return s.big != nil && !s.dense && s.ids == nil && s.lo == nil }},
 		// A dense set that later takes ids far beyond its bitset moves to a bitmap.
 		{"dense then far", func(rng *rand.Rand, i int) uint32 {
 			if i < 10_000 || rng.IntN(2) == 0 {
 				return rng.Uint32N(4 * smallSetMax)
 			}
 			return rng.Uint32N(far)
-		}, func(s *memberSet) bool { return s.big != nil && !s.dense && s.ids == nil }},
-		// A few members among many ids stay in a slice.
+		}, func(s *memberSet) bool { return s.big != nil && !s.dense && s.ids == nil && s.lo == nil }},
+		// A few members among many ids stay packed, mostly one to a bucket: buckets
+		// come and go.
 		{"small", func(rng *rand.Rand, _ int) uint32 { return rng.Uint32N(far) | 1<<20 },
-			func(s *memberSet) bool { return s.ids != nil && !s.dense && s.big == nil }},
+			func(s *memberSet) bool { return s.lo != nil && !s.dense && s.big == nil }},
+		// Members come and go among 128 ids, 2 in each of 64 buckets far apart: packed,
+		// with buckets emptied and made again.
+		{"churn", func(rng *rand.Rand, _ int) uint32 { return rng.Uint32N(64)<<18 | rng.Uint32N(2)<<4 },
+			func(s *memberSet) bool { return s.lo != nil && !s.dense && s.big == nil }},
+		// Hundreds of members among a million ids (issue 4's spread) stay packed, many
+		// to each of 16 buckets.
+		{"spread", func(rng *rand.Rand, _ int) uint32 { return rng.Uint32N(1 << 20) },
+			func(s *memberSet) bool { return s.lo != nil && len(s.ids) == 16 && !s.dense && s.big == nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s memberSet
 			model := make(map[uint32]int64)
 			rng := rand.New(rand.NewPCG(3, 4))
 			ops := 20_000
-			if tc.name == "small" {
+			switch tc.name {
+			case "small":
 				ops = 200
+			case "spread":
+				ops = 1200
+			case "churn":
+				ops = 3000
 			}
 			for i := range ops {
 				uid := tc.uid(rng, i)
@@ -65,13 +79,13 @@ func TestMemberSet(t *testing.T) {
 				if s.len() != len(model) {
 					t.Fatalf("op %d: len %d, want %d", i, s.len(), len(model))
 				}
-				if i%997 == 0 {
+				if i%997 == 0 || (ops < 2000 && i%50 == 0) {
 					checkMemberSet(t, &s, model)
 				}
 			}
 			if !tc.form(&s) {
-				t.Fatalf("%d members in the wrong form: %d ids or words, bitset %v, bitmap %v",
-					s.len(), len(s.ids), s.dense, s.big != nil)
+				t.Fatalf("%d members in the wrong form: %d buckets or words, %d packed, bitset %v, bitmap %v",
+					s.len(), len(s.ids), len(s.lo), s.dense, s.big != nil)
 			}
 			checkMemberSet(t, &s, model)
 		})
@@ -108,6 +122,15 @@ func checkMemberSet(t *testing.T, s *memberSet, model map[uint32]int64) {
 	}
 	if expiring != 0 {
 		t.Errorf("expiring listed %d members too many", expiring)
+	}
+	if !s.dense && s.big == nil {
+		buckets := make(map[uint32]bool)
+		for uid := range model {
+			buckets[uid>>16] = true
+		}
+		if len(s.ids) != len(buckets) {
+			t.Errorf("packed in %d buckets, want one for each of the %d high halves", len(s.ids), len(buckets))
+		}
 	}
 	for _, uid := range []uint32{0, 63, 64, 4095, 4096, 1 << 20, 1<<32 - 1} {
 		if _, in := model[uid]; s.has(uid) != in {

@@ -10,8 +10,9 @@ import (
 )
 
 // Memory is a Store that keeps every set in memory. User ids are interned to integers
-// and each set holds them in a sorted slice or, once large, a roaring bitmap
-// (memberSet), so that a membership costs a few bytes (BenchmarkMemory_Footprint).
+// and each set holds them packed (2 bytes a member), in a bitset when dense or, once
+// large, in a roaring bitmap (memberSet), so that a membership costs a few bytes
+// (BenchmarkMemory_Footprint).
 //
 // Timestamped ops (Op.TS != 0) cost more only where they occur: a set gets a second map,
 // user -> remembered TS, the first time such an op touches it, and a timestamped remove
