@@ -514,12 +514,10 @@ func (m *Memory) Counts(_ context.Context, contentID string) ([]ReactionCount, e
 		m.dir.RUnlock()
 		return nil, err
 	}
-	counts := make([]ReactionCount, len(c.reactions))
+	counts := make([]ReactionCount, 0, len(c.reactions))
 	for range countTries {
 		seq := c.seq.Load()
-		for i, rs := range c.reactions {
-			counts[i] = ReactionCount{ReactionType: rs.reactionType, Count: int64(rs.members.len())}
-		}
+		counts = appendCounts(counts[:0], c)
 		if c.seq.Load() == seq {
 			m.dir.RUnlock()
 			return counts, nil
@@ -532,11 +530,15 @@ func (m *Memory) Counts(_ context.Context, contentID string) ([]ReactionCount, e
 	if c, err = m.content(contentID); err != nil {
 		return nil, err
 	}
-	counts = counts[:0]
+	return appendCounts(counts[:0], c), nil
+}
+
+// appendCounts appends the count of each of c's sets to counts.
+func appendCounts(counts []ReactionCount, c *content) []ReactionCount {
 	for _, rs := range c.reactions {
 		counts = append(counts, ReactionCount{ReactionType: rs.reactionType, Count: int64(rs.members.len())})
 	}
-	return counts, nil
+	return counts
 }
 
 // Members implements Store. It sorts the set's user ids on every call: O(n log n) in
