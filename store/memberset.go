@@ -29,6 +29,10 @@ const smallSetMax = 1024
 //   - a roaring bitmap once a sparse set outgrows smallSetMax (a bitmap stays compact
 //     whether a set holds thousands of users spread over a million ids or all of them).
 //
+// A set that removes leave in a form four times the room it needs or more moves back
+// (shrink): a bitmap down to a quarter of smallSetMax, a bitset down to a quarter of
+// the packed form's size, and the packed form's slices to fit.
+//
 // The zero value is an empty set.
 type memberSet struct {
 	// Packed (not dense, big nil): a word per bucket in order, high<<16 | the index in
@@ -231,7 +235,61 @@ func (s *memberSet) del(uid uint32) (exp int64, was bool) {
 			s.forgetExpiry(uid)
 		}
 	}
+	s.shrink()
 	return exp, true
+}
+
+// shrink gives memory back once removes have left the set in a form four times or more
+// the room it needs, so that a set that grew for one shift does not keep that room
+// for ever; the factor keeps a set going up and down around one size from moving back
+// and forth between forms.
+func (s *memberSet) shrink() {
+	n := s.len()
+	switch {
+	case s.big != nil:
+		if n <= smallSetMax/4 {
+			s.repack()
+		}
+	case s.dense:
+		// The packed form would take 2 bytes a member and 4 a bucket, one bucket at
+		// most for every 2048 words of the bitset.
+		if len(s.ids) < 2*n+4*(len(s.ids)/2048+1) {
+			return
+		}
+		if n <= smallSetMax {
+			s.repack()
+			return
+		}
+		big := roaring.New()
+		s.each(func(m uint32, _ int64) { big.Add(m) })
+		s.ids, s.dense, s.big = nil, false, big
+	default:
+		if cap(s.lo) >= 32 && len(s.lo) <= cap(s.lo)/4 {
+			s.lo = append(make([]uint16, 0, len(s.lo)+max(4, len(s.lo)/4)), s.lo...)
+		}
+		if cap(s.ids) >= 16 && len(s.ids) <= cap(s.ids)/4 {
+			s.ids = append(make([]uint32, 0, len(s.ids)+max(4, len(s.ids)/4)), s.ids...)
+		}
+	}
+}
+
+// repack moves the members of a bitset or roaring bitmap, at most smallSetMax of them,
+// to the packed form.
+func (s *memberSet) repack() {
+	var (
+		ids []uint32
+		lo  []uint16
+	)
+	if n := s.len(); n > 0 {
+		lo = make([]uint16, 0, n+max(4, n/4))
+	}
+	s.each(func(uid uint32, _ int64) {
+		if len(ids) == 0 || ids[len(ids)-1]>>16 != uid>>16 {
+			ids = append(ids, uid>>16<<16|uint32(len(lo)))
+		}
+		lo = append(lo, uint16(uid))
+	})
+	s.ids, s.lo, s.big, s.dense = ids, lo, nil, false
 }
 
 func (s *memberSet) forgetExpiry(uid uint32) {

@@ -138,3 +138,62 @@ func checkMemberSet(t *testing.T, s *memberSet, model map[uint32]int64) {
 		}
 	}
 }
+
+// TestMemberSet_Shrink fills a set into each form, removes most of its members, and
+// checks that it moved back to the packed form with slices to fit, answering as a map
+// does throughout; then that it still grows again.
+func TestMemberSet_Shrink(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		uid   func(rng *rand.Rand) uint32
+		fill  int
+		grown func(*memberSet) bool
+	}{
+		{"bitmap", func(rng *rand.Rand) uint32 { return rng.Uint32N(1 << 24) }, 5000,
+			func(s *memberSet) bool { return s.big != nil }},
+		{"bitset", func(rng *rand.Rand) uint32 { return rng.Uint32N(4 * smallSetMax) }, 3000,
+			func(s *memberSet) bool { return s.dense }},
+		{"packed", func(rng *rand.Rand) uint32 { return rng.Uint32N(1 << 20) }, smallSetMax,
+			func(s *memberSet) bool { return s.lo != nil && cap(s.lo) >= smallSetMax }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s memberSet
+			model := make(map[uint32]int64)
+			rng := rand.New(rand.NewPCG(5, 6))
+			for len(model) < tc.fill {
+				uid := tc.uid(rng)
+				s.put(uid, int64(uid%3))
+				model[uid] = int64(uid % 3)
+			}
+			if !tc.grown(&s) {
+				t.Fatalf("%d members did not reach the form under test: %d words or buckets, bitset %v, bitmap %v",
+					s.len(), len(s.ids), s.dense, s.big != nil)
+			}
+			members := make([]uint32, 0, len(model))
+			for uid := range model {
+				members = append(members, uid)
+			}
+			rng.Shuffle(len(members), func(i, j int) { members[i], members[j] = members[j], members[i] })
+			for i, uid := range members[:len(members)-10] {
+				if exp, was := s.del(uid); !was || exp != model[uid] {
+					t.Fatalf("del(%d) = %d, %v; want %d, true", uid, exp, was, model[uid])
+				}
+				delete(model, uid)
+				if i%97 == 0 {
+					checkMemberSet(t, &s, model)
+				}
+			}
+			checkMemberSet(t, &s, model)
+			if s.big != nil || s.dense || cap(s.lo) > max(32, 4*len(s.lo)) || cap(s.ids) > max(16, 4*len(s.ids)) {
+				t.Fatalf("10 members left: bitmap %v, bitset %v, packed in cap %d and %d buckets' cap %d; want packed, within 4 times the room",
+					s.big != nil, s.dense, cap(s.lo), len(s.ids), cap(s.ids))
+			}
+			for len(model) < tc.fill {
+				uid := tc.uid(rng)
+				s.put(uid, 0)
+				model[uid] = 0
+			}
+			checkMemberSet(t, &s, model)
+		})
+	}
+}
