@@ -114,15 +114,11 @@ func (s *memberSet) add(uid uint32) bool {
 		return s.addDense(uid)
 	}
 	if len(s.lo) == smallSetMax {
-		big := roaring.New()
-		s.each(func(m uint32, _ int64) { big.Add(m) })
-		s.ids, s.lo, s.big = nil, nil, big
+		s.toBitmap()
 		return s.big.CheckedAdd(uid)
 	}
 	if len(s.lo) == cap(s.lo) {
-		// Grow by a quarter, not by append's doubling: the slack of a set that has
-		// stopped growing is then at most a fifth of it rather than up to half.
-		s.lo = append(make([]uint16, 0, len(s.lo)+max(4, len(s.lo)/4)), s.lo...)
+		s.lo = withSlack(s.lo, 0)
 	}
 	s.lo = slices.Insert(s.lo, i, uint16(uid))
 	if b == len(s.ids) || s.ids[b]>>16 != uid>>16 {
@@ -157,9 +153,7 @@ func (s *memberSet) addDense(uid uint32) bool {
 	w := int(uid / 32)
 	if w >= len(s.ids) {
 		if w+1 > 2*(s.len()+1) {
-			big := roaring.New()
-			s.each(func(m uint32, _ int64) { big.Add(m) })
-			s.ids, s.dense, s.big = nil, false, big
+			s.toBitmap()
 			return s.big.CheckedAdd(uid)
 		}
 		s.ids = append(s.ids, make([]uint32, w+1-len(s.ids))...)
@@ -260,28 +254,39 @@ func (s *memberSet) shrink() {
 			s.repack()
 			return
 		}
-		big := roaring.New()
-		s.each(func(m uint32, _ int64) { big.Add(m) })
-		s.ids, s.dense, s.big = nil, false, big
+		s.toBitmap()
 	default:
 		if cap(s.lo) >= 32 && len(s.lo) <= cap(s.lo)/4 {
-			s.lo = append(make([]uint16, 0, len(s.lo)+max(4, len(s.lo)/4)), s.lo...)
+			s.lo = withSlack(s.lo, 0)
 		}
 		if cap(s.ids) >= 16 && len(s.ids) <= cap(s.ids)/4 {
-			s.ids = append(make([]uint32, 0, len(s.ids)+max(4, len(s.ids)/4)), s.ids...)
+			s.ids = withSlack(s.ids, 0)
 		}
 	}
+}
+
+// toBitmap moves the members, in the packed form or a bitset, to a roaring bitmap.
+func (s *memberSet) toBitmap() {
+	big := roaring.New()
+	s.each(func(m uint32, _ int64) { big.Add(m) })
+	s.ids, s.lo, s.dense, s.big = nil, nil, false, big
+}
+
+// withSlack returns a copy of x with room for a quarter more than len(x)+extra
+// (at least 4): grown by a quarter rather than append's doubling, the slack of a set
+// that has stopped growing is at most a fifth of it rather than up to half.
+func withSlack[T uint16 | uint32](x []T, extra int) []T {
+	n := len(x) + extra
+	return append(make([]T, 0, n+max(4, n/4)), x...)
 }
 
 // repack moves the members of a bitset or roaring bitmap, at most smallSetMax of them,
 // to the packed form.
 func (s *memberSet) repack() {
-	var (
-		ids []uint32
-		lo  []uint16
-	)
+	var ids []uint32
+	var lo []uint16
 	if n := s.len(); n > 0 {
-		lo = make([]uint16, 0, n+max(4, n/4))
+		lo = withSlack(lo, n)
 	}
 	s.each(func(uid uint32, _ int64) {
 		if len(ids) == 0 || ids[len(ids)-1]>>16 != uid>>16 {
