@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -24,6 +25,7 @@ func Run(t *testing.T, newStore NewFunc) {
 	t.Run("RemoveBeforeAdd", func(t *testing.T) { testRemoveBeforeAdd(t, newStore) })
 	t.Run("OrderWithinBatch", func(t *testing.T) { testOrderWithinBatch(t, newStore) })
 	t.Run("ConcurrentReaders", func(t *testing.T) { testConcurrentReaders(t, newStore) })
+	t.Run("NewSetsNeverEmpty", func(t *testing.T) { testNewSetsNeverEmpty(t, newStore) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, newStore) })
 	t.Run("Expiry", func(t *testing.T) { testExpiry(t, newStore) })
 	t.Run("Members", func(t *testing.T) { testMembers(t, newStore) })
@@ -200,6 +202,61 @@ func testConcurrentReaders(t *testing.T, newStore NewFunc) {
 	want := []store.ReactionCount{{ReactionType: "a", Count: batches}, {ReactionType: "b", Count: batches}}
 	if got := MustCounts(t, s, "c"); !slices.Equal(got, want) {
 		t.Fatalf("counts = %+v, want %+v", got, want)
+	}
+}
+
+// testNewSetsNeverEmpty checks that a reader never sees a set, or a content, that an
+// add is creating before it holds its member: nothing is ever removed here, so a count
+// of 0 could only be such a set.
+func testNewSetsNeverEmpty(t *testing.T, newStore NewFunc) {
+	s := open(t, newStore)
+	const batches = 1000
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var newest atomic.Int64 // the last content being created
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	for r := range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				// Half the readers read the content that gains a reaction per batch, half
+				// the one being created.
+				content := "c"
+				if r%2 == 1 {
+					content = fmt.Sprint("n", newest.Load())
+				}
+				counts, err := s.Counts(ctx, content)
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					errc <- err
+					return
+				}
+				for _, c := range counts {
+					if c.Count != 1 {
+						errc <- fmt.Errorf("content %s: saw %+v, want every count 1 (a set seen before it held its member)", content, counts)
+						return
+					}
+				}
+			}
+		})
+	}
+	for i := range batches {
+		newest.Store(int64(i))
+		MustApply(t, s, add("c", fmt.Sprint("r", i), "u"), add(fmt.Sprint("n", i), "r", "u"))
+	}
+	cancel()
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	if got := len(MustCounts(t, s, "c")); got != batches {
+		t.Fatalf("content c has %d reactions, want %d", got, batches)
 	}
 }
 
