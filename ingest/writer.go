@@ -131,6 +131,7 @@ type Writer struct {
 	failed     int       // events refused since the last log line
 
 	remote   chan expiry              // expiries of memberships other nodes added (shared store)
+	reload   chan struct{}            // ReloadExpiries asks the writer goroutine to load them again
 	ctx      context.Context          // for store calls; never cancelled
 	stamped  bool                     // writer goroutine only: an event with a ts went to the store
 	expiries expiryHeap               // writer goroutine only: scheduled expiry checks
@@ -151,6 +152,7 @@ func NewWriter(st store.Store, opts Options, logger *slog.Logger, reg prometheus
 		done:     make(chan struct{}),
 		ctx:      context.Background(),
 		remote:   make(chan expiry, 4096),
+		reload:   make(chan struct{}, 1),
 		ttls:     make(map[string]time.Duration),
 	}
 	w.waiters.New = func() any { return &waiter{ch: make(chan struct{}, 1)} }
@@ -298,6 +300,9 @@ func (w *Writer) run() {
 		case e := <-w.remote:
 			heap.Push(&w.expiries, e)
 			continue
+		case <-w.reload:
+			w.loadExpiries()
+			continue
 		}
 		if !ok {
 			return
@@ -414,6 +419,17 @@ func (w *Writer) ScheduleExpiry(contentID, reactionType, userID string, expiresA
 		return true
 	default:
 		return false
+	}
+}
+
+// ReloadExpiries makes the writer goroutine read the memberships that have an expiry
+// from the store again, between two batches, and schedule their checks, as it does at
+// Start: for a shared store that could not be read then. Calls made before the writer
+// gets to it count as one; it never blocks.
+func (w *Writer) ReloadExpiries() {
+	select {
+	case w.reload <- struct{}{}:
+	default:
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,8 +16,10 @@ import (
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/store"
 	"github.com/arina-dev/arina/store/redis"
 	"github.com/arina-dev/arina/store/redis/redistest"
+	"github.com/arina-dev/arina/store/storetest"
 )
 
 // scaleNode is one arina process on the shared Redis; restart replaces its process.
@@ -208,4 +212,53 @@ func TestScaleOut_ExpiryWithoutItsNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCount(t, b.HTTPURL, "stove-3", "active", 0)
+}
+
+// TestScaleOut_NodeStartsBeforeRedis: a node started while its Redis is down (a site
+// powering up) does not exit; it is not ready and refuses writes. Once Redis answers
+// it turns ready by itself, takes publishes, and expires a membership that was added
+// with a TTL before it started, which it could only learn about from Redis.
+func TestScaleOut_NodeStartsBeforeRedis(t *testing.T) {
+	rs := redistest.Start(t)
+	seed, err := redis.Open(context.Background(), redis.Options{Addrs: []string{rs.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.MustApply(t, seed, store.Op{ContentID: "stove-3", ReactionType: "active", UserID: "sam",
+		Action: store.Add, ExpiresAt: time.Now().Add(8 * time.Second).UnixMilli()})
+	if err := seed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rs.Stop() // the append-only file keeps sam for the restart
+
+	d := arinatest.Start(t, func(o *daemon.Options) {
+		o.Redis = &redis.Options{Addrs: []string{rs.Addr()}, HealthInterval: 50 * time.Millisecond}
+	})
+	if code, _, checks := readyz(t, d.HTTPURL); code != http.StatusServiceUnavailable || checks["store"] == "ok" {
+		t.Fatalf("/readyz with Redis down: %d %v, want 503 and the store check failing", code, checks)
+	}
+	resp, err := http.Post(d.HTTPURL+"/api/v1/reaction", "application/json", strings.NewReader(
+		`{"type":"reaction","action":"add","content_id":"stove-3","user_id":"ann","reaction_type":"busy"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("POST with Redis down: %d, want 503", resp.StatusCode)
+	}
+
+	rs.Restart()
+	arinatest.WaitFor(t, 10*time.Second, func() error {
+		if code, status, _ := readyz(t, d.HTTPURL); code != http.StatusOK {
+			return fmt.Errorf("/readyz %d %q", code, status)
+		}
+		return nil
+	})
+	pub := MustConnect311(t, d.MQTTAddr, "gas-valve")
+	defer pub.Disconnect(0)
+	MustPublish(t, pub, "kitchen/stove-3/busy", 1, "add ann") // acknowledged: applied
+	if got, _ := arinatest.Counts(t, d.HTTPURL, "stove-3"); got["busy"] != 1 || got["active"] != 1 {
+		t.Fatalf("counts once Redis answers: %v, want busy 1 and sam still active", got)
+	}
+	waitCount(t, d.HTTPURL, "stove-3", "active", 0) // sam's TTL ran out
 }

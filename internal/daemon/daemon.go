@@ -54,13 +54,25 @@ const (
 	DurabilityNone  = "none"
 )
 
-func openStore(opts Options, logger *slog.Logger, hub *feed.Hub, reg prometheus.Registerer, writer func() *ingest.Writer) (store.Store, func() bool, error) {
+// openStore opens the store opts name. writer returns the writer once it has started
+// (nil before); reached is set once a Redis store that Open could not reach answers.
+func openStore(opts Options, logger *slog.Logger, hub *feed.Hub, reg prometheus.Registerer, writer func() *ingest.Writer, reached *atomic.Bool) (store.Store, func() bool, error) {
 	if opts.Store != nil {
 		return opts.Store, func() bool { return true }, nil
 	}
 	if opts.Redis != nil {
 		ro := *opts.Redis
 		ro.Logger = logger
+		// A node may start before Redis (a whole site powering up): it waits, not
+		// ready, instead of exiting. The writer could not read the memberships with
+		// an expiry at its start, so it reads them once Redis answers.
+		ro.StartUnreachable = true
+		ro.OnReachable = func() {
+			reached.Store(true)
+			if w := writer(); w != nil {
+				w.ReloadExpiries()
+			}
+		}
 		// Changes applied by other nodes reach this node's change stream and count
 		// topics as its own do.
 		ro.OnRemoteChange = func(rcs []redis.Change) {
@@ -140,7 +152,8 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	var storeOK func() bool
 	d.Feed = feed.New(0)
 	var writer atomic.Pointer[ingest.Writer] // for remote expiries, once it exists
-	if d.Store, storeOK, err = openStore(opts, logger.With("component", "store"), d.Feed, reg, writer.Load); err != nil {
+	var reached atomic.Bool                  // a store unreachable at Open answered
+	if d.Store, storeOK, err = openStore(opts, logger.With("component", "store"), d.Feed, reg, writer.Load, &reached); err != nil {
 		return d, err
 	}
 	ingestOpts := opts.Ingest
@@ -150,6 +163,11 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	}
 	d.Writer.Start()
 	writer.Store(d.Writer)
+	if reached.Load() {
+		// Redis answered while the writer started: OnReachable may have found no
+		// writer yet. (A second reload only schedules some checks twice.)
+		d.Writer.ReloadExpiries()
+	}
 
 	if d.Broker, err = broker.New(opts.MQTT, d.Writer, logger.With("component", "mqtt"), reg); err != nil {
 		return d, err

@@ -32,8 +32,9 @@
 //
 // # Scripts
 //
-// Every mutation runs in Lua scripts on the server (EVALSHA; loaded at Open, loaded
-// again when a server answers NOSCRIPT after a restart), so that each op's outcome,
+// Every mutation runs in Lua scripts on the server (EVALSHA; loaded at Open, or when
+// Redis first answers if Options.StartUnreachable let Open return without it, and
+// loaded again when a server answers NOSCRIPT after a restart), so that each op's outcome,
 // its last-writer-wins check (store.Op.TS) and the counts are decided atomically
 // where the data is:
 //

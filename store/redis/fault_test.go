@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,6 +144,76 @@ func TestOpen_Unreachable(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), addr) {
 		t.Errorf("Open error %q does not name the address %s", err, addr)
+	}
+}
+
+// TestOpen_StartUnreachable opens a store, with StartUnreachable, before its
+// redis-server starts: Open returns a store that is not healthy and refuses writes;
+// once the server listens, the store turns healthy by itself, runs OnReachable once,
+// applies, and its change feed receives other nodes' changes (a first subscription,
+// not counted as a resubscription). An error reply still fails Open.
+func TestOpen_StartUnreachable(t *testing.T) {
+	redistest.NeedServer(t)
+	port, err := redistest.FreePort() // nothing listens there yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var log changeLog
+	var reached atomic.Int32
+	opts := redis.Options{Addrs: []string{addr}, KeyPrefix: NewPrefix(), Timeout: time.Second,
+		HealthInterval: 20 * time.Millisecond, StartUnreachable: true}
+	optsA := opts
+	optsA.OnRemoteChange = log.add
+	optsA.OnReachable = func() { reached.Add(1) }
+	a := MustOpen(t, optsA)
+	if a.Healthy() {
+		t.Fatal("Healthy() = true with nothing listening")
+	}
+	err = a.Apply(context.Background(), []store.Op{add("c", "r", "early", 0)}, make([]store.Result, 1))
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Apply before Redis started = %v, want store.ErrUnavailable", err)
+	}
+	if n := reached.Load(); n != 0 {
+		t.Fatalf("OnReachable ran %d times before Redis started", n)
+	}
+
+	redistest.StartAt(t, port)
+	waitFor(t, 10*time.Second, func() error {
+		if !a.Healthy() || reached.Load() != 1 {
+			return fmt.Errorf("healthy %v, OnReachable ran %d times", a.Healthy(), reached.Load())
+		}
+		return nil
+	})
+	if got := storetest.MustApply(t, a, add("c", "r", "u1", 0)); got[0] != (store.Result{Changed: true, Count: 1}) {
+		t.Fatalf("Apply once Redis answers = %+v", got[0])
+	}
+	b := MustOpen(t, opts)
+	i := 0
+	waitFor(t, 10*time.Second, func() error { // the feed may subscribe after the health check
+		i++
+		storetest.MustApply(t, b, add("c", "r", "b"+strconv.Itoa(i), 0))
+		for _, c := range log.get() {
+			if c.ContentID == "c" {
+				return nil
+			}
+		}
+		return errors.New("node a's feed received nothing from node b")
+	})
+	if st := a.Stats(); st.FeedResubscribes != 0 {
+		t.Errorf("stats: %+v; the first subscription counted as a resubscription", st)
+	}
+	if n := reached.Load(); n != 1 {
+		t.Errorf("OnReachable ran %d times, want once", n)
+	}
+
+	// Reached but refused (cluster mode against a server without cluster support): a
+	// mistake, not an outage, so Open fails.
+	s, err := redis.Open(context.Background(), redis.Options{Addrs: []string{addr}, Mode: redis.ModeCluster,
+		Timeout: time.Second, StartUnreachable: true})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open in cluster mode against a server without cluster support succeeded")
 	}
 }
 

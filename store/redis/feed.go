@@ -90,8 +90,9 @@ const (
 
 // follow receives the change feed until ctx ends, handing other nodes' changes to
 // OnRemoteChange. go-redis reconnects and subscribes again after an error; what was
-// published meanwhile is lost (see the package doc).
-func (s *Store) follow(ctx context.Context, ps *goredis.PubSub) {
+// published meanwhile is lost (see the package doc). confirmed says whether Open took
+// the subscription's first confirmation (it does unless Redis was unreachable).
+func (s *Store) follow(ctx context.Context, ps *goredis.PubSub, confirmed bool) {
 	backoff := feedMinBackoff
 	timer := time.NewTimer(0)
 	<-timer.C
@@ -122,8 +123,12 @@ func (s *Store) follow(ctx context.Context, ps *goredis.PubSub) {
 		backoff = feedMinBackoff
 		switch m := msg.(type) {
 		case *goredis.Subscription:
-			// Open took the first confirmation: this one follows a reconnection.
-			if m.Kind == "subscribe" {
+			if m.Kind == "subscribe" && !confirmed {
+				// Open could not reach Redis: this is the first subscription.
+				confirmed = true
+				s.log.Info("change feed subscribed")
+			} else if m.Kind == "subscribe" {
+				// Open took the first confirmation: this one follows a reconnection.
 				s.stats.feedResubscribes.Add(1)
 				s.log.Info("change feed subscribed again; changes other nodes published meanwhile were missed by this node's live feed (queries are unaffected)")
 			}

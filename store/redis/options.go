@@ -65,6 +65,17 @@ type Options struct {
 	// (Healthy); default 1s.
 	HealthInterval time.Duration
 	PoolSize       int // connections per server; 0: go-redis's default (10 per CPU)
+
+	// StartUnreachable makes Open return a store even when Redis cannot be reached
+	// yet (refused, timed out, not resolved; an error reply such as a wrong password
+	// still fails Open). The store starts unhealthy, and every HealthInterval it tries
+	// again; once Redis answers it loads the scripts, the change feed subscribes, and
+	// OnReachable runs. Without it Open fails.
+	StartUnreachable bool
+	// OnReachable, if not nil, runs once, on its own goroutine, when Redis first
+	// answers after an Open that could not reach it: what the caller would have read
+	// at Open (the daemon rebuilds its expiry timers) it can read then.
+	OnReachable func()
 }
 
 func (o *Options) setDefaults() {

@@ -35,6 +35,7 @@ type Store struct {
 	buf     applyBuf
 
 	healthy atomic.Bool
+	reached atomic.Bool // Redis answered once since Open (at Open, or later with StartUnreachable)
 	closed  atomic.Bool
 	once    sync.Once
 	cancel  context.CancelFunc // stops the background goroutines
@@ -47,9 +48,10 @@ var _ store.Store = (*Store)(nil)
 
 // Open connects to Redis as opts say, checks that it answers, loads the scripts and,
 // when opts.OnRemoteChange is set, subscribes to the change feed. It fails when Redis
-// cannot be reached, naming the addresses tried. Once open, the store outlives Redis
-// outages: operations fail (quickly, see Options.Timeout) and Healthy reports false
-// until Redis answers again, then it resumes by itself.
+// cannot be reached, naming the addresses tried, unless opts.StartUnreachable: then
+// the store starts as after an outage. Once open, the store outlives Redis outages:
+// operations fail (quickly, see Options.Timeout) and Healthy reports false until Redis
+// answers again, then it resumes by itself.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	opts.Addrs = append([]string(nil), opts.Addrs...)
 	opts.setDefaults()
@@ -101,26 +103,38 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 
 	octx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	if err := s.ping(octx); err != nil {
-		return fail(fmt.Errorf("ping: %w", err))
+	down := s.ping(octx)
+	if down != nil && (!opts.StartUnreachable || !unavailable(down)) {
+		return fail(fmt.Errorf("ping: %w", down))
 	}
-	if err := s.loadScripts(octx); err != nil {
-		return fail(err)
+	if down == nil {
+		if err := s.loadScripts(octx); err != nil {
+			return fail(err)
+		}
 	}
 	bg, stop := context.WithCancel(context.Background())
 	s.cancel = stop
 	if opts.OnRemoteChange != nil {
 		s.ps = s.c.Subscribe(octx, s.k.channel())
-		// Wait for the confirmation, so that changes applied after Open returns reach
-		// this node's feed.
-		if _, err := s.ps.ReceiveTimeout(octx, opts.Timeout); err != nil {
-			stop()
-			return fail(errors.Join(fmt.Errorf("subscribing to %s: %w", s.k.channel(), err), s.ps.Close()))
+		if down == nil {
+			// Wait for the confirmation, so that changes applied after Open returns
+			// reach this node's feed.
+			if _, err := s.ps.ReceiveTimeout(octx, opts.Timeout); err != nil {
+				stop()
+				return fail(errors.Join(fmt.Errorf("subscribing to %s: %w", s.k.channel(), err), s.ps.Close()))
+			}
 		}
-		s.wg.Go(func() { s.follow(bg, s.ps) })
+		// Unreachable: go-redis subscribes when follow's first receive connects.
+		s.wg.Go(func() { s.follow(bg, s.ps, down == nil) })
 	}
-	s.healthy.Store(true)
-	s.wg.Go(func() { s.watch(bg) })
+	s.healthy.Store(down == nil)
+	s.reached.Store(down == nil)
+	s.wg.Go(func() { s.watch(bg, down != nil) })
+	if down != nil {
+		s.log.Warn("redis unreachable at start; trying again every health interval, not ready until it answers",
+			"mode", opts.Mode, "addrs", opts.Addrs, "every", opts.HealthInterval, "err", down)
+		return s, nil
+	}
 	s.log.Info("redis store open", "mode", opts.Mode, "addrs", opts.Addrs, "key_prefix", opts.KeyPrefix, "node", node)
 	return s, nil
 }
@@ -164,8 +178,9 @@ func (s *Store) forEachMaster(ctx context.Context, fn func(context.Context, gore
 	return fn(ctx, s.c)
 }
 
-// watch checks every HealthInterval that Redis answers, until ctx ends.
-func (s *Store) watch(ctx context.Context) {
+// watch checks every HealthInterval that Redis answers, until ctx ends. If Open could
+// not reach Redis (unreached), the first time it answers watch runs OnReachable.
+func (s *Store) watch(ctx context.Context, unreached bool) {
 	t := time.NewTicker(s.opts.HealthInterval)
 	defer t.Stop()
 	for {
@@ -177,12 +192,23 @@ func (s *Store) watch(ctx context.Context) {
 		pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 		err := s.ping(pctx)
 		if err == nil && !s.healthy.Load() {
-			// Back after an outage: a restarted server has lost its script cache.
+			// Back after an outage, or reached for the first time: a restarted server
+			// has lost its script cache.
 			err = s.loadScripts(pctx)
 		}
 		cancel()
 		if ctx.Err() != nil {
 			return
+		}
+		if err == nil && unreached {
+			unreached = false
+			s.reached.Store(true)
+			s.healthy.Store(true)
+			s.log.Info("redis store open", "mode", s.opts.Mode, "addrs", s.opts.Addrs, "key_prefix", s.opts.KeyPrefix, "node", s.node)
+			if s.opts.OnReachable != nil {
+				s.wg.Go(s.opts.OnReachable)
+			}
+			continue
 		}
 		s.setHealthy(err)
 	}

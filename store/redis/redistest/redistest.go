@@ -70,6 +70,13 @@ type Server struct {
 // tb.Cleanup.
 func Start(tb testing.TB, args ...string) *Server {
 	tb.Helper()
+	return StartAt(tb, 0, args...)
+}
+
+// StartAt is Start on the given port, or on a free one if port is 0 (for a server
+// that a client was told about before it started).
+func StartAt(tb testing.TB, port int, args ...string) *Server {
+	tb.Helper()
 	bin := NeedServer(tb)
 	dir := tb.TempDir()
 	base := []string{
@@ -80,9 +87,13 @@ func Start(tb testing.TB, args ...string) *Server {
 		"--logfile", "",
 		"--daemonize", "no",
 	}
-	s := &Server{tb: tb, bin: bin, dir: dir, args: append(base, args...)}
+	s := &Server{tb: tb, bin: bin, dir: dir, args: append(base, args...), port: port}
 	tb.Cleanup(s.kill)
-	if err := s.startOnFreePort(); err != nil {
+	start := s.startOnFreePort
+	if port != 0 {
+		start = s.start
+	}
+	if err := start(); err != nil {
 		tb.Fatalf("redistest: starting redis-server: %v", err)
 	}
 	return s
