@@ -92,6 +92,12 @@ type Durable struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
+
+	metricsMu  sync.Mutex // Collect against Close
+	dbClosed   bool       // guarded by metricsMu
+	stalls     atomic.Int64
+	stallStart atomic.Int64 // unix ns when the current write stall began
+	stallNanos atomic.Int64 // total of the stalls that ended
 }
 
 var _ Store = (*Durable)(nil)
@@ -117,8 +123,10 @@ func OpenDurable(opts DurableOptions) (*Durable, error) {
 		return nil, fmt.Errorf("store: creating data directory %s: %w", dir, err)
 	}
 	start := time.Now()
+	d := &Durable{mem: NewMemory(), opts: opts, log: opts.Logger, stop: make(chan struct{})}
 	db, err := pebble.Open(dir, &pebble.Options{
-		Logger: pebbleLogger{opts.Logger},
+		Logger:        pebbleLogger{opts.Logger},
+		EventListener: d.events(),
 		// Arina reads the engine only when it opens it (load): queries are answered
 		// from memory. The read amplification of many L0 files then costs only that
 		// read, so L0 is let grow to 16 sublevels before it is compacted (Pebble's
@@ -137,7 +145,7 @@ func OpenDurable(opts DurableOptions) (*Durable, error) {
 		}
 		return nil, fmt.Errorf("store: opening %s: %w", dir, err)
 	}
-	d := &Durable{mem: NewMemory(), db: db, opts: opts, log: opts.Logger, batch: db.NewBatch(), stop: make(chan struct{})}
+	d.db, d.batch = db, db.NewBatch()
 	d.opts.Dir = dir
 	if err := d.checkFormat(); err != nil {
 		_ = db.Close()
@@ -509,7 +517,10 @@ func (d *Durable) Close() error {
 		if !d.opts.Sync {
 			errs = append(errs, d.db.LogData(nil, pebble.Sync))
 		}
+		d.metricsMu.Lock()
+		d.dbClosed = true
 		errs = append(errs, d.batch.Close(), d.db.Close())
+		d.metricsMu.Unlock()
 		if err := errors.Join(errs...); err != nil {
 			d.closeErr = fmt.Errorf("store: closing %s: %w", d.opts.Dir, err)
 		}

@@ -25,3 +25,9 @@ func (d *Durable) DiskTombstones() (int, error) {
 	}
 	return n, it.Close()
 }
+
+// Flush flushes d's engine's memtable to a level 0 table.
+func (d *Durable) Flush() error { return d.db.Flush() }
+
+// StallEvents returns the engine event handlers d counts write stalls with.
+func (d *Durable) StallEvents() *pebble.EventListener { return d.events() }

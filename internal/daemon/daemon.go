@@ -108,6 +108,9 @@ func openStore(opts Options, logger *slog.Logger, hub *feed.Hub, reg prometheus.
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := reg.Register(d); err != nil {
+			return nil, nil, errors.Join(fmt.Errorf("registering store metrics: %w", err), d.Close())
+		}
 		return d, d.Healthy, nil
 	case DurabilityNone, "":
 		return store.NewMemory(), func() bool { return true }, nil
