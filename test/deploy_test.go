@@ -1575,8 +1575,11 @@ func TestDeploy_GrafanaDashboard(t *testing.T) {
 	}
 
 	// A daemon that has seen an MQTT event, an HTTP event, a rejected event and an
-	// expiry exports every series.
+	// expiry exports every series. It has the default, durable store (the engine's
+	// panels).
 	d := arinatest.Start(t, func(o *daemon.Options) {
+		o.Durability = daemon.DurabilitySync
+		o.Durable.Dir = t.TempDir()
 		o.Ingest.TTL = func(r string) time.Duration {
 			if r == "deploy_ttl" {
 				return 10 * time.Millisecond
