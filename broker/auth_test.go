@@ -457,8 +457,16 @@ func TestAuth_PublishMQTT311(t *testing.T) {
 		}
 	}
 	_ = admin.publish(t, "sync/admin", 0, "sync")
-	if m := admin.next(t); m.Topic != "sync/admin" {
-		t.Fatalf("admin received %s %q: a denied publish was retained", m.Topic, m.Payload)
+	late := false
+	for m := admin.next(t); m.Topic != "sync/admin"; m = admin.next(t) {
+		// The allowed QoS 2 "add ann" is relayed by its client's acker after the PUBREC,
+		// so it may still be on its way once the PUBCOMP is in: the admin, arriving
+		// right then, may get it live, once. Nothing else may come before the echo.
+		if m.Topic == "kitchen/Stew/active" && string(m.Payload) == "add ann" && !m.Retain && !late {
+			late = true
+			continue
+		}
+		t.Fatalf("admin received %s %q (retain %v): a denied publish was retained", m.Topic, m.Payload, m.Retain)
 	}
 }
 
