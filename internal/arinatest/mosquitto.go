@@ -105,7 +105,24 @@ func (m *Mosquitto) stop(sig syscall.Signal) {
 		return
 	}
 	_ = m.cmd.Process.Signal(sig)
-	<-m.logs
+	// mosquitto 2.0 installs its SIGTERM handler and only then sets its run flag: a
+	// SIGTERM that comes in between, right after the listener opened, is lost. So
+	// the signal is sent again until it exits, and SIGKILL follows after 10s.
+	resend := time.NewTicker(500 * time.Millisecond)
+	defer resend.Stop()
+	kill := time.Now().Add(10 * time.Second)
+	for exited := false; !exited; {
+		select {
+		case <-m.logs: // closed when the process has exited
+			exited = true
+		case now := <-resend.C:
+			if sig != syscall.SIGKILL && now.After(kill) {
+				m.tb.Logf("mosquitto still running 10s after %v: killing it", sig)
+				sig = syscall.SIGKILL
+			}
+			_ = m.cmd.Process.Signal(sig)
+		}
+	}
 	_ = m.cmd.Wait()
 	m.cmd = nil
 }
