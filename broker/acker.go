@@ -31,8 +31,11 @@ import (
 //
 // Known differences from an unmodified broker: PUBACKs of ingest publishes may come
 // after those of later non-ingest publishes on the same connection (clients match acks
-// by packet id), and relayed ingest messages have the relay as their origin, so a
-// no-local subscription of the publisher itself still receives them.
+// by packet id); relayed ingest messages have the relay as their origin, so a
+// no-local subscription of the publisher itself still receives them; and, as the
+// acker sends subscribers an ingest message after its PUBACK or PUBREC, a client may
+// get the PUBACK, or for QoS 2 the PUBCOMP (the connection's read goroutine answers
+// PUBREL), before subscribers get the message.
 type acker struct {
 	h        *ingestHook
 	cl       *mqtt.Client
