@@ -232,8 +232,9 @@ func TestScaleOut_NodeStartsBeforeRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	expires := time.Now().Add(8 * time.Second)
 	storetest.MustApply(t, seed, store.Op{ContentID: "stove-3", ReactionType: "active", UserID: "sam",
-		Action: store.Add, ExpiresAt: time.Now().Add(8 * time.Second).UnixMilli()})
+		Action: store.Add, ExpiresAt: expires.UnixMilli()})
 	if err := seed.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,8 @@ func TestScaleOut_NodeStartsBeforeRedis(t *testing.T) {
 	pub := MustConnect311(t, d.MQTTAddr, "gas-valve")
 	defer pub.Disconnect(0)
 	MustPublish(t, pub, "kitchen/stove-3/busy", 1, "add ann") // acknowledged: applied
-	if got, _ := arinatest.Counts(t, d.HTTPURL, "stove-3"); got["busy"] != 1 || got["active"] != 1 {
+	got, _ := arinatest.Counts(t, d.HTTPURL, "stove-3")
+	if got["busy"] != 1 || (got["active"] != 1 && time.Now().Before(expires)) {
 		t.Fatalf("counts once Redis answers: %v, want busy 1 and sam still active", got)
 	}
 	waitCount(t, d.HTTPURL, "stove-3", "active", 0) // sam's TTL ran out
