@@ -162,11 +162,15 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	if err := m.AddHook(s.hook, nil); err != nil {
 		return nil, fmt.Errorf("adding ingest hook: %w", err)
 	}
-	if err := m.AddHook(&compatHook{topicAliasMaximum: caps.TopicAliasMaximum, maxPacketSize: caps.MaximumPacketSize}, nil); err != nil {
+	compat := newCompatHook(caps, s.hook.nack)
+	if err := m.AddHook(compat, nil); err != nil {
 		return nil, fmt.Errorf("adding compat hook: %w", err)
 	}
 	if reg != nil {
 		if err := registerMetrics(reg, m); err != nil {
+			return nil, fmt.Errorf("registering mqtt metrics: %w", err)
+		}
+		if err := reg.Register(compat.refused); err != nil {
 			return nil, fmt.Errorf("registering mqtt metrics: %w", err)
 		}
 	}

@@ -131,6 +131,10 @@ func aclDenied(access string, n float64) hostileSample {
 	return hostileSample{fmt.Sprintf(`arina_mqtt_acl_denied_total{access=%q}`, access), n}
 }
 
+func sysRefused(n float64) hostileSample {
+	return hostileSample{`arina_mqtt_publishes_refused_total{reason="sys_topic"}`, n}
+}
+
 func limitHit(limit string, n float64) hostileSample {
 	return hostileSample{fmt.Sprintf(`arina_mqtt_limit_hits_total{limit=%q}`, limit), n}
 }
@@ -926,22 +930,49 @@ func hostileRows() []hostileRow {
 					t.Fatalf("the daemon stopped serving: %v", err)
 				}
 			}},
-		{name: "MQTTPublishToSys", proto: "MQTT", input: "PUBLISH QoS 1 to `$SYS/arina/x`",
-			sees:    "no PUBACK ever (mochi drops it before any hook), connection kept: a QoS 1 sender resends it on every reconnect",
-			metrics: []hostileSample{received("mqtt", 0)}, note: "mochi drops it silently", daemon: openDaemon,
-			run: func(t *testing.T, _ *hostileEnv, d *arinatest.Daemon) {
+		{name: "MQTTPublishToSys", proto: "MQTT", input: "PUBLISH QoS 1 to `$SYS/arina/x` (MQTT 5, then 3.1.1)",
+			sees:    "MQTT 5: PUBACK 0x87 (not authorized); 3.1.1: PUBACK, message dropped; never relayed, connection kept",
+			metrics: []hostileSample{received("mqtt", 0), sysRefused(2)}, daemon: openDaemon,
+			run: func(t *testing.T, e *hostileEnv, d *arinatest.Daemon) {
+				got := make(chan string, 8)
+				sub := MustConnect311(t, d.MQTTAddr, "hostile-sys-sub")
+				defer sub.Disconnect(0)
+				tok := sub.SubscribeMultiple(map[string]byte{"$SYS/arina/#": 1, "plain/#": 1}, func(_ pahomqtt.Client, m pahomqtt.Message) {
+					got <- m.Topic()
+				})
+				if !tok.WaitTimeout(hostileTimeout) || tok.Error() != nil {
+					t.Fatalf("subscribing: %v", tok.Error())
+				}
 				conn := hostileTCP(t, d.MQTTAddr)
 				hostileDialRaw5(t, conn, "hostile-sys")
 				_ = conn.SetDeadline(time.Now().Add(hostileTimeout))
 				_, _ = conn.Write(hostileRawPublish([]byte("$SYS/arina/x"), 1, []byte("add sam"), true))
 				_, _ = conn.Write(hostileRawPublish([]byte("plain/x"), 2, []byte("x"), true))
 				_, _ = pkt5.NewControlPacket(pkt5.PINGREQ).WriteTo(conn)
-				// The broker handles a connection's packets in order: the PUBACK of the
-				// second publish and the PINGRESP come with nothing for the first before them.
-				for _, want := range []byte{pkt5.PUBACK, pkt5.PINGRESP} {
+				// The broker handles a connection's packets in order.
+				for _, want := range []struct {
+					typ    byte
+					id     uint16
+					reason byte
+				}{{pkt5.PUBACK, 1, 0x87}, {pkt5.PUBACK, 2, 0}, {pkt5.PINGRESP, 0, 0}} {
 					cp, err := pkt5.ReadPacket(conn)
-					if err != nil || cp.Type != want || (want == pkt5.PUBACK && cp.PacketID() != 2) {
-						t.Fatalf("got %v (%v), want packet type %d (PUBACK only for packet 2)", cp, err, want)
+					if err != nil || cp.Type != want.typ || cp.PacketID() != want.id ||
+						(want.typ == pkt5.PUBACK && cp.Content.(*pkt5.Puback).ReasonCode != want.reason) {
+						t.Fatalf("got %v (%v), want packet type %d id %d reason %#x", cp, err, want.typ, want.id, want.reason)
+					}
+				}
+				MustPublish(t, e.v3, "$SYS/arina/y", 1, "add sam") // acknowledged
+				MustPublish(t, e.v3, "plain/y", 1, "y")
+				// Each connection's messages are relayed in order: had a $SYS message been
+				// relayed, it would come before the plain one that followed it.
+				for _, want := range []string{"plain/x", "plain/y"} {
+					select {
+					case topic := <-got:
+						if topic != want {
+							t.Fatalf("subscriber got %s, want %s (a $SYS publish was relayed)", topic, want)
+						}
+					case <-time.After(hostileTimeout):
+						t.Fatalf("subscriber got nothing, want %s", want)
 					}
 				}
 			}},

@@ -894,8 +894,12 @@ func (s *Server) InjectPacket(cl *Client, pk packets.Packet) error {
 
 // processPublish processes a Publish packet.
 func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
+	sys := false // Arina patch 13: a publish to $SYS goes to the hooks, which answer it
 	if !cl.Net.Inline && !IsValidFilter(pk.TopicName, true) {
-		return nil
+		if !isSysTopic(pk.TopicName) {
+			return nil
+		}
+		sys = true
 	}
 
 	if atomic.LoadInt32(&cl.State.Inflight.receiveQuota) == 0 {
@@ -961,6 +965,9 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 			return err
 		}
 		return nil
+	}
+	if sys {
+		pk.Ignore = true // whatever the hooks said: never retained, never relayed
 	}
 
 	if pk.FixedHeader.Retain { // [MQTT-3.3.1-5] ![MQTT-3.3.1-8]

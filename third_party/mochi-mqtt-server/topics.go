@@ -734,13 +734,19 @@ func IsSharedFilter(filter string) bool {
 }
 
 // IsValidFilter returns true if the filter is valid.
+// isSysTopic reports whether a topic name starts with $SYS (in any case), the prefix
+// IsValidFilter refuses for publishing (Arina patch 13).
+func isSysTopic(topic string) bool {
+	return len(topic) >= len(SysPrefix) && strings.EqualFold(topic[0:len(SysPrefix)], SysPrefix)
+}
+
 func IsValidFilter(filter string, forPublish bool) bool {
 	if !forPublish && len(filter) == 0 { // publishing can accept zero-length topic filter if topic alias exists, so we don't enforce for publish.
 		return false // [MQTT-4.7.3-1]
 	}
 
 	if forPublish {
-		if len(filter) >= len(SysPrefix) && strings.EqualFold(filter[0:len(SysPrefix)], SysPrefix) {
+		if isSysTopic(filter) {
 			// 4.7.2 Non-normative - The Server SHOULD prevent Clients from using such Topic Names [$SYS] to exchange messages with other Clients.
 			return false
 		}
