@@ -70,20 +70,27 @@ func TestStore_RedisDown(t *testing.T) {
 		t.Fatalf("Apply after the restart = %+v", got[0])
 	}
 	// a's feed subscribes again by itself: changes b applies reach it again.
-	i := 0
-	waitFor(t, 10*time.Second, func() error {
-		i++
-		storetest.MustApply(t, b, add("after", "r", "u"+strconv.Itoa(i), 0))
-		for _, c := range logA.get() {
-			if c.ContentID == "after" {
-				return nil
-			}
-		}
-		return errors.New("node a's feed received nothing since the restart")
-	})
+	waitFeed(t, b, &logA, "after")
 	if st := a.Stats(); st.FeedResubscribes == 0 || st.ApplyErrors != 1 {
 		t.Errorf("stats after the outage: %+v; want a resubscription and one failed Apply", st)
 	}
+}
+
+// waitFeed applies a new membership of content on store from until the change feed
+// that log records has delivered a change of content: a subscription may take a while.
+func waitFeed(t *testing.T, from *redis.Store, log *changeLog, content string) {
+	t.Helper()
+	i := 0
+	waitFor(t, 10*time.Second, func() error {
+		i++
+		storetest.MustApply(t, from, add(content, "r", "feed"+strconv.Itoa(i), 0))
+		for _, c := range log.get() {
+			if c.ContentID == content {
+				return nil
+			}
+		}
+		return fmt.Errorf("the feed received no change of %s", content)
+	})
 }
 
 // TestStore_RedisHangs pauses redis-server (SIGSTOP): nothing answers, connections
@@ -188,18 +195,7 @@ func TestOpen_StartUnreachable(t *testing.T) {
 	if got := storetest.MustApply(t, a, add("c", "r", "u1", 0)); got[0] != (store.Result{Changed: true, Count: 1}) {
 		t.Fatalf("Apply once Redis answers = %+v", got[0])
 	}
-	b := MustOpen(t, opts)
-	i := 0
-	waitFor(t, 10*time.Second, func() error { // the feed may subscribe after the health check
-		i++
-		storetest.MustApply(t, b, add("c", "r", "b"+strconv.Itoa(i), 0))
-		for _, c := range log.get() {
-			if c.ContentID == "c" {
-				return nil
-			}
-		}
-		return errors.New("node a's feed received nothing from node b")
-	})
+	waitFeed(t, MustOpen(t, opts), &log, "c") // the feed may subscribe after the health check
 	if st := a.Stats(); st.FeedResubscribes != 0 {
 		t.Errorf("stats: %+v; the first subscription counted as a resubscription", st)
 	}
