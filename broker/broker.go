@@ -134,7 +134,7 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	s := &Server{opts: opts, log: logger, mochi: m}
 	s.hook = &ingestHook{prefix: opts.TopicPrefix, maxPayload: opts.MaxEventPayload, sink: sink,
 		batchTopic: opts.TopicPrefix + "/" + BatchTopicSuffix, maxBatchPayload: opts.MaxBatchPayload, log: logger, closing: &s.closed,
-		server: m, relay: m.NewClient(nil, "local", "arina-relay", true)}
+		server: m, relay: m.NewClient(nil, "local", "arina-relay", true), refused: newRefusedCounter()}
 	// Without a users file every client is allowed; the daemon binds loopback only in
 	// that case. The auth hook goes first: its OnPublish must see a publish before the
 	// ingest hook does.
@@ -162,15 +162,14 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	if err := m.AddHook(s.hook, nil); err != nil {
 		return nil, fmt.Errorf("adding ingest hook: %w", err)
 	}
-	compat := newCompatHook(caps, s.hook.nack)
-	if err := m.AddHook(compat, nil); err != nil {
+	if err := m.AddHook(&compatHook{topicAliasMaximum: caps.TopicAliasMaximum, maxPacketSize: caps.MaximumPacketSize}, nil); err != nil {
 		return nil, fmt.Errorf("adding compat hook: %w", err)
 	}
 	if reg != nil {
 		if err := registerMetrics(reg, m); err != nil {
 			return nil, fmt.Errorf("registering mqtt metrics: %w", err)
 		}
-		if err := reg.Register(compat.refused); err != nil {
+		if err := reg.Register(s.hook.refused); err != nil {
 			return nil, fmt.Errorf("registering mqtt metrics: %w", err)
 		}
 	}

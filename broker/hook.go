@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arina-dev/arina/ingest"
 )
@@ -33,6 +35,19 @@ type ingestHook struct {
 	ackerWG         sync.WaitGroup
 	injecting       sync.Map // *byte -> struct{}: first payload byte of each publish being re-injected
 	pending         sync.Pool
+	refused         *prometheus.CounterVec // publishes refused before any processing, by reason
+}
+
+// Reasons of arina_mqtt_publishes_refused_total.
+const refusedSys = "sys_topic"
+
+func newRefusedCounter() *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "arina_mqtt_publishes_refused_total",
+		Help: "MQTT publishes refused before any processing, by reason (sys_topic: a client published to $SYS).",
+	}, []string{"reason"})
+	c.WithLabelValues(refusedSys)
+	return c
 }
 
 func (h *ingestHook) ID() string { return "arina-ingest" }
@@ -88,6 +103,9 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	if cl.Net.Inline || h.reinjected(pk) {
 		return pk, nil
 	}
+	if isSysTopic(pk.TopicName) {
+		return pk, h.refuseSys(cl, pk)
+	}
 	if pk.TopicName == h.batchTopic {
 		return h.onBatch(cl, pk)
 	}
@@ -129,6 +147,33 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, h.nack(cl, pk, packets.ErrQuotaExceeded)
 	}
 	return pk, packets.ErrRejectPacket
+}
+
+// refuseSys refuses a client's publish to a $SYS topic, which only the broker may
+// publish (MQTT 4.7.2). mochi used to drop it without an answer, so a QoS 1/2 sender
+// resent it on every reconnect; now (mochi patch 13) it reaches the hooks, and mochi
+// never retains or relays it whatever they say. As for a publish outside the ACL:
+// MQTT 5 gets 0x87 (not authorized) for QoS 1/2; 3.1.1, which has no negative ack,
+// gets its ack and the message is dropped; QoS 0 is dropped. Each one is counted.
+// It is checked here, in the hook every publish passes anyway, not in a hook of its
+// own: each OnPublish hook takes and returns the packet by value, and a separate one
+// measured 1.39-1.48 us of broker CPU per QoS 0 event against 1.35-1.39 without.
+func (h *ingestHook) refuseSys(cl *mqtt.Client, pk packets.Packet) error {
+	h.refused.WithLabelValues(refusedSys).Inc()
+	switch {
+	case pk.FixedHeader.Qos == 0:
+		return packets.ErrRejectPacket
+	case cl.Properties.ProtocolVersion >= 5:
+		return h.nack(cl, pk, packets.ErrNotAuthorized)
+	default:
+		return packets.CodeSuccessIgnore
+	}
+}
+
+// isSysTopic reports whether a topic name is under $SYS (compared as mochi does,
+// ignoring case).
+func isSysTopic(topic string) bool {
+	return len(topic) >= len(mqtt.SysPrefix) && strings.EqualFold(topic[:len(mqtt.SysPrefix)], mqtt.SysPrefix)
 }
 
 // refuse311 answers an MQTT 3.1.1 QoS 1/2 publish that could not be accepted or
