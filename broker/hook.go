@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -103,7 +102,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	if cl.Net.Inline || h.reinjected(pk) {
 		return pk, nil
 	}
-	if isSysTopic(pk.TopicName) {
+	if mqtt.IsSysTopic(pk.TopicName) {
 		return pk, h.refuseSys(cl, pk)
 	}
 	if pk.TopicName == h.batchTopic {
@@ -168,12 +167,6 @@ func (h *ingestHook) refuseSys(cl *mqtt.Client, pk packets.Packet) error {
 	default:
 		return packets.CodeSuccessIgnore
 	}
-}
-
-// isSysTopic reports whether a topic name is under $SYS (compared as mochi does,
-// ignoring case).
-func isSysTopic(topic string) bool {
-	return len(topic) >= len(mqtt.SysPrefix) && strings.EqualFold(topic[:len(mqtt.SysPrefix)], mqtt.SysPrefix)
 }
 
 // refuse311 answers an MQTT 3.1.1 QoS 1/2 publish that could not be accepted or

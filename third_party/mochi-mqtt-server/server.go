@@ -896,7 +896,7 @@ func (s *Server) InjectPacket(cl *Client, pk packets.Packet) error {
 func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	sys := false // Arina patch 13: a publish to $SYS goes to the hooks, which answer it
 	if !cl.Net.Inline && !IsValidFilter(pk.TopicName, true) {
-		if !isSysTopic(pk.TopicName) {
+		if !IsSysTopic(pk.TopicName) {
 			return nil
 		}
 		sys = true

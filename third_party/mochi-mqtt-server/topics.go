@@ -734,9 +734,9 @@ func IsSharedFilter(filter string) bool {
 }
 
 // IsValidFilter returns true if the filter is valid.
-// isSysTopic reports whether a topic name starts with $SYS (in any case), the prefix
+// IsSysTopic reports whether a topic name starts with $SYS (in any case), the prefix
 // IsValidFilter refuses for publishing (Arina patch 13).
-func isSysTopic(topic string) bool {
+func IsSysTopic(topic string) bool {
 	return len(topic) >= len(SysPrefix) && strings.EqualFold(topic[0:len(SysPrefix)], SysPrefix)
 }
 
@@ -746,7 +746,7 @@ func IsValidFilter(filter string, forPublish bool) bool {
 	}
 
 	if forPublish {
-		if isSysTopic(filter) {
+		if IsSysTopic(filter) {
 			// 4.7.2 Non-normative - The Server SHOULD prevent Clients from using such Topic Names [$SYS] to exchange messages with other Clients.
 			return false
 		}
