@@ -42,7 +42,7 @@ type Report struct {
 
 	WarmupSeconds   float64 `json:"warmup_s"`
 	WarmupSent      int64   `json:"warmup_sent"`
-	DurationSeconds float64 `json:"duration_s"`         // measured phase, until the last publish completed
+	DurationSeconds float64 `json:"duration_s"`         // measured phase, until the last publish completed (unrounded)
 	PublishSeconds  float64 `json:"publish_duration_s"` // measured phase, until the last publish was sent
 	Interrupted     bool    `json:"interrupted"`        // the context ended the run early
 
@@ -812,7 +812,9 @@ func (r *runner) report(receiveMax uint16, interrupted bool) *Report {
 	}
 	at := time.Duration(r.measuredAt.Load())
 	pubDur, dur := max(lastPub-at, 0), max(lastEnd-at, 0)
-	rep.PublishSeconds, rep.DurationSeconds = round3(pubDur.Seconds()), round3(dur.Seconds())
+	// Unrounded: a short run (600 QoS 0 events) can finish in well under a
+	// millisecond, and a duration rounded to 0 would contradict its positive rate.
+	rep.PublishSeconds, rep.DurationSeconds = pubDur.Seconds(), dur.Seconds()
 	rep.PublishRate = rate(rep.Sent, pubDur)
 	if r.confirmed > 0 {
 		rep.Confirmed = r.confirmed
@@ -845,5 +847,3 @@ func rate(n int64, d time.Duration) float64 {
 	}
 	return math.Round(float64(n)/d.Seconds()*10) / 10
 }
-
-func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
