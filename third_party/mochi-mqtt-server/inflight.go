@@ -16,6 +16,7 @@ import (
 type Inflight struct {
 	sync.RWMutex
 	internal            map[uint16]packets.Packet // internal contains the inflight packets
+	queued              immediateQueue            // Arina patch: the packets with Expiry < 0, in the order they were queued
 	receiveQuota        int32                     // remaining inbound qos quota for flow control
 	sendQuota           int32                     // remaining outbound qos quota for flow control
 	maximumReceiveQuota int32                     // maximum allowed receive quota
@@ -36,6 +37,7 @@ func (i *Inflight) Set(m packets.Packet) bool {
 
 	_, ok := i.internal[m.PacketID]
 	i.internal[m.PacketID] = m
+	i.queued.set(m)
 	return !ok
 }
 
@@ -67,6 +69,7 @@ func (i *Inflight) Clone() *Inflight {
 	for k, v := range i.internal {
 		c.internal[k] = v
 	}
+	c.queued = i.queued.clone()
 	return c
 }
 
@@ -92,15 +95,104 @@ func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 // NextImmediate returns the next inflight packet which is indicated to be sent immediately.
 // This typically occurs when the quota has been exhausted, and we need to wait until new quota
 // is free to continue sending.
+//
+// Arina patch: it runs after every packet that a client with messages in flight sends,
+// and it copied and sorted every in-flight packet (GetAll) to find the first one
+// waiting for quota: O(n log n) copies of whole packets per PUBACK, so a subscriber
+// with thousands in flight left a backlog of PUBACKs that took the broker seconds to
+// work through after the client had gone. The sort was by the creation second and not
+// stable, so packets queued within one second could also leave out of order. Now the
+// packets waiting for quota are kept in the order they were queued (immediateQueue):
+// O(1) when none waits, amortised O(1) otherwise.
 func (i *Inflight) NextImmediate() (packets.Packet, bool) {
-	// Arina patch: GetAll read-locks; locking here too was a recursive RLock, which
-	// deadlocks as soon as a writer waits between the two (Go's RWMutex).
-	m := i.GetAll(true)
-	if len(m) > 0 {
-		return m[0], true
+	i.RLock()
+	none := len(i.queued.seq) == 0
+	i.RUnlock()
+	if none {
+		return packets.Packet{}, false
 	}
 
-	return packets.Packet{}, false
+	i.Lock()
+	defer i.Unlock()
+	id, ok := i.queued.first()
+	if !ok {
+		return packets.Packet{}, false
+	}
+	return i.internal[id], true
+}
+
+// immediateQueue holds, in the order they were queued, the ids of the in-flight packets
+// waiting for send quota (Expiry < 0). Arina patch, see NextImmediate. An id leaves
+// the queue lazily: seq maps each waiting id to the number it was queued under, and an
+// entry of order whose number is not its id's current one is skipped and dropped.
+type immediateQueue struct {
+	seq   map[uint16]uint64 // waiting packet id -> its number in order
+	order []queuedID        // oldest first, from head
+	head  int
+	next  uint64 // the number of the next packet queued
+}
+
+type queuedID struct {
+	id  uint16
+	seq uint64
+}
+
+// set records that packet m is in flight: waiting for quota if m.Expiry < 0, and
+// otherwise not (any earlier wait of its id ends).
+func (q *immediateQueue) set(m packets.Packet) {
+	if m.Expiry >= 0 {
+		q.remove(m.PacketID)
+		return
+	}
+	if _, waiting := q.seq[m.PacketID]; waiting {
+		return // updated in place: it keeps its turn
+	}
+	if q.seq == nil {
+		q.seq = make(map[uint16]uint64)
+	}
+	q.next++
+	q.seq[m.PacketID] = q.next
+	q.order = append(q.order, queuedID{m.PacketID, q.next})
+}
+
+// remove takes id out of the queue, if it waits.
+func (q *immediateQueue) remove(id uint16) {
+	if _, waiting := q.seq[id]; !waiting {
+		return
+	}
+	delete(q.seq, id)
+	if len(q.seq) == 0 { // nothing waits: drop the stale entries at once
+		q.order, q.head = q.order[:0], 0
+	}
+}
+
+// first returns the oldest waiting id, dropping stale entries before it.
+func (q *immediateQueue) first() (uint16, bool) {
+	for q.head < len(q.order) {
+		e := q.order[q.head]
+		if q.seq[e.id] == e.seq {
+			if q.head >= 64 && 2*q.head >= len(q.order) { // reclaim the dropped prefix
+				n := copy(q.order, q.order[q.head:])
+				q.order, q.head = q.order[:n], 0
+			}
+			return e.id, true
+		}
+		q.head++
+	}
+	q.order, q.head = q.order[:0], 0
+	return 0, false
+}
+
+func (q *immediateQueue) clone() immediateQueue {
+	if len(q.seq) == 0 {
+		return immediateQueue{next: q.next}
+	}
+	c := immediateQueue{seq: make(map[uint16]uint64, len(q.seq)), next: q.next}
+	for k, v := range q.seq {
+		c.seq[k] = v
+	}
+	c.order = append([]queuedID(nil), q.order[q.head:]...)
+	return c
 }
 
 // Delete removes an in-flight message from the map. Returns true if the message existed.
@@ -110,6 +202,7 @@ func (i *Inflight) Delete(id uint16) bool {
 
 	_, ok := i.internal[id]
 	delete(i.internal, id)
+	i.queued.remove(id)
 
 	return ok
 }
