@@ -9,17 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/arina-dev/arina/internal/daemon"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = ""
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -78,6 +73,8 @@ func newServeCmd(stderr io.Writer, getenv func(string) string) *cobra.Command {
 			return err
 		}
 		log := newLogger(stderr, cfg.Log)
+		b := currentBuild()
+		log.Info("arina starting", "version", b.Version, "commit", b.Commit, "built", b.Date, "go", b.GoVersion)
 		raiseProcs(getenv, log)
 		return serve(cmd.Context(), cfg, log)
 	}
@@ -117,6 +114,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	opts.Build = currentBuild()
 	d, err := daemon.Start(opts, log)
 	if err != nil {
 		return err
@@ -177,38 +175,8 @@ func newVersionCmd(stdout io.Writer) *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			fmt.Fprintln(stdout, "arina", buildVersion())
+			fmt.Fprintln(stdout, "arina", buildLine(currentBuild()))
 			return nil
 		},
 	}
-}
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	v := bi.Main.Version
-	var rev, when string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.time":
-			when = s.Value
-		}
-	}
-	if rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		v += " " + rev
-		if t, err := time.Parse(time.RFC3339, when); err == nil {
-			v += " " + t.UTC().Format("2006-01-02")
-		}
-	}
-	return v + " " + bi.GoVersion
 }

@@ -45,6 +45,19 @@ type Options struct {
 	// Redis, if set, makes the store a Redis one shared by several nodes (Durability
 	// and Durable are then not used). Its OnRemoteChange and Logger are set by Start.
 	Redis *redis.Options
+
+	// Build says which build runs, for the arina_build_info metric.
+	Build Build
+}
+
+// Build identifies a build of arina: its version, VCS commit and build date as stamped
+// by the release script (or read from Go's build information), and the Go version.
+type Build struct {
+	Version   string
+	Commit    string
+	Date      string // RFC 3339, UTC
+	GoVersion string
+	Modified  bool // built from a checkout with uncommitted changes
 }
 
 // Durability modes.
@@ -139,7 +152,13 @@ type Daemon struct {
 // address in use is an error here. On failure, what had started is stopped again.
 func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "arina_build_info",
+			Help: "Always 1; its labels say which build of arina runs.",
+			ConstLabels: prometheus.Labels{"version": opts.Build.Version, "commit": opts.Build.Commit,
+				"date": opts.Build.Date, "goversion": opts.Build.GoVersion},
+		}, func() float64 { return 1 }))
 	d = &Daemon{Registry: reg, log: logger, timeout: opts.ShutdownTimeout, reloaders: opts.Reloaders}
 	if d.timeout <= 0 {
 		d.timeout = 30 * time.Second
