@@ -148,7 +148,7 @@ func (h *ingestHook) onBatch(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		}
 	}
 	ba.release()
-	return pk, packets.ErrRejectPacket
+	return pk, errHeldBack
 }
 
 // truncateReason keeps a reason string short enough for an ack packet.

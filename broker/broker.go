@@ -306,6 +306,8 @@ func registerMetrics(reg prometheus.Registerer, m *mqtt.Server) error {
 		counter("arina_mqtt_messages_dropped_total", "PUBLISH packets dropped because a subscriber was too slow.", &info.MessagesDropped),
 		gauge("arina_mqtt_retained_messages", "Retained messages held by the broker.", &info.Retained),
 		gauge("arina_mqtt_inflight_messages", "QoS>0 messages in flight.", &info.Inflight),
+		counter("arina_mqtt_connects_low_keepalive_total",
+			"MQTT CONNECTs with a keepalive under the recommended minimum of 5 s, 0 (no keepalive) included.", &info.ClientsLowKeepalive),
 	} {
 		errs = append(errs, reg.Register(c))
 	}

@@ -145,8 +145,24 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		}
 		return pk, h.nack(cl, pk, packets.ErrQuotaExceeded)
 	}
-	return pk, packets.ErrRejectPacket
+	if h.log.Enabled(ctx, slog.LevelDebug) {
+		h.log.Debug("mqtt event accepted; ack held until applied", "client_id", cl.ID, "topic", pk.TopicName,
+			"qos", qos, "packet_id", pk.PacketID)
+	}
+	return pk, errHeldBack
 }
+
+// errHeldBack is what OnPublish returns for a QoS 1/2 publish whose event was accepted:
+// mochi must send nothing now (it is packets.ErrRejectPacket to mochi), the client's
+// acker answers once the event is applied. It is not a rejection, and mochi does not
+// log it as one (HeldBack, mochi patch 14).
+var errHeldBack error = heldBackError{}
+
+type heldBackError struct{}
+
+func (heldBackError) Error() string  { return "publish held back until its event is applied" }
+func (heldBackError) Unwrap() error  { return packets.ErrRejectPacket }
+func (heldBackError) HeldBack() bool { return true }
 
 // refuseSys refuses a client's publish to a $SYS topic, which only the broker may
 // publish (MQTT 4.7.2). mochi used to drop it without an answer, so a QoS 1/2 sender

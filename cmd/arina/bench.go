@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"runtime/pprof"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/internal/loadgen"
 )
 
@@ -28,6 +32,17 @@ publish to PUBACK. With --http pointing at an Arina API it also measures the lat
 from publish until the count is visible over HTTP. A progress line goes to stderr every
 second; the report goes to stdout (one JSON object with --json).
 
+Bench's events are real events: against Arina they are applied to its store, stay
+there and show on its web page. So its content ids start with --content-prefix
+(default "bench-": bench-c0, bench-c1, ..., and bench-probe-... for --http probes), and
+before publishing bench asks the daemon's HTTP API (--http, or http.listen of the
+configuration when --broker is not given or is mqtt.listen's address) whether its store
+holds any content without that prefix. If it does, or if bench cannot ask, it refuses
+and publishes nothing. Benchmark a daemon of its own (e.g. arina serve --durability
+none --mqtt-listen 127.0.0.1:1884 --http-listen 127.0.0.1:4001), or pass
+--no-store-check: for a broker that is not Arina (e.g. mosquitto), or to add bench's
+events to that store on purpose. Bench does not remove what it added.
+
 With --idle N it measures connections at rest instead: it opens N MQTT connections
 (CONNECT with a clean session and, unless --keepalive is set, no keepalive; nothing
 else), 64 at a time, and holds them open for --hold (default: until interrupted), so
@@ -36,7 +51,8 @@ that the broker's memory per idle connection can be read off its RSS (see bench/
 stderr while opening, then "N idle connections open after Xs; holding ...".`,
 		Example: `  arina bench --duration 20s
   arina bench --protocol 311 --qos 1 --events 1000000 --http 127.0.0.1:4000
-  arina bench --broker 127.0.0.1:1884 --subscribe --json    # any broker, e.g. mosquitto
+  arina bench --broker 127.0.0.1:1884 --http 127.0.0.1:4001 # an Arina of its own
+  arina bench --broker 127.0.0.1:1884 --no-store-check --subscribe --json    # any broker, e.g. mosquitto
   arina bench --idle 10000 --hold 30s --json                # 10k idle connections for 30s`,
 		Args: cobra.NoArgs,
 	}
@@ -51,7 +67,9 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 	duration := fs.Duration("duration", 0, "how long to publish (default 10s unless --events is set)")
 	warmup := fs.Duration("warmup", 0, "publish this long first and leave it out of the report")
 	pace := fs.Float64("rate", 0, "publish at most this many events/s over all publishers (e.g. a share of the broker's maximum, to measure queries under load); with --queries: requests/s; 0: as fast as possible")
-	contents := fs.Int("contents", loadgen.DefaultContents, "number of distinct content ids (c0, c1, ...)")
+	contents := fs.Int("contents", loadgen.DefaultContents, "number of distinct content ids (<content-prefix>c0, c1, ...)")
+	contentPrefix := fs.String("content-prefix", "bench-", "start of every content id bench writes (and --queries reads), so its data can be told from real contents")
+	noStoreCheck := fs.Bool("no-store-check", false, "publish without first checking over the HTTP API that the target store holds only contents starting with --content-prefix (for a broker that is not Arina, or to add bench's events to a store on purpose)")
 	reactions := fs.Int("reactions", loadgen.DefaultReactions, "number of distinct reaction types (r0, r1, ...)")
 	users := fs.Int("users", loadgen.DefaultUsers, "number of distinct user ids (u0, u1, ...), drawn uniformly")
 	zipf := fs.Float64("zipf", 0, "draw contents and reactions from a Zipf distribution with this exponent (> 1); 0: uniform")
@@ -68,7 +86,7 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 	pipeline := fs.Bool("pipeline", true, "wire client, QoS 1: each connection's reader sends a slot's next publish as its PUBACK arrives (least CPU; with --rate a ticker per connection sends its share every 2ms); false: a goroutine per in-flight publish")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator itself to this file (go tool pprof)")
 	queries := fs.Bool("queries", false, "measure the query side instead: --publishers readers GET counts from --http (default: from http.listen) for --duration; no MQTT")
-	token := fs.String("token", "", "with --queries: bearer token for the API")
+	token := fs.String("token", "", "bearer token for the API (--queries, and the store check)")
 	idle := fs.Int("idle", 0, "open this many idle connections and hold them, instead of publishing")
 	hold := fs.Duration("hold", 0, "with --idle: how long to hold the connections once open (default: until interrupted)")
 	keepAlive := fs.Duration("keepalive", 0, "with --idle: MQTT keepalive in whole seconds, a PINGREQ every half of it (default 0: none, and no traffic at all)")
@@ -103,7 +121,7 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 		}
 		if *queries {
 			rep, err := loadgen.RunQueries(cmd.Context(), loadgen.QueryOptions{URL: apiBaseURL(*httpURL, cfg),
-				Workers: *publishers, Duration: *duration, Contents: *contents, Token: *token, Rate: *pace})
+				Workers: *publishers, Duration: *duration, Contents: *contents, ContentPrefix: *contentPrefix, Token: *token, Rate: *pace})
 			if err != nil {
 				return err
 			}
@@ -119,27 +137,28 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 			return err
 		}
 		o := loadgen.Options{
-			Broker:       *brokerAddr,
-			Client:       *client,
-			NoPipeline:   !*pipeline,
-			Publishers:   *publishers,
-			InFlight:     *inflight,
-			Events:       *events,
-			Duration:     *duration,
-			Warmup:       *warmup,
-			Rate:         *pace,
-			Contents:     *contents,
-			Reactions:    *reactions,
-			Users:        *users,
-			Zipf:         *zipf,
-			RemoveRatio:  *removeRatio,
-			TopicPrefix:  *topicPrefix,
-			Payload:      *payload,
-			SampleEvery:  *sampleEvery,
-			PollInterval: *pollInterval,
-			Subscribe:    *subscribe,
-			AckTimeout:   *ackTimeout,
-			Seed:         *seed,
+			Broker:        *brokerAddr,
+			Client:        *client,
+			NoPipeline:    !*pipeline,
+			Publishers:    *publishers,
+			InFlight:      *inflight,
+			Events:        *events,
+			Duration:      *duration,
+			Warmup:        *warmup,
+			Rate:          *pace,
+			Contents:      *contents,
+			Reactions:     *reactions,
+			Users:         *users,
+			Zipf:          *zipf,
+			RemoveRatio:   *removeRatio,
+			TopicPrefix:   *topicPrefix,
+			ContentPrefix: *contentPrefix,
+			Payload:       *payload,
+			SampleEvery:   *sampleEvery,
+			PollInterval:  *pollInterval,
+			Subscribe:     *subscribe,
+			AckTimeout:    *ackTimeout,
+			Seed:          *seed,
 		}
 		if o.Broker == "" {
 			o.Broker = clientAddr(cfg.MQTT.Listen)
@@ -172,6 +191,20 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 				o.HTTPURL = "http://" + o.HTTPURL
 			}
 		}
+		if *contentPrefix != "" {
+			if err := ingest.CheckID("--content-prefix", *contentPrefix+"c0", ingest.MaxIDLen); err != nil {
+				return err
+			}
+		}
+		if !*noStoreCheck {
+			base, err := benchStoreAPI(*brokerAddr, *httpURL, cfg)
+			if err == nil {
+				err = checkBenchStore(cmd.Context(), base, *token, *contentPrefix, *ackTimeout)
+			}
+			if err != nil {
+				return fmt.Errorf("not publishing: %w", err)
+			}
+		}
 		pl := newProgressLine(stderr, getenv, o.QoS)
 		o.Progress = pl.print
 		rep, err := loadgen.Run(cmd.Context(), o)
@@ -185,6 +218,86 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 		return writeBenchReport(stdout, rep)
 	}
 	return cmd
+}
+
+// errStoreCheck is wrapped by the errors of bench's store check.
+var errStoreCheck = errors.New("bench checks the target store first")
+
+// benchStoreAPI returns the HTTP API of the daemon bench would publish to: --http, or
+// the configuration's http.listen when the broker is the configuration's own.
+func benchStoreAPI(brokerFlag, httpFlag string, cfg Config) (string, error) {
+	if httpFlag != "" {
+		return apiBaseURL(httpFlag, cfg), nil
+	}
+	if brokerFlag != "" && clientAddr(brokerFlag) != clientAddr(cfg.MQTT.Listen) {
+		return "", fmt.Errorf("%w: --broker %s is not this configuration's mqtt.listen, so its HTTP API is unknown: "+
+			"give it with --http (this also measures visibility), or pass --no-store-check "+
+			"(for a broker that is not Arina, such as mosquitto, or to add bench's events to its store on purpose)",
+			errStoreCheck, brokerFlag)
+	}
+	return apiBaseURL("", cfg), nil
+}
+
+// checkBenchStore asks the Arina API at base whether its store holds a content that
+// does not start with prefix (any content, when prefix is empty): bench's events would
+// be mixed with real data there, and stay. It is an error when it does, or when the
+// API cannot say.
+func checkBenchStore(ctx context.Context, base, token, prefix string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	first := func(after string) (string, error) {
+		q := url.Values{"limit": {"1"}}
+		if after != "" {
+			q.Set("after", after)
+		}
+		u := base + "/api/v1/contents?" + q.Encode()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return "", err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
+		}
+		var page struct {
+			Contents []struct {
+				ContentID string `json:"content_id"`
+			} `json:"contents"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil || page.Contents == nil {
+			return "", fmt.Errorf("GET %s: not an Arina contents page: %.100q", u, body)
+		}
+		if len(page.Contents) == 0 {
+			return "", nil
+		}
+		return page.Contents[0].ContentID, nil
+	}
+	// Contents come sorted: one lies outside the prefix if the first one does, or if
+	// one sorts after every id that has the prefix.
+	other, err := first("")
+	if err == nil && other != "" && prefix != "" && strings.HasPrefix(other, prefix) {
+		other, err = first(prefix + strings.Repeat("\U0010FFFF", ingest.MaxIDLen/4))
+	}
+	if err != nil {
+		return fmt.Errorf("%w: cannot ask the Arina API at %s whether its store holds other data: %v; "+
+			"give the API of the daemon behind --broker with --http, or pass --no-store-check "+
+			"(for a broker that is not Arina, or to add bench's events to its store on purpose)", errStoreCheck, base, err)
+	}
+	if other != "" {
+		return fmt.Errorf("%w: the store behind %s already holds contents bench did not write (e.g. %q); bench's events "+
+			"(contents %sc0, %sc1, ...) would stay there and show on its web page. Benchmark a daemon of its own "+
+			"(arina serve --durability none --mqtt-listen 127.0.0.1:1884 --http-listen 127.0.0.1:4001), "+
+			"or pass --no-store-check to add them to this store anyway", errStoreCheck, base, other, prefix, prefix)
+	}
+	return nil
 }
 
 func parseProtocol(s string) (loadgen.Protocol, error) {

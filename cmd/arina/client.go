@@ -16,12 +16,22 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/spf13/cobra"
+
+	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/store"
 )
 
 func newPubCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pub --content ID --reaction TYPE --user ID [--remove]",
 		Short: "Publish one add (or remove) event over MQTT 5 and wait for its acknowledgement",
+		Long: `Pub publishes one event to <mqtt.topic_prefix>/<content>/<reaction> with an MQTT 5
+client. The ids are checked as the daemon checks them (1-256 bytes, reaction 1-64, no
+control characters, none of / + #) before connecting: a bad one is an error at once.
+At QoS 1 (the default) it waits for the PUBACK, sent once the event is applied, and
+prints "acknowledged"; a PUBACK with a failure reason code (e.g. 0x99 payload format
+invalid, 0x97 quota exceeded) is an error naming the code, and exits 1. At QoS 0 there is
+no acknowledgement: it prints "sent (QoS 0, not acknowledged)" once the message is written.`,
 		Example: `  arina pub --content Stew --reaction fire --user Sam
   arina pub --content Stew --reaction fire --user Sam --remove`,
 		Args: cobra.NoArgs,
@@ -50,8 +60,15 @@ func newPubCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 			return fmt.Errorf("--qos %d: want 0 or 1", *qos)
 		}
 		action := "add"
+		ev := ingest.Event{Op: store.Op{ContentID: *content, ReactionType: *reaction, UserID: *user, Action: store.Add}}
 		if *remove {
-			action = "remove"
+			action, ev.Action = "remove", store.Remove
+		}
+		// The daemon's own check, before connecting: an id with '/' would publish to a
+		// topic that is not an ingest topic (acknowledged, never applied), one with '#' or
+		// '+' to a topic the broker refuses by closing the connection.
+		if err := ev.Validate(); err != nil {
+			return fmt.Errorf("not published: %w", pubFlagError(err, ev))
 		}
 		payload, _ := json.Marshal(map[string]string{"user_id": *user, "action": action})
 		topic := cfg.MQTT.TopicPrefix + "/" + *content + "/" + *reaction
@@ -60,10 +77,35 @@ func newPubCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		if err := publish(ctx, addr, topic, payload, byte(*qos)); err != nil {
 			return err
 		}
+		if *qos == 0 {
+			fmt.Fprintf(stdout, "%s %s on %s: sent (QoS 0, not acknowledged)\n", action, *user, topic)
+			return nil
+		}
 		fmt.Fprintf(stdout, "%s %s on %s: acknowledged\n", action, *user, topic)
 		return nil
 	}
 	return cmd
+}
+
+// pubFlagError names the flag and value of an ingest id error:
+// `--content "St/ew": contains '/', which MQTT topics cannot carry`.
+func pubFlagError(err error, ev ingest.Event) error {
+	var ie *ingest.Error
+	if !errors.As(err, &ie) {
+		return err
+	}
+	var flag, value string
+	switch ie.Field {
+	case "content_id":
+		flag, value = "--content", ev.ContentID
+	case "reaction_type":
+		flag, value = "--reaction", ev.ReactionType
+	case "user_id":
+		flag, value = "--user", ev.UserID
+	default:
+		return err
+	}
+	return fmt.Errorf("%s %q: %s", flag, value, ie.Msg)
 }
 
 // publish sends one message with an MQTT 5 client and returns an error naming the

@@ -245,11 +245,11 @@ func (c *Config) Validate() error {
 	if c.Ingest.BatchSize < 1 || c.Ingest.BatchSize > 1<<16 {
 		bad("ingest.batch_size", c.Ingest.BatchSize, fmt.Errorf("%w: want 1 to 65536", ErrOutOfRange))
 	}
-	if c.Ingest.EnqueueTimeout <= 0 {
-		bad("ingest.enqueue_timeout", c.Ingest.EnqueueTimeout, fmt.Errorf("%w: want a positive duration", ErrOutOfRange))
+	if c.Ingest.EnqueueTimeout < time.Millisecond || c.Ingest.EnqueueTimeout > time.Minute {
+		bad("ingest.enqueue_timeout", c.Ingest.EnqueueTimeout, fmt.Errorf("%w: want 1ms to 1m", ErrOutOfRange))
 	}
-	if c.Ingest.ShutdownTimeout <= 0 {
-		bad("ingest.shutdown_timeout", c.Ingest.ShutdownTimeout, fmt.Errorf("%w: want a positive duration", ErrOutOfRange))
+	if c.Ingest.ShutdownTimeout < time.Second || c.Ingest.ShutdownTimeout > time.Hour {
+		bad("ingest.shutdown_timeout", c.Ingest.ShutdownTimeout, fmt.Errorf("%w: want 1s to 1h", ErrOutOfRange))
 	}
 	switch c.Store.Durability {
 	case daemon.DurabilitySync, daemon.DurabilityAsync:
@@ -284,6 +284,12 @@ func (c *Config) Validate() error {
 		}
 		if r.TTL < 0 || (r.TTL > 0 && r.TTL < time.Second) {
 			bad(key+".ttl", r.TTL, fmt.Errorf("%w: want 0 (no expiry) or at least 1s", ErrOutOfRange))
+		}
+	}
+	for i, u := range c.Bridge.Upstreams {
+		if d := u.MaxReconnectInterval; d < 0 || (d > 0 && d < 100*time.Millisecond) || d > time.Hour {
+			bad(fmt.Sprintf("bridge.upstreams[%d].max_reconnect_interval", i), d,
+				fmt.Errorf("%w: want 0 (the default, 30s) or 100ms to 1h", ErrOutOfRange))
 		}
 	}
 	if _, err := c.Bridge.upstreams(); err != nil {
@@ -372,7 +378,10 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 		return Config{}, errors.Join(unknown...)
 	}
 	var c Config
-	if err := v.UnmarshalExact(&c); err != nil {
+	if err := v.UnmarshalExact(&c, decodeHook); err != nil {
+		if kerr := decodeErrors(err); kerr != nil {
+			return Config{}, kerr
+		}
 		return Config{}, fmt.Errorf("decoding configuration: %w", err)
 	}
 	if len(c.Reactions) == 0 {

@@ -444,3 +444,139 @@ func TestConfig_Validate_Deterministic(t *testing.T) {
 		t.Fatalf("Validate() = %q, want keys in file order (mqtt before http)", first)
 	}
 }
+
+// TestLoadConfig_DurationNeedsUnit checks that every duration key, from the file or the
+// environment, refuses a bare number (mapstructure would take it as nanoseconds) with
+// the key, the value and an example, and still takes 0 and values with a unit.
+func TestLoadConfig_DurationNeedsUnit(t *testing.T) {
+	t.Parallel()
+	// Every time.Duration key of Config, found by reflection, so a new one is covered.
+	var keys []string
+	var walk func(prefix string, rt reflect.Type)
+	walk = func(prefix string, rt reflect.Type) {
+		for i := range rt.NumField() {
+			f := rt.Field(i)
+			key := prefix + f.Tag.Get("mapstructure")
+			switch {
+			case f.Type == reflect.TypeFor[time.Duration]():
+				keys = append(keys, key)
+			case f.Type.Kind() == reflect.Struct:
+				walk(key+".", f.Type)
+			}
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+	if len(keys) < 9 {
+		t.Fatalf("found %d duration keys (%v), want at least 9", len(keys), keys)
+	}
+	for _, key := range keys {
+		section, name, _ := strings.Cut(key, ".")
+		env := "ARINA_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		for _, tc := range []struct {
+			name string
+			env  map[string]string
+			file string
+		}{
+			{"File", nil, fmt.Sprintf("%s:\n  %s: 5\n", section, name)},
+			{"FileQuoted", nil, fmt.Sprintf("%s:\n  %s: \"5\"\n", section, name)},
+			{"FileFloat", nil, fmt.Sprintf("%s:\n  %s: 5.0\n", section, name)},
+			{"Env", map[string]string{env: "5"}, ""},
+		} {
+			t.Run(key+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				args := []string{"check-config"}
+				if tc.file != "" {
+					args = append(args, "--config", MustWriteConfig(t, tc.file))
+				}
+				stdout, _, err := MustRun(t, tc.env, args...)
+				if !errors.Is(err, ErrDurationUnit) {
+					t.Fatalf("check-config = %v, stdout %q; want an error wrapping ErrDurationUnit", err, stdout)
+				}
+				msg := err.Error()
+				for _, want := range []string{key + ` "5`, "5s"} {
+					if !strings.Contains(msg, want) {
+						t.Errorf("error = %q, want it to contain %q", msg, want)
+					}
+				}
+				if strings.Contains(msg, "decoding failed") || strings.Count(msg, "\n") != 1 {
+					t.Errorf("error = %q, want one line after the heading, without mapstructure's paragraph", msg)
+				}
+			})
+		}
+	}
+	t.Run("ZeroAndUnitsAccepted", func(t *testing.T) {
+		t.Parallel()
+		cfg := MustLoad(t, map[string]string{"ARINA_INGEST_SHUTDOWN_TIMEOUT": "45s", "ARINA_INGEST_ENQUEUE_TIMEOUT": "250ms"},
+			"serve", "--config", MustWriteConfig(t, "reactions:\n  - type: gas_*\n    ttl: 0\nstore:\n  tombstone_ttl: 1h30m\n"))
+		if cfg.Ingest.ShutdownTimeout != 45*time.Second || cfg.Ingest.EnqueueTimeout != 250*time.Millisecond ||
+			cfg.Store.TombstoneTTL != 90*time.Minute || cfg.Reactions[0].TTL != 0 {
+			t.Fatalf("config = %+v %+v %+v, want 45s, 250ms, 1h30m, 0", cfg.Ingest, cfg.Store, cfg.Reactions)
+		}
+	})
+	t.Run("InList", func(t *testing.T) {
+		t.Parallel()
+		_, err := loadConfig(MustFlags(t, mapEnv(nil), "serve", "--config",
+			MustWriteConfig(t, "reactions:\n  - type: x\n    ttl: 3600\n")), mapEnv(nil))
+		if !errors.Is(err, ErrDurationUnit) || !strings.Contains(err.Error(), `reactions[0].ttl "3600"`) {
+			t.Fatalf("err = %v, want ErrDurationUnit naming reactions[0].ttl and 3600", err)
+		}
+	})
+	t.Run("NotADuration", func(t *testing.T) {
+		t.Parallel()
+		env := map[string]string{"ARINA_INGEST_SHUTDOWN_TIMEOUT": "soon"}
+		_, err := loadConfig(MustFlags(t, mapEnv(env), "serve"), mapEnv(env))
+		if !errors.Is(err, ErrDurationFormat) || !strings.Contains(err.Error(), `ingest.shutdown_timeout "soon"`) {
+			t.Fatalf("err = %v, want ErrDurationFormat naming ingest.shutdown_timeout and soon", err)
+		}
+	})
+}
+
+// TestLoadConfig_WrongTypeOneLine checks that a value of the wrong type is reported in
+// one line per key with the key, the value and what is expected, every one at once.
+func TestLoadConfig_WrongTypeOneLine(t *testing.T) {
+	t.Parallel()
+	file := MustWriteConfig(t, "mqtt:\n  max_connections: lots\n  allow_anonymous: maybe\n  publish_rate: fast\n")
+	env := map[string]string{"ARINA_STORE_MIN_FREE_BYTES": "-1"}
+	_, err := loadConfig(MustFlags(t, mapEnv(env), "serve", "--config", file), mapEnv(env))
+	if !errors.Is(err, ErrWrongType) {
+		t.Fatalf("err = %v, want one wrapping ErrWrongType", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`mqtt.max_connections "lots": wrong type: want a whole number`,
+		`mqtt.allow_anonymous "maybe": wrong type: want true or false`,
+		`mqtt.publish_rate "fast": wrong type: want a number`,
+		`store.min_free_bytes "-1": wrong type: want a whole number, 0 or more`,
+	} {
+		if !strings.Contains(msg, want+"") {
+			t.Errorf("error = %q, want a line %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "decoding failed") || strings.Contains(msg, "cannot parse") || strings.Count(msg, "\n") != 3 {
+		t.Errorf("error = %q, want four lines, without mapstructure's wording", msg)
+	}
+}
+
+func TestConfig_Validate_DurationRanges(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		key string
+		mod func(*Config)
+	}{
+		{"ingest.enqueue_timeout", func(c *Config) { c.Ingest.EnqueueTimeout = time.Nanosecond }},
+		{"ingest.enqueue_timeout", func(c *Config) { c.Ingest.EnqueueTimeout = time.Hour }},
+		{"ingest.shutdown_timeout", func(c *Config) { c.Ingest.ShutdownTimeout = 30 * time.Nanosecond }},
+		{"ingest.shutdown_timeout", func(c *Config) { c.Ingest.ShutdownTimeout = 2 * time.Hour }},
+		{"bridge.upstreams[0].max_reconnect_interval", func(c *Config) {
+			c.Bridge.Upstreams = []UpstreamConfig{{Name: "a", URL: "tcp://127.0.0.1:1883", ClientID: "x", Topics: []string{"kitchen/#"},
+				MaxReconnectInterval: -time.Second}}
+		}},
+	} {
+		c := DefaultConfig()
+		tc.mod(&c)
+		err := c.Validate()
+		if !errors.Is(err, ErrOutOfRange) || !strings.Contains(err.Error(), tc.key+" ") {
+			t.Errorf("Validate() = %v, want ErrOutOfRange naming %s", err, tc.key)
+		}
+	}
+}

@@ -23,6 +23,8 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add("store: {durability: none}\nhttp: {max_body_bytes: -1}\n")
 	f.Add("mqtt: [1, 2]\n")
 	f.Add("log:\n  level: !!binary AAAA\n")
+	f.Add("ingest:\n  enqueue_timeout: 5\n  shutdown_timeout: \"30\"\nreactions:\n  - {type: x, ttl: 1.5}\n")
+	f.Add("mqtt: {max_connections: lots, publish_rate: [1], allow_anonymous: maybe}\n")
 	dir := f.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.Fuzz(func(t *testing.T, yaml string) {

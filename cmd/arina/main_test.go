@@ -314,8 +314,24 @@ func TestRun_Serve(t *testing.T) {
 	})
 	t.Run("PubInvalidID", func(t *testing.T) {
 		stdout, err := pub("a\x01b")
-		if err == nil || !strings.Contains(err.Error(), "0x99") {
-			t.Fatalf("pub with a control character = %q, %v; want an error with reason 0x99", stdout, err)
+		if err == nil || !strings.Contains(err.Error(), `--user "a\x01b": contains control character`) || stdout != "" {
+			t.Fatalf("pub with a control character = %q, %v; want an error naming --user and its value", stdout, err)
+		}
+		wantCounts(t, "Stew", "fire\t1\n")
+	})
+	t.Run("PubQoS0NotAcknowledged", func(t *testing.T) {
+		stdout, err := pub("Kim", "--qos", "0")
+		if want := "add Kim on " + prefix + "/Stew/fire: sent (QoS 0, not acknowledged)\n"; err != nil || stdout != want {
+			t.Fatalf("pub --qos 0 = %q, %v; want %q", stdout, err, want)
+		}
+		arinatest.WaitFor(t, 10*time.Second, func() error {
+			if got, err := counts("Stew"); err != nil || got != "fire\t2\n" {
+				return fmt.Errorf("counts Stew = %q, %v; want fire 2", got, err)
+			}
+			return nil
+		})
+		if _, err := pub("Kim", "--remove"); err != nil {
+			t.Fatal(err)
 		}
 		wantCounts(t, "Stew", "fire\t1\n")
 	})

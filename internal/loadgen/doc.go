@@ -26,7 +26,7 @@
 //
 // Visibility latency (Options.HTTPURL, Arina only): every SampleEvery-th event of the
 // first publisher, while no probe is outstanding, is replaced by an add on a fresh
-// content "probe-<run>-<n>"; a poller GETs /api/v1/contents/{id} every PollInterval from
+// content "<ContentPrefix>probe-<run>-<n>"; a poller GETs /api/v1/contents/{id} every PollInterval from
 // just before the publish until the content shows a count. One probe at a time keeps
 // the poller from loading the API it measures.
 //

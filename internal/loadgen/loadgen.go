@@ -33,6 +33,7 @@ type Report struct {
 	ServerReceiveMaximum int     `json:"server_receive_maximum,omitempty"` // MQTT 5: the broker's cap on the QoS 1 window
 	Payload              string  `json:"payload"`
 	Contents             int     `json:"contents"`
+	ContentPrefix        string  `json:"content_prefix"`
 	Reactions            int     `json:"reactions"`
 	Users                int     `json:"users"`
 	Zipf                 float64 `json:"zipf,omitempty"`
@@ -218,7 +219,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		r.topics = make([]string, 0, n)
 		for c := range o.Contents {
 			for re := range o.Reactions {
-				r.topics = append(r.topics, string(appendTopic(nil, o.TopicPrefix, c, re)))
+				r.topics = append(r.topics, string(appendTopic(nil, o.TopicPrefix, o.ContentPrefix, c, re)))
 			}
 		}
 	}
@@ -574,7 +575,7 @@ func (r *runner) event(w *worker) string {
 	if r.topics != nil {
 		return r.topics[c*r.o.Reactions+re]
 	}
-	w.topic = appendTopic(w.topic[:0], r.o.TopicPrefix, c, re)
+	w.topic = appendTopic(w.topic[:0], r.o.TopicPrefix, r.o.ContentPrefix, c, re)
 	return string(w.topic)
 }
 
@@ -585,9 +586,11 @@ func pick(rng *rand.Rand, z *rand.Zipf, n int) int {
 	return rng.IntN(n)
 }
 
-func appendTopic(b []byte, prefix string, content, reaction int) []byte {
+func appendTopic(b []byte, prefix, contentPrefix string, content, reaction int) []byte {
 	b = append(b, prefix...)
-	b = append(b, "/c"...)
+	b = append(b, '/')
+	b = append(b, contentPrefix...)
+	b = append(b, 'c')
 	b = strconv.AppendInt(b, int64(content), 10)
 	b = append(b, "/r"...)
 	return strconv.AppendInt(b, int64(reaction), 10)
@@ -618,7 +621,7 @@ func (r *runner) maybeProbe(w *worker) *probe {
 	}
 	k := r.probeSeq.Add(1)
 	w.payload = appendPayload(w.payload[:0], r.o.Payload == PayloadJSON, false, 0)
-	return &probe{content: "probe-" + r.runID + "-" + strconv.FormatInt(k, 10)}
+	return &probe{content: r.o.ContentPrefix + "probe-" + r.runID + "-" + strconv.FormatInt(k, 10)}
 }
 
 // poll resolves the probes one after the other: it polls the probe's content until it
@@ -780,6 +783,7 @@ func (r *runner) report(receiveMax uint16, interrupted bool) *Report {
 		ServerReceiveMaximum: int(receiveMax),
 		Payload:              o.Payload,
 		Contents:             o.Contents,
+		ContentPrefix:        o.ContentPrefix,
 		Reactions:            o.Reactions,
 		Users:                o.Users,
 		Zipf:                 o.Zipf,

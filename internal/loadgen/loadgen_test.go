@@ -173,8 +173,11 @@ func TestAppendPayload(t *testing.T) {
 			t.Errorf("appendPayload(json=%v, remove=%v) = %q, want %q", tt.json, tt.remove, got, tt.want)
 		}
 	}
-	if got := string(appendTopic(nil, "plant1/kitchen", 7, 3)); got != "plant1/kitchen/c7/r3" {
+	if got := string(appendTopic(nil, "plant1/kitchen", "", 7, 3)); got != "plant1/kitchen/c7/r3" {
 		t.Errorf("appendTopic = %q", got)
+	}
+	if got := string(appendTopic(nil, "kitchen", "bench-", 7, 3)); got != "kitchen/bench-c7/r3" {
+		t.Errorf("appendTopic with a content prefix = %q", got)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Protocol is an MQTT protocol version as it appears in CONNECT.
@@ -71,14 +72,17 @@ type Options struct {
 	Warmup   time.Duration // publish this long first, and leave it out of the report
 	Rate     float64       // events/s over all publishers (warm-up included); 0: as fast as acknowledgements allow
 
-	Contents    int     // size of the content id space: c0 .. c<Contents-1>
-	Reactions   int     // size of the reaction type space: r0 ..
-	Users       int     // size of the user id space: u0 ..
-	Zipf        float64 // 0: contents and reactions uniform; > 1: Zipf-distributed with this exponent s (users stay uniform)
-	RemoveRatio float64 // share of events that are removes, 0..1
-	TopicPrefix string  // events go to <TopicPrefix>/<content>/<reaction>
-	Payload     string  // PayloadText (default) or PayloadJSON
-	Seed        uint64  // seed of the id generators; runs with equal seeds draw equal sequences per worker
+	Contents int // size of the content id space: <ContentPrefix>c0 .. <ContentPrefix>c<Contents-1>
+	// ContentPrefix starts every content id the run writes (events and probes), so that
+	// its data can be told apart from real contents; no / + # or control characters.
+	ContentPrefix string
+	Reactions     int     // size of the reaction type space: r0 ..
+	Users         int     // size of the user id space: u0 ..
+	Zipf          float64 // 0: contents and reactions uniform; > 1: Zipf-distributed with this exponent s (users stay uniform)
+	RemoveRatio   float64 // share of events that are removes, 0..1
+	TopicPrefix   string  // events go to <TopicPrefix>/<content>/<reaction>
+	Payload       string  // PayloadText (default) or PayloadJSON
+	Seed          uint64  // seed of the id generators; runs with equal seeds draw equal sequences per worker
 
 	// HTTPURL, when set, is an Arina HTTP API (http://host:port). One publisher then
 	// replaces every SampleEvery-th event of its own, when no probe is outstanding, with
@@ -192,6 +196,9 @@ func (o *Options) validate() error {
 	}
 	if !(o.RemoveRatio >= 0 && o.RemoveRatio <= 1) {
 		bad("remove_ratio", o.RemoveRatio, "want 0..1")
+	}
+	if strings.ContainsAny(o.ContentPrefix, "/+#") || strings.ContainsFunc(o.ContentPrefix, unicode.IsControl) {
+		bad("content_prefix", fmt.Sprintf("%q", o.ContentPrefix), "want no / + # or control characters")
 	}
 	if o.TopicPrefix == "" || strings.ContainsAny(o.TopicPrefix, "+#") ||
 		strings.HasPrefix(o.TopicPrefix, "/") || strings.HasSuffix(o.TopicPrefix, "/") {

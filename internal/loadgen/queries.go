@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,12 +17,13 @@ import (
 
 // QueryOptions configure RunQueries.
 type QueryOptions struct {
-	URL      string        // Arina HTTP API, http://host:port
-	Workers  int           // concurrent readers, each with its own keep-alive connection; default 16
-	Duration time.Duration // how long to read; default 10s
-	Contents int           // read the counts of c0..c<Contents-1>, in turn; default DefaultContents
-	Token    string        // bearer token, if the API needs one
-	Rate     float64       // requests/s over all workers; 0: as fast as they can (closed loop)
+	URL           string        // Arina HTTP API, http://host:port
+	Workers       int           // concurrent readers, each with its own keep-alive connection; default 16
+	Duration      time.Duration // how long to read; default 10s
+	Contents      int           // read the counts of <ContentPrefix>c0..c<Contents-1>, in turn; default DefaultContents
+	ContentPrefix string        // as in Options
+	Token         string        // bearer token, if the API needs one
+	Rate          float64       // requests/s over all workers; 0: as fast as they can (closed loop)
 }
 
 // QueryReport is the outcome of RunQueries.
@@ -73,7 +75,7 @@ func RunQueries(ctx context.Context, o QueryOptions) (QueryReport, error) {
 					return
 				}
 				req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-					fmt.Sprintf("%s/api/v1/reaction/reaction_counts/c%d", o.URL, i%o.Contents), nil)
+					fmt.Sprintf("%s/api/v1/reaction/reaction_counts/%sc%d", o.URL, url.PathEscape(o.ContentPrefix), i%o.Contents), nil)
 				if err != nil {
 					failures.Add(1)
 					return

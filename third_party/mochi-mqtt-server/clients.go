@@ -24,11 +24,11 @@ import (
 const (
 	defaultKeepalive             uint16 = 10 // the default connection keepalive value in seconds.
 	defaultClientProtocolVersion byte   = 4  // the default mqtt protocol version of connecting clients (if somehow unspecified).
-	minimumKeepalive             uint16 = 5  // the minimum recommended keepalive - values under with display a warning.
+	minimumKeepalive             uint16 = 5  // the minimum recommended keepalive - values under it are logged (debug) and counted.
 )
 
 var (
-	ErrMinimumKeepalive = errors.New("client keepalive is below minimum recommended value and may exhibit connection instability")
+	ErrMinimumKeepalive = errors.New("client keepalive is below the recommended minimum and may exhibit connection instability")
 )
 
 // ReadFn is the function signature for the function used for reading and processing new packets.
@@ -268,13 +268,21 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 		cl.Properties.Props.ReceiveMaximum = cl.ops.options.Capabilities.MaximumInflight
 	}
 
-	if pk.Connect.Keepalive <= minimumKeepalive {
-		cl.ops.log.Warn(
-			ErrMinimumKeepalive.Error(),
-			"client", cl.ID,
-			"keepalive", pk.Connect.Keepalive,
-			"recommended", minimumKeepalive,
-		)
+	// Patched for Arina (PATCHES.md 15): counted, and logged at debug, not warn: a
+	// keepalive of 0 (none) is legal MQTT and usual for idle sensors, and a warning
+	// per connection made thousands of lines. "Below" now means below: 5 is not logged.
+	if pk.Connect.Keepalive < minimumKeepalive {
+		atomic.AddInt64(&cl.ops.info.ClientsLowKeepalive, 1)
+		if pk.Connect.Keepalive == 0 {
+			cl.ops.log.Debug("client keepalive is 0: no keepalive, the connection is never closed for silence",
+				"client", pk.Connect.ClientIdentifier,
+				"keepalive", pk.Connect.Keepalive)
+		} else {
+			cl.ops.log.Debug(ErrMinimumKeepalive.Error(),
+				"client", pk.Connect.ClientIdentifier,
+				"keepalive", pk.Connect.Keepalive,
+				"recommended_minimum", minimumKeepalive)
+		}
 	}
 
 	cl.State.Keepalive = pk.Connect.Keepalive                                              // [MQTT-3.2.2-22]

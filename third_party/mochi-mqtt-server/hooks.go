@@ -391,6 +391,13 @@ func (h *Hooks) OnUnsubscribed(cl *Client, pk packets.Packet) {
 	}
 }
 
+// heldBack reports whether a hook's ErrRejectPacket means "accepted, answered later"
+// (patched for Arina, PATCHES.md 14).
+func heldBack(err error) bool {
+	var h interface{ HeldBack() bool }
+	return errors.As(err, &h) && h.HeldBack()
+}
+
 // OnPublish is called when a client publishes a message. This method differs from OnPublished
 // in that it allows you to modify you to modify the incoming packet before it is processed.
 // The return values of the hook methods are passed-through in the order the hooks were attached.
@@ -401,13 +408,16 @@ func (h *Hooks) OnPublish(cl *Client, pk packets.Packet) (pkx packets.Packet, er
 			npk, err := hook.OnPublish(cl, pkx)
 			if err != nil {
 				if errors.Is(err, packets.ErrRejectPacket) {
-					// Patched for Arina: only when debug logging is on. The arguments
-					// box a copy of the whole packet, an allocation per rejected publish.
-					if h.Log.Enabled(context.Background(), slog.LevelDebug) {
+					// Patched for Arina (PATCHES.md 5 and 14): only when debug logging is
+					// on, one short line without the packet, and not for a publish the
+					// hook holds back to answer later (its error has HeldBack() true):
+					// that one was accepted, not rejected.
+					if h.Log.Enabled(context.Background(), slog.LevelDebug) && !heldBack(err) {
 						h.Log.Debug("publish packet rejected",
 							"error", err,
 							"hook", hook.ID(),
-							"packet", pkx)
+							"client", cl.ID,
+							"topic", pkx.TopicName)
 					}
 					return pk, err
 				} else if errors.Is(err, packets.CodeSuccessIgnore) {

@@ -31,6 +31,9 @@ type Info struct {
 	PacketsSent         int64  `json:"packets_sent"`         // total number of messages of any type sent since the broker started
 	MemoryAlloc         int64  `json:"memory_alloc"`         // memory currently allocated
 	Threads             int64  `json:"threads"`              // number of active goroutines, named as threads for platform ambiguity
+
+	// Patched for Arina: CONNECTs with a keepalive under the recommended minimum, 0 (none) included.
+	ClientsLowKeepalive int64 `json:"clients_low_keepalive"`
 }
 
 // Clone makes a copy of Info using atomic operation
@@ -57,5 +60,6 @@ func (i *Info) Clone() *Info {
 		PacketsSent:         atomic.LoadInt64(&i.PacketsSent),
 		MemoryAlloc:         atomic.LoadInt64(&i.MemoryAlloc),
 		Threads:             atomic.LoadInt64(&i.Threads),
+		ClientsLowKeepalive: atomic.LoadInt64(&i.ClientsLowKeepalive),
 	}
 }
