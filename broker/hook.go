@@ -155,7 +155,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 // errHeldBack is what OnPublish returns for a QoS 1/2 publish whose event was accepted:
 // mochi must send nothing now (it is packets.ErrRejectPacket to mochi), the client's
 // acker answers once the event is applied. It is not a rejection, and mochi does not
-// log it as one (HeldBack, mochi patch 14).
+// log it as one (HeldBack, mochi patch 15).
 var errHeldBack error = heldBackError{}
 
 type heldBackError struct{}

@@ -268,7 +268,7 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 		cl.Properties.Props.ReceiveMaximum = cl.ops.options.Capabilities.MaximumInflight
 	}
 
-	// Patched for Arina (PATCHES.md 15): counted, and logged at debug, not warn: a
+	// Patched for Arina (PATCHES.md 16): counted, and logged at debug, not warn: a
 	// keepalive of 0 (none) is legal MQTT and usual for idle sensors, and a warning
 	// per connection made thousands of lines. "Below" now means below: 5 is not logged.
 	if pk.Connect.Keepalive < minimumKeepalive {

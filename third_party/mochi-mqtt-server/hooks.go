@@ -392,7 +392,7 @@ func (h *Hooks) OnUnsubscribed(cl *Client, pk packets.Packet) {
 }
 
 // heldBack reports whether a hook's ErrRejectPacket means "accepted, answered later"
-// (patched for Arina, PATCHES.md 14).
+// (patched for Arina, PATCHES.md 15).
 func heldBack(err error) bool {
 	var h interface{ HeldBack() bool }
 	return errors.As(err, &h) && h.HeldBack()
@@ -408,7 +408,7 @@ func (h *Hooks) OnPublish(cl *Client, pk packets.Packet) (pkx packets.Packet, er
 			npk, err := hook.OnPublish(cl, pkx)
 			if err != nil {
 				if errors.Is(err, packets.ErrRejectPacket) {
-					// Patched for Arina (PATCHES.md 5 and 14): only when debug logging is
+					// Patched for Arina (PATCHES.md 5 and 15): only when debug logging is
 					// on, one short line without the packet, and not for a publish the
 					// hook holds back to answer later (its error has HeldBack() true):
 					// that one was accepted, not rejected.
