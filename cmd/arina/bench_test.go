@@ -6,7 +6,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/arina-dev/arina/internal/arinatest"
@@ -97,31 +96,14 @@ func TestRun_BenchStoreCheck(t *testing.T) {
 
 	t.Run("UnknownAPI", func(t *testing.T) {
 		t.Parallel()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var accepted atomic.Int64
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				accepted.Add(1)
-				c.Close()
-			}
-		}()
-		defer func() { ln.Close(); <-done }()
+		addr, accepted := countingListener(t)
 		// Another broker than the configuration's, no --http: its store cannot be asked.
-		if _, err := bench("--broker", ln.Addr().String()); !errors.Is(err, errStoreCheck) || !strings.Contains(err.Error(), "--http") {
+		if _, err := bench("--broker", addr); !errors.Is(err, errStoreCheck) || !strings.Contains(err.Error(), "--http") {
 			t.Fatalf("bench --broker without --http = %v, want a refusal naming --http", err)
 		}
 		// An API that does not answer.
 		closed := arinatest.FreePort(t)
-		_, err = bench("--broker", ln.Addr().String(), "--http", net.JoinHostPort("127.0.0.1", strconv.Itoa(closed)))
+		_, err := bench("--broker", addr, "--http", net.JoinHostPort("127.0.0.1", strconv.Itoa(closed)))
 		if !errors.Is(err, errStoreCheck) || !strings.Contains(err.Error(), "cannot ask") {
 			t.Fatalf("bench with an API that does not answer = %v, want a refusal", err)
 		}

@@ -14,24 +14,7 @@ import (
 // to a topic name the broker answers by closing the connection (a 10 s wait).
 func TestRun_PubChecksIDsFirst(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var accepted atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
+	addr, accepted := countingListener(t)
 
 	long := strings.Repeat("r", 65)
 	for _, tc := range []struct {
@@ -48,7 +31,7 @@ func TestRun_PubChecksIDsFirst(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			args := []string{"pub", "--broker", ln.Addr().String(), "--timeout", "10s",
+			args := []string{"pub", "--broker", addr, "--timeout", "10s",
 				"--content", "Stew", "--reaction", "fire", "--user", "Sam"}
 			args = append(args, tc.flags...) // a flag given twice: the last one counts
 			start := time.Now()
@@ -92,4 +75,30 @@ func TestRun_PubFailureReason(t *testing.T) {
 	if err := s.Stop(t, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// countingListener listens on a loopback port, closes every connection it accepts and
+// counts them, until the test ends: the address of a "broker" that a command must not
+// reach.
+func countingListener(tb testing.TB) (addr string, accepted *atomic.Int64) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	accepted = new(atomic.Int64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	tb.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String(), accepted
 }
