@@ -467,9 +467,9 @@ func (pk *Packet) ConnectValidate() Code {
 		return ErrProtocolViolationUsernameNoFlag // [MQTT-3.1.2-16]
 	}
 
-	if pk.Connect.PasswordFlag && len(pk.Connect.Password) == 0 {
-		return ErrProtocolViolationFlagNoPassword // [MQTT-3.1.2-19]
-	}
+	// Arina patch 14: a zero-length password is a password (MQTT 5 3.1.3.5, 3.1.1
+	// 3.1.3.5: "Binary Data" of any length); the decoder already refuses a packet that
+	// sets the flag and ends before the field [MQTT-3.1.2-19].
 
 	if !pk.Connect.PasswordFlag && len(pk.Connect.Password) > 0 {
 		return ErrProtocolViolationPasswordNoFlag // [MQTT-3.1.2-18]
