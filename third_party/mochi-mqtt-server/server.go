@@ -894,6 +894,19 @@ func (s *Server) InjectPacket(cl *Client, pk packets.Packet) error {
 
 // processPublish processes a Publish packet.
 func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
+	// Arina patch 15: the alias is resolved first, so that the topic it stands for
+	// is the one checked below (a $SYS topic set with an alias once was not checked
+	// again when the alias alone was sent), and an alias this network connection
+	// never set is refused with DISCONNECT 0x94 [MQTT-3.3.2-7]: before, it became the
+	// topic "" and the publish went on. Aliases belong to the connection, not the
+	// session [MQTT-3.3.2-10]; each Client (one per connection) starts with none.
+	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
+		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+		if pk.TopicName == "" {
+			return packets.ErrTopicAliasInvalid
+		}
+	}
+
 	sys := false // Arina patch 13: a publish to $SYS goes to the hooks, which answer it
 	if !cl.Net.Inline && !IsValidFilter(pk.TopicName, true) {
 		if !IsSysTopic(pk.TopicName) {
@@ -942,10 +955,6 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 				atomic.AddInt64(&s.Info.Inflight, -1)
 			}
 		}
-	}
-
-	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
-		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
 	}
 
 	if pk.FixedHeader.Qos > s.Options.Capabilities.MaximumQos {
