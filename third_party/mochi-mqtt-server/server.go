@@ -411,7 +411,8 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
-	defer cl.Stop(nil) // Patched for Arina: the write loop starts with the first queued packet (Client.queue)
+	defer cl.drainAndClose() // Arina patch 16: after the server's DISCONNECT, last, once all else is done
+	defer cl.Stop(nil)       // Patched for Arina: the write loop starts with the first queued packet (Client.queue)
 
 	// Patched for Arina: the CONNECT phase runs on a goroutine of its own, which ends
 	// when it does. It needs a deep stack (packet decoding, every hook, logging), and a
@@ -1482,7 +1483,7 @@ func (s *Server) DisconnectClient(cl *Client, code packets.Code) error {
 	// interested if the write packet fails due to a closed connection (as we are closing it).
 	err := cl.WritePacket(out)
 	if !s.Options.Capabilities.Compatibilities.PassiveClientDisconnect {
-		cl.Stop(code)
+		cl.stop(code, true) // Arina patch 16: the client may still read the DISCONNECT
 		if code.Code >= packets.ErrUnspecifiedError.Code {
 			return code
 		}
