@@ -488,3 +488,22 @@ func TestCompat_SubscribeBeforeSubackRace(t *testing.T) {
 	}
 	t.Logf("the publish sent before b's SUBACK reached b in %d of 30 rounds", early)
 }
+
+// TestCompat_EmptyWillPayload: a will with a zero-length payload is valid (the Will
+// Payload is Binary Data, MQTT 5 3.1.3.4; 3.1.1 3.1.3.4), and a common one: a device's
+// will that clears a retained status. mochi refused the CONNECT as a protocol error
+// ("will flag no payload"); mosquitto accepts it and publishes the empty will.
+func TestCompat_EmptyWillPayload(t *testing.T) {
+	t.Parallel()
+	d := compatStart(t)
+	sub := compatConnect5(t, d.MQTTAddr, &paho.Connect{ClientID: "emptywill-sub", CleanStart: true}, nil)
+	compatSub5(t, sub, "plant/emptywill/#", 1)
+	dev := conformanceRaw5(t, d.MQTTAddr, &pkt5.Connect{ClientID: "emptywill-dev", CleanStart: true,
+		WillFlag: true, WillTopic: "plant/emptywill/status", WillMessage: []byte{}, WillQOS: 1,
+		WillProperties: &pkt5.Properties{}})
+	_ = dev.conn.Close() // no DISCONNECT: the will is due
+	p := compatNext(t, sub.msgs, "the will")
+	if p.Topic != "plant/emptywill/status" || len(p.Payload) != 0 {
+		t.Fatalf("will %q on %s, want an empty payload on plant/emptywill/status", p.Payload, p.Topic)
+	}
+}

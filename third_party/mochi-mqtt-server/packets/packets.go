@@ -480,7 +480,9 @@ func (pk *Packet) ConnectValidate() Code {
 	}
 
 	if pk.Connect.WillFlag {
-		if len(pk.Connect.WillPayload) == 0 || pk.Connect.WillTopic == "" {
+		// Arina patch 18: a zero-length will payload is valid (Binary Data, MQTT 5
+		// 3.1.3.4); the decoder refuses a CONNECT without the field [MQTT-3.1.2-9].
+		if pk.Connect.WillTopic == "" {
 			return ErrProtocolViolationWillFlagNoPayload // [MQTT-3.1.2-9]
 		}
 
