@@ -507,3 +507,22 @@ func TestCompat_EmptyWillPayload(t *testing.T) {
 		t.Fatalf("will %q on %s, want an empty payload on plant/emptywill/status", p.Payload, p.Topic)
 	}
 }
+
+// TestCompat_SharedNoLocal: No Local on a shared subscription is a Protocol Error
+// [MQTT-3.8.3-4], so the server closes the connection, with DISCONNECT 0x82 (4.13.1),
+// as mosquitto does. mochi answered with SUBACK reason code 0x82, which is not a SUBACK
+// reason code (3.9.3), and kept the connection.
+func TestCompat_SharedNoLocal(t *testing.T) {
+	t.Parallel()
+	d := compatStart(t)
+	r := conformanceRaw5(t, d.MQTTAddr, &pkt5.Connect{ClientID: "shared-nolocal", CleanStart: true})
+	defer r.conn.Close()
+	r.write(&pkt5.Subscribe{PacketID: 1, Properties: &pkt5.Properties{}, Subscriptions: []pkt5.SubOptions{
+		{Topic: "plant/ok/#", QoS: 1}, {Topic: "$share/g/plant/shared/#", QoS: 1, NoLocal: true}}})
+	if disc := r.read(pkt5.DISCONNECT).Content.(*pkt5.Disconnect); disc.ReasonCode != 0x82 {
+		t.Fatalf("DISCONNECT reason %#x, want 0x82 (protocol error)", disc.ReasonCode)
+	}
+	if _, err := pkt5.ReadPacket(r.conn); err == nil {
+		t.Fatal("the connection is still open after DISCONNECT")
+	}
+}

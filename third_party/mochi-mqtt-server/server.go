@@ -1334,6 +1334,15 @@ func (s *Server) processPubcomp(cl *Client, pk packets.Packet) error {
 
 // processSubscribe processes a Subscribe packet.
 func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
+	// Arina patch 19: No Local on a shared subscription is a Protocol Error
+	// [MQTT-3.8.3-4], which ends the connection (DISCONNECT 0x82, 4.13.1); it was
+	// answered with a SUBACK reason code 0x82, which SUBACK does not have (3.9.3).
+	for _, sub := range pk.Filters {
+		if sub.NoLocal && IsSharedFilter(sub.Filter) {
+			return packets.ErrProtocolViolationInvalidSharedNoLocal
+		}
+	}
+
 	pk = s.hooks.OnSubscribe(cl, pk)
 	code := packets.CodeSuccess
 	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
@@ -1348,8 +1357,6 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 			continue
 		} else if !IsValidFilter(sub.Filter, false) {
 			reasonCodes[i] = packets.ErrTopicFilterInvalid.Code
-		} else if sub.NoLocal && IsSharedFilter(sub.Filter) {
-			reasonCodes[i] = packets.ErrProtocolViolationInvalidSharedNoLocal.Code // [MQTT-3.8.3-4]
 		} else if !s.hooks.OnACLCheck(cl, sub.Filter, false) {
 			reasonCodes[i] = packets.ErrNotAuthorized.Code
 			if s.Options.Capabilities.Compatibilities.ObscureNotAuthorized {
