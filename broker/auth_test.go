@@ -336,7 +336,7 @@ func TestAuth_Connect(t *testing.T) {
 			if tt.user != "" {
 				cp.Username, cp.UsernameFlag = tt.user, true
 				// The password flag is set for "" too: a zero-length password is a
-				// password, checked like any other (mochi patch 14).
+				// password, checked like any other (mochi patch 17).
 				cp.Password, cp.PasswordFlag = []byte(tt.password), true
 			}
 			if tt.will != "" {
@@ -357,7 +357,7 @@ func TestAuth_Connect(t *testing.T) {
 // TestAuth_EmptyPassword: with a users file, a zero-length password (password flag
 // set) is checked like any other: it admits a user whose password is "", and no other;
 // a zero-length username is anonymous. mochi refused every such CONNECT as malformed
-// (0x82) before any check (mochi patch 14).
+// (0x82) before any check (mochi patch 17).
 func TestAuth_EmptyPassword(t *testing.T) {
 	blank, err := bcrypt.GenerateFromPassword(nil, bcrypt.MinCost)
 	if err != nil {

@@ -111,7 +111,7 @@ func (l *tcpListener) Close(closeClients listeners.CloseFn) {
 	}
 	// mochi's clients are left to mochi, which has sent them DISCONNECT and closes
 	// their connections once they have read it (or after mqtt.DisconnectLinger; mochi
-	// patch 16): closing them here would reset a client still writing before it read
+	// patch 19): closing them here would reset a client still writing before it read
 	// the reason. The rest sent no CONNECT.
 	owned := l.clientConns(l.id)
 	closeClients(l.id)

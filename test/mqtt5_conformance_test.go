@@ -183,7 +183,7 @@ func conformancePacket(t *testing.T, ps ...interface {
 // input makes the kernel answer the client's next segments with RST, and the client's
 // reads then fail (ECONNRESET, or EOF with the last packets lost) before it reaches the
 // DISCONNECT. The server now shuts its write side, drains its input for a short
-// bounded time, then closes (mochi patch 16).
+// bounded time, then closes (mochi patch 19).
 func TestCompat_ReceiveMaximumDisconnect(t *testing.T) {
 	t.Parallel()
 	d := compatStart(t)
@@ -220,7 +220,7 @@ func TestCompat_ReceiveMaximumDisconnect(t *testing.T) {
 
 // TestCompat_DisconnectReadable: the other DISCONNECTs the server sends are readable by
 // a client that is still writing, too: 0x8E when another connection takes its session
-// over, 0x8B when the broker shuts down (mochi patch 16; for the shutdown, arina's TCP
+// over, 0x8B when the broker shuts down (mochi patch 19; for the shutdown, arina's TCP
 // listener also leaves the clients' connections to mochi instead of closing them).
 func TestCompat_DisconnectReadable(t *testing.T) {
 	t.Parallel()
@@ -319,7 +319,7 @@ func (r *compatRaw5) subscribe(id uint16, subs ...pkt5.SubOptions) {
 // TestCompat_SubscriberKeepsReceiving: a client that takes its own session over with
 // Clean Start (a new connection with the same client id while the old one is still
 // open or just closing, as a client does that reconnects and closes its old socket
-// late) goes on receiving what it subscribes to. Before mochi patch 17 the old
+// late) goes on receiving what it subscribes to. Before mochi patch 20 the old
 // connection's clean-up (its session ends with it: Session Expiry 0) was not ordered
 // against the take-over: if it checked before the new connection had marked it taken
 // over, it went on to remove the subscriptions filed under the client id and the

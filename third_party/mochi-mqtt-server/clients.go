@@ -168,7 +168,7 @@ type ClientState struct {
 	outbound        atomic.Pointer[chan *packets.Packet] // queue for pending outbound packets; made by queue on first use
 	outboundOnce    sync.Once                            // makes outbound and starts WriteLoop
 	endOnce         sync.Once                            // only end once
-	drainUntil      atomic.Int64                         // Arina patch 16: set (unix ns) while the connection drains after a DISCONNECT
+	drainUntil      atomic.Int64                         // Arina patch 19: set (unix ns) while the connection drains after a DISCONNECT
 	isTakenOver     atomic.Bool                          // used to identify orphaned clients
 	packetID        uint32                               // the current highest packetID
 	open            context.Context                      // indicate that the client is open for packet exchange
@@ -335,7 +335,7 @@ func (cl *Client) refreshDeadline(keepalive uint16) {
 	if cl.Net.Conn != nil {
 		_ = cl.Net.Conn.SetDeadline(expiry) // [MQTT-3.1.2-22]
 		if until := cl.State.drainUntil.Load(); until != 0 {
-			_ = cl.Net.Conn.SetReadDeadline(time.Unix(0, until)) // Arina patch 16: draining; not extended
+			_ = cl.Net.Conn.SetReadDeadline(time.Unix(0, until)) // Arina patch 19: draining; not extended
 		}
 	}
 }
@@ -492,7 +492,7 @@ func (cl *Client) readBody(fh *packets.FixedHeader, packetHandler ReadFn) error 
 		return err
 	}
 	if cl.State.drainUntil.Load() != 0 {
-		// Arina patch 16: read while draining after the server's DISCONNECT; not
+		// Arina patch 19: read while draining after the server's DISCONNECT; not
 		// handled. Not a clean disconnect either: the will is due as before, when the
 		// closed connection failed this read.
 		return ErrConnectionClosed
@@ -526,11 +526,11 @@ func (cl *Client) Stop(err error) {
 }
 
 // DisconnectLinger bounds how long a connection the server has sent a DISCONNECT is
-// drained before it is closed (Arina patch 16).
+// drained before it is closed (Arina patch 19).
 var DisconnectLinger = time.Second
 
 // stop is Stop; after a DISCONNECT from the server (graceful), the connection is not
-// closed at once. Arina patch 16: closing a socket with unread input makes the kernel
+// closed at once. Arina patch 19: closing a socket with unread input makes the kernel
 // reset the connection, and a client still writing (a PUBREL, the next publishes) then
 // gets ECONNRESET on its reads and may never read the DISCONNECT and its reason code.
 // Instead the write side is shut (the DISCONNECT is followed by FIN), the read

@@ -148,7 +148,7 @@ type Server struct {
 
 	// sessions orders the changes of who holds a client id's session: a new
 	// connection taking it over, the old connection ending it, the expiry sweep
-	// (Arina patch 17).
+	// (Arina patch 20).
 	sessions sync.Mutex
 }
 
@@ -417,7 +417,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
-	defer cl.drainAndClose() // Arina patch 16: after the server's DISCONNECT, last, once all else is done
+	defer cl.drainAndClose() // Arina patch 19: after the server's DISCONNECT, last, once all else is done
 	defer cl.Stop(nil)       // Patched for Arina: the write loop starts with the first queued packet (Client.queue)
 
 	// Patched for Arina: the CONNECT phase runs on a goroutine of its own, which ends
@@ -462,7 +462,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 }
 
 // endSession ends the session of cl, whose connection has ended and whose session
-// ends with it, unless another connection has taken the session over. Arina patch 17:
+// ends with it, unless another connection has taken the session over. Arina patch 20:
 // the check and the clean-up ran without any ordering against a take-over, so when a
 // client reconnected with Clean Start while its old connection was ending, the old
 // connection could find itself not yet taken over and then remove the subscriptions
@@ -622,7 +622,7 @@ func (s *Server) validateConnect(cl *Client, pk packets.Packet) packets.Code {
 // connection ID. If clean is true, the state of any previously existing client
 // session is abandoned.
 //
-// Arina patch 17: it also adds cl to Clients, and does both under s.sessions, so that
+// Arina patch 20: it also adds cl to Clients, and does both under s.sessions, so that
 // a session is either ended by its old connection (endSession) or the expiry sweep
 // first, and then not found here, or taken over here first, and then left alone by
 // them. The old connection is sent its DISCONNECT before, outside the lock.
@@ -935,7 +935,7 @@ func (s *Server) InjectPacket(cl *Client, pk packets.Packet) error {
 
 // processPublish processes a Publish packet.
 func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
-	// Arina patch 15: the alias is resolved first, so that the topic it stands for
+	// Arina patch 18: the alias is resolved first, so that the topic it stands for
 	// is the one checked below (a $SYS topic set with an alias once was not checked
 	// again when the alias alone was sent), and an alias this network connection
 	// never set is refused with DISCONNECT 0x94 [MQTT-3.3.2-7]: before, it became the
@@ -1334,7 +1334,7 @@ func (s *Server) processPubcomp(cl *Client, pk packets.Packet) error {
 
 // processSubscribe processes a Subscribe packet.
 func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
-	// Arina patch 19: No Local on a shared subscription is a Protocol Error
+	// Arina patch 22: No Local on a shared subscription is a Protocol Error
 	// [MQTT-3.8.3-4], which ends the connection (DISCONNECT 0x82, 4.13.1); it was
 	// answered with a SUBACK reason code 0x82, which SUBACK does not have (3.9.3).
 	for _, sub := range pk.Filters {
@@ -1530,7 +1530,7 @@ func (s *Server) DisconnectClient(cl *Client, code packets.Code) error {
 	// interested if the write packet fails due to a closed connection (as we are closing it).
 	err := cl.WritePacket(out)
 	if !s.Options.Capabilities.Compatibilities.PassiveClientDisconnect {
-		cl.stop(code, true) // Arina patch 16: the client may still read the DISCONNECT
+		cl.stop(code, true) // Arina patch 19: the client may still read the DISCONNECT
 		if code.Code >= packets.ErrUnspecifiedError.Code {
 			return code
 		}
@@ -1815,7 +1815,7 @@ func (s *Server) clearExpiredClients(dt int64) {
 }
 
 // expireSession ends the expired session of the disconnected client cl, unless a new
-// connection has taken it over since the sweep's snapshot. Arina patch 17: the sweep
+// connection has taken it over since the sweep's snapshot. Arina patch 20: the sweep
 // deleted the client id from Clients, whoever held it by then, and left the session's
 // subscriptions in the topic index, filed under the client id: the next connection
 // with that id, with a new session, was sent every message they matched

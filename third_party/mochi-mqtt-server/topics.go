@@ -55,7 +55,7 @@ func (a *InboundTopicAliases) Set(id uint16, topic string) string {
 		return topic // ?
 	}
 
-	if topic == "" { // Arina patch 15: an alias never set stays unset
+	if topic == "" { // Arina patch 18: an alias never set stays unset
 		return a.internal[id]
 	}
 

@@ -467,7 +467,7 @@ func (pk *Packet) ConnectValidate() Code {
 		return ErrProtocolViolationUsernameNoFlag // [MQTT-3.1.2-16]
 	}
 
-	// Arina patch 14: a zero-length password is a password (MQTT 5 3.1.3.5, 3.1.1
+	// Arina patch 17: a zero-length password is a password (MQTT 5 3.1.3.5, 3.1.1
 	// 3.1.3.5: "Binary Data" of any length); the decoder already refuses a packet that
 	// sets the flag and ends before the field [MQTT-3.1.2-19].
 
@@ -480,7 +480,7 @@ func (pk *Packet) ConnectValidate() Code {
 	}
 
 	if pk.Connect.WillFlag {
-		// Arina patch 18: a zero-length will payload is valid (Binary Data, MQTT 5
+		// Arina patch 21: a zero-length will payload is valid (Binary Data, MQTT 5
 		// 3.1.3.4); the decoder refuses a CONNECT without the field [MQTT-3.1.2-9].
 		if pk.Connect.WillTopic == "" {
 			return ErrProtocolViolationWillFlagNoPayload // [MQTT-3.1.2-9]

@@ -857,7 +857,7 @@ var TPacketData = map[byte]TPacketCases{
 		},
 		{
 			Case:   TConnectInvalidFlagNoPassword,
-			Desc:   "has password flag and a zero-length password, which is valid (Arina patch 14)",
+			Desc:   "has password flag and a zero-length password, which is valid (Arina patch 17)",
 			Group:  "validate",
 			Expect: CodeSuccess,
 			Packet: &Packet{
