@@ -172,8 +172,10 @@ func (h *authHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Pa
 }
 
 // OnACLCheck answers mochi's checks of a SUBSCRIBE filter or delivered message (read)
-// and of a PUBLISH (write). A 3.1.1 publish, or an MQTT 5 publish by topic alias (the
-// topic name is empty here), is let through to OnPublish, which checks the real topic.
+// and of a PUBLISH (write). A 3.1.1 publish is let through to OnPublish, which checks
+// it. mochi resolves an MQTT 5 topic alias before this check (mochi patch 18), so the
+// topic is never empty here for a client's publish; the empty case stays let through
+// to OnPublish, which never allows it.
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if cl.Net.Inline {
 		return true

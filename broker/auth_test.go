@@ -335,8 +335,9 @@ func TestAuth_Connect(t *testing.T) {
 			cp := &paho.Connect{ClientID: "c5-" + tt.name, CleanStart: true}
 			if tt.user != "" {
 				cp.Username, cp.UsernameFlag = tt.user, true
-				// MQTT 5 refuses a password flag without a password as malformed (0x82).
-				cp.Password, cp.PasswordFlag = []byte(tt.password), tt.password != ""
+				// The password flag is set for "" too: a zero-length password is a
+				// password, checked like any other (mochi patch 17).
+				cp.Password, cp.PasswordFlag = []byte(tt.password), true
 			}
 			if tt.will != "" {
 				cp.WillMessage = &paho.WillMessage{Topic: tt.will, QoS: 1, Payload: []byte("remove sensor")}
@@ -348,6 +349,52 @@ func TestAuth_Connect(t *testing.T) {
 
 			if tt.reason != "" {
 				authWantMetric(t, d.Daemon, "arina_mqtt_auth_failures_total", label, before+2)
+			}
+		})
+	}
+}
+
+// TestAuth_EmptyPassword: with a users file, a zero-length password (password flag
+// set) is checked like any other: it admits a user whose password is "", and no other;
+// a zero-length username is anonymous. mochi refused every such CONNECT as malformed
+// (0x82) before any check (mochi patch 17).
+func TestAuth_EmptyPassword(t *testing.T) {
+	blank, err := bcrypt.GenerateFromPassword(nil, bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := authStart(t, fmt.Sprintf(`users:
+  - username: blank
+    password_hash: "%s"
+    acl:
+      - {topic: "kitchen/+/active", access: write}
+  - username: sensor
+    password_hash: "%s"
+    acl:
+      - {topic: "kitchen/+/active", access: write}
+`, blank, authHashes[0]))
+	for _, tt := range []struct {
+		name, user string
+		v5         byte
+		reason     string // label of arina_mqtt_auth_failures_total, "" if accepted
+	}{
+		{"UserWithEmptyPassword", "blank", 0, ""},
+		{"UserWithOtherPassword", "sensor", 0x86, "bad_credentials"},
+		{"EmptyUsername", "", 0x87, "anonymous"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			label := "reason=" + tt.reason
+			before := 0.0
+			if tt.reason != "" {
+				before = authMetric(t, d.Daemon, "arina_mqtt_auth_failures_total", label)
+			}
+			_, ca, err := authDial5(t, d.MQTTAddr, &paho.Connect{ClientID: "c5-" + tt.name, CleanStart: true,
+				Username: tt.user, UsernameFlag: true, Password: []byte{}, PasswordFlag: true})
+			if ca == nil || ca.ReasonCode != tt.v5 || (err == nil) != (tt.v5 == 0) {
+				t.Fatalf("CONNACK %+v (%v), want reason %#x", ca, err, tt.v5)
+			}
+			if tt.reason != "" {
+				authWantMetric(t, d.Daemon, "arina_mqtt_auth_failures_total", label, before+1)
 			}
 		})
 	}
@@ -610,7 +657,8 @@ func TestAuth_Reload(t *testing.T) {
 }
 
 // TestAuth_TopicAlias: a publish by topic alias is checked on the topic the alias
-// stands for, and one naming neither topic nor known alias is denied.
+// stands for. (One naming neither topic nor known alias gets DISCONNECT 0x94:
+// test/mqtt5_conformance_test.go TestCompat_TopicAliasPerConnection.)
 func TestAuth_TopicAlias(t *testing.T) {
 	d := authStart(t)
 	c := authMustDial5(t, d.MQTTAddr, authLogin5("sensor", "alias-sensor"))
@@ -635,7 +683,7 @@ func TestAuth_TopicAlias(t *testing.T) {
 		t.Fatalf("setting alias 2 on a denied topic: %#x, want 0x87", rc)
 	}
 	if rc := pub("", 2, "add bob"); rc != 0x87 {
-		t.Fatalf("publishing by an alias never set: %#x, want 0x87", rc)
+		t.Fatalf("publishing by the alias of a denied topic: %#x, want 0x87", rc)
 	}
 	if got, want := authCounts(t, d, "Stew"), map[string]int64{"active": 2}; !maps.Equal(got, want) {
 		t.Fatalf("counts = %v, want %v", got, want)

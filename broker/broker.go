@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -178,12 +179,12 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 
 // Start binds the TCP listener (a port in use is a returned error) and starts serving.
 func (s *Server) Start() error {
-	s.tcp = newTCPListener("tcp", s.opts.Listen, nil)
+	s.tcp = newTCPListener("tcp", s.opts.Listen, nil, s.clientConns)
 	if err := s.mochi.AddListener(s.tcp); err != nil {
 		return fmt.Errorf("mqtt: listening on %s: %w", s.opts.Listen, err)
 	}
 	if s.opts.TLS != nil && s.opts.TLSListen != "" {
-		s.extra = append(s.extra, newTCPListener("tls", s.opts.TLSListen, s.opts.TLS))
+		s.extra = append(s.extra, newTCPListener("tls", s.opts.TLSListen, s.opts.TLS, s.clientConns))
 	}
 	if s.opts.WSListen != "" {
 		s.extra = append(s.extra, newWSListener("ws", s.opts.WSListen, nil, s.limits.checkOrigin()))
@@ -280,6 +281,17 @@ func (s *Server) closeListeners() {
 			s.mochi.Listeners.Close(l.ID(), s.disconnectClients)
 		}
 	}
+}
+
+// clientConns returns the connections of the MQTT clients on listener.
+func (s *Server) clientConns(listener string) map[net.Conn]bool {
+	out := make(map[net.Conn]bool)
+	for _, cl := range s.mochi.Clients.GetByListener(listener) {
+		if cl.Net.Conn != nil {
+			out[cl.Net.Conn] = true
+		}
+	}
+	return out
 }
 
 func (s *Server) disconnectClients(listener string) {

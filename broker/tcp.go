@@ -21,13 +21,17 @@ type tcpListener struct {
 	ln   net.Listener
 	log  *slog.Logger
 
+	// clientConns returns the connections of mochi's clients on a listener; Close
+	// leaves those to mochi.
+	clientConns func(listener string) map[net.Conn]bool
+
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // accepted and not yet finished
 	closed bool
 }
 
-func newTCPListener(id, addr string, tlsConfig *tls.Config) *tcpListener {
-	return &tcpListener{id: id, addr: addr, tls: tlsConfig, conns: make(map[net.Conn]struct{})}
+func newTCPListener(id, addr string, tlsConfig *tls.Config, clientConns func(string) map[net.Conn]bool) *tcpListener {
+	return &tcpListener{id: id, addr: addr, tls: tlsConfig, clientConns: clientConns, conns: make(map[net.Conn]struct{})}
 }
 
 func (l *tcpListener) ID() string { return l.id }
@@ -105,10 +109,17 @@ func (l *tcpListener) Close(closeClients listeners.CloseFn) {
 	if l.ln != nil {
 		_ = l.ln.Close()
 	}
+	// mochi's clients are left to mochi, which has sent them DISCONNECT and closes
+	// their connections once they have read it (or after mqtt.DisconnectLinger; mochi
+	// patch 19): closing them here would reset a client still writing before it read
+	// the reason. The rest sent no CONNECT.
+	owned := l.clientConns(l.id)
 	closeClients(l.id)
 	l.mu.Lock()
 	for c := range l.conns {
-		_ = c.Close() // mochi closed its clients' already; these sent no CONNECT
+		if !owned[c] {
+			_ = c.Close()
+		}
 	}
 	l.mu.Unlock()
 }

@@ -168,6 +168,7 @@ type ClientState struct {
 	outbound        atomic.Pointer[chan *packets.Packet] // queue for pending outbound packets; made by queue on first use
 	outboundOnce    sync.Once                            // makes outbound and starts WriteLoop
 	endOnce         sync.Once                            // only end once
+	drainUntil      atomic.Int64                         // Arina patch 19: set (unix ns) while the connection drains after a DISCONNECT
 	isTakenOver     atomic.Bool                          // used to identify orphaned clients
 	packetID        uint32                               // the current highest packetID
 	open            context.Context                      // indicate that the client is open for packet exchange
@@ -341,6 +342,9 @@ func (cl *Client) refreshDeadline(keepalive uint16) {
 
 	if cl.Net.Conn != nil {
 		_ = cl.Net.Conn.SetDeadline(expiry) // [MQTT-3.1.2-22]
+		if until := cl.State.drainUntil.Load(); until != 0 {
+			_ = cl.Net.Conn.SetReadDeadline(time.Unix(0, until)) // Arina patch 19: draining; not extended
+		}
 	}
 }
 
@@ -495,15 +499,70 @@ func (cl *Client) readBody(fh *packets.FixedHeader, packetHandler ReadFn) error 
 	if err != nil {
 		return err
 	}
+	if cl.State.drainUntil.Load() != 0 {
+		// Arina patch 19: read while draining after the server's DISCONNECT; not
+		// handled. Not a clean disconnect either: the will is due as before, when the
+		// closed connection failed this read.
+		return ErrConnectionClosed
+	}
 	return packetHandler(cl, pk) // Process inbound packet.
+}
+
+// drainAndClose ends the connection of a client stopped after a DISCONNECT from the
+// server (see stop): it reads and drops what the client still sends until the client
+// closes or DisconnectLinger passes, then closes. It runs on the client's read
+// goroutine once Read has returned, and does nothing for other clients, whose
+// connection Stop closed.
+func (cl *Client) drainAndClose() {
+	until := cl.State.drainUntil.Load()
+	if until == 0 || cl.Net.Conn == nil {
+		return
+	}
+	_ = cl.Net.Conn.SetReadDeadline(time.Unix(0, until)) // refreshDeadline may have moved it
+	buf := make([]byte, 512)
+	for {
+		if _, err := cl.Net.Conn.Read(buf); err != nil {
+			break
+		}
+	}
+	_ = cl.Net.Conn.Close()
 }
 
 // Stop instructs the client to shut down all processing goroutines and disconnect.
 func (cl *Client) Stop(err error) {
+	cl.stop(err, false)
+}
+
+// DisconnectLinger bounds how long a connection the server has sent a DISCONNECT is
+// drained before it is closed (Arina patch 19).
+var DisconnectLinger = time.Second
+
+// stop is Stop; after a DISCONNECT from the server (graceful), the connection is not
+// closed at once. Arina patch 19: closing a socket with unread input makes the kernel
+// reset the connection, and a client still writing (a PUBREL, the next publishes) then
+// gets ECONNRESET on its reads and may never read the DISCONNECT and its reason code.
+// Instead the write side is shut (the DISCONNECT is followed by FIN), the read
+// deadline is cut to DisconnectLinger, and the client's read goroutine drains the input
+// without handling it until the client closes or the deadline passes, then closes
+// (drainAndClose). Connections that cannot shut their write side alone (WebSocket)
+// close at once, as before.
+func (cl *Client) stop(err error, graceful bool) {
 	cl.State.endOnce.Do(func() {
 
-		if cl.Net.Conn != nil {
-			_ = cl.Net.Conn.Close() // omit close error
+		if conn := cl.Net.Conn; conn != nil {
+			cw, ok := conn.(interface{ CloseWrite() error })
+			if graceful && ok {
+				cl.Lock()
+				_ = cl.flushOutbuf() // the DISCONNECT may wait there behind queued writes
+				cl.Unlock()
+			}
+			if graceful && ok && cw.CloseWrite() == nil {
+				until := time.Now().Add(DisconnectLinger)
+				cl.State.drainUntil.Store(until.UnixNano())
+				_ = conn.SetReadDeadline(until)
+			} else {
+				_ = conn.Close() // omit close error
+			}
 		}
 
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,6 +145,11 @@ type Server struct {
 	Log          *slog.Logger         // minimal no-alloc logger
 	hooks        *Hooks               // hooks contains hooks for extra functionality such as auth and persistent storage
 	inlineClient *Client              // inlineClient is a special client used for inline subscriptions and inline Publish
+
+	// sessions orders the changes of who holds a client id's session: a new
+	// connection taking it over, the old connection ending it, the expiry sweep
+	// (Arina patch 20).
+	sessions sync.Mutex
 }
 
 // loop contains interval tickers for the system events loop.
@@ -411,7 +417,8 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
-	defer cl.Stop(nil) // Patched for Arina: the write loop starts with the first queued packet (Client.queue)
+	defer cl.drainAndClose() // Arina patch 19: after the server's DISCONNECT, last, once all else is done
+	defer cl.Stop(nil)       // Patched for Arina: the write loop starts with the first queued packet (Client.queue)
 
 	// Patched for Arina: the CONNECT phase runs on a goroutine of its own, which ends
 	// when it does. It needs a deep stack (packet decoding, every hook, logging), and a
@@ -447,13 +454,31 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) || (cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
 	s.hooks.OnDisconnect(cl, err, expire)
 
-	if expire && !cl.IsTakenOver() {
-		cl.ClearInflights()
-		s.UnsubscribeClient(cl)
-		s.Clients.Delete(cl.ID) // [MQTT-4.1.0-2] ![MQTT-3.1.2-23]
+	if expire {
+		s.endSession(cl)
 	}
 
 	return err
+}
+
+// endSession ends the session of cl, whose connection has ended and whose session
+// ends with it, unless another connection has taken the session over. Arina patch 20:
+// the check and the clean-up ran without any ordering against a take-over, so when a
+// client reconnected with Clean Start while its old connection was ending, the old
+// connection could find itself not yet taken over and then remove the subscriptions
+// filed under the client id and the client id from Clients, which by then held the
+// new connection: that client was connected and subscribed but sent nothing again.
+func (s *Server) endSession(cl *Client) {
+	s.sessions.Lock()
+	defer s.sessions.Unlock()
+	if cl.IsTakenOver() {
+		return
+	}
+	cl.ClearInflights()
+	s.UnsubscribeClient(cl)
+	if cur, ok := s.Clients.Get(cl.ID); ok && cur == cl {
+		s.Clients.Delete(cl.ID) // [MQTT-4.1.0-2] ![MQTT-3.1.2-23]
+	}
 }
 
 // establishSession reads and answers the CONNECT of cl and sets up its session: the
@@ -511,8 +536,7 @@ func (s *Server) establishSession(cl *Client, listener string) (connected bool, 
 
 	s.hooks.OnSessionEstablish(cl, pk)
 
-	sessionPresent := s.inheritClientSession(pk, cl)
-	s.Clients.Add(cl) // [MQTT-4.1.0-1]
+	sessionPresent := s.inheritClientSession(pk, cl) // and adds cl to Clients [MQTT-4.1.0-1]
 
 	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
 	if err != nil {
@@ -597,9 +621,26 @@ func (s *Server) validateConnect(cl *Client, pk packets.Packet) packets.Code {
 // inheritClientSession inherits the state of an existing client sharing the same
 // connection ID. If clean is true, the state of any previously existing client
 // session is abandoned.
+//
+// Arina patch 20: it also adds cl to Clients, and does both under s.sessions, so that
+// a session is either ended by its old connection (endSession) or the expiry sweep
+// first, and then not found here, or taken over here first, and then left alone by
+// them. The old connection is sent its DISCONNECT before, outside the lock.
 func (s *Server) inheritClientSession(pk packets.Packet, cl *Client) bool {
-	if existing, ok := s.Clients.Get(cl.ID); ok {
-		_ = s.DisconnectClient(existing, packets.ErrSessionTakenOver)                                   // [MQTT-3.1.4-3]
+	disconnected, _ := s.Clients.Get(cl.ID)
+	if disconnected != nil {
+		_ = s.DisconnectClient(disconnected, packets.ErrSessionTakenOver) // [MQTT-3.1.4-3]
+	}
+	s.sessions.Lock()
+	existing, ok := s.Clients.Get(cl.ID)
+	defer func() {
+		s.Clients.Add(cl) // [MQTT-4.1.0-1]
+		s.sessions.Unlock()
+		if ok && existing != disconnected { // another connection came in between
+			_ = s.DisconnectClient(existing, packets.ErrSessionTakenOver) // [MQTT-3.1.4-3]
+		}
+	}()
+	if ok {
 		if pk.Connect.Clean || (existing.Properties.Clean && existing.Properties.ProtocolVersion < 5) { // [MQTT-3.1.2-4] [MQTT-3.1.4-4]
 			s.UnsubscribeClient(existing)
 			existing.ClearInflights()
@@ -894,6 +935,19 @@ func (s *Server) InjectPacket(cl *Client, pk packets.Packet) error {
 
 // processPublish processes a Publish packet.
 func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
+	// Arina patch 18: the alias is resolved first, so that the topic it stands for
+	// is the one checked below (a $SYS topic set with an alias once was not checked
+	// again when the alias alone was sent), and an alias this network connection
+	// never set is refused with DISCONNECT 0x94 [MQTT-3.3.2-7]: before, it became the
+	// topic "" and the publish went on. Aliases belong to the connection, not the
+	// session [MQTT-3.3.2-10]; each Client (one per connection) starts with none.
+	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
+		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+		if pk.TopicName == "" {
+			return packets.ErrTopicAliasInvalid
+		}
+	}
+
 	sys := false // Arina patch 13: a publish to $SYS goes to the hooks, which answer it
 	if !cl.Net.Inline && !IsValidFilter(pk.TopicName, true) {
 		if !IsSysTopic(pk.TopicName) {
@@ -942,10 +996,6 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 				atomic.AddInt64(&s.Info.Inflight, -1)
 			}
 		}
-	}
-
-	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
-		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
 	}
 
 	if pk.FixedHeader.Qos > s.Options.Capabilities.MaximumQos {
@@ -1284,6 +1334,15 @@ func (s *Server) processPubcomp(cl *Client, pk packets.Packet) error {
 
 // processSubscribe processes a Subscribe packet.
 func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
+	// Arina patch 22: No Local on a shared subscription is a Protocol Error
+	// [MQTT-3.8.3-4], which ends the connection (DISCONNECT 0x82, 4.13.1); it was
+	// answered with a SUBACK reason code 0x82, which SUBACK does not have (3.9.3).
+	for _, sub := range pk.Filters {
+		if sub.NoLocal && IsSharedFilter(sub.Filter) {
+			return packets.ErrProtocolViolationInvalidSharedNoLocal
+		}
+	}
+
 	pk = s.hooks.OnSubscribe(cl, pk)
 	code := packets.CodeSuccess
 	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
@@ -1298,8 +1357,6 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 			continue
 		} else if !IsValidFilter(sub.Filter, false) {
 			reasonCodes[i] = packets.ErrTopicFilterInvalid.Code
-		} else if sub.NoLocal && IsSharedFilter(sub.Filter) {
-			reasonCodes[i] = packets.ErrProtocolViolationInvalidSharedNoLocal.Code // [MQTT-3.8.3-4]
 		} else if !s.hooks.OnACLCheck(cl, sub.Filter, false) {
 			reasonCodes[i] = packets.ErrNotAuthorized.Code
 			if s.Options.Capabilities.Compatibilities.ObscureNotAuthorized {
@@ -1473,7 +1530,7 @@ func (s *Server) DisconnectClient(cl *Client, code packets.Code) error {
 	// interested if the write packet fails due to a closed connection (as we are closing it).
 	err := cl.WritePacket(out)
 	if !s.Options.Capabilities.Compatibilities.PassiveClientDisconnect {
-		cl.Stop(code)
+		cl.stop(code, true) // Arina patch 19: the client may still read the DISCONNECT
 		if code.Code >= packets.ErrUnspecifiedError.Code {
 			return code
 		}
@@ -1741,7 +1798,6 @@ func (s *Server) loadRetained(v []storage.Message) {
 // than their given expiry intervals.
 func (s *Server) clearExpiredClients(dt int64) {
 	for _, client := range s.Clients.Snapshot() {
-		id := client.ID
 		disconnected := client.StopTime()
 		if disconnected == 0 {
 			continue
@@ -1753,10 +1809,27 @@ func (s *Server) clearExpiredClients(dt int64) {
 		}
 
 		if disconnected+int64(expire) < dt {
-			s.hooks.OnClientExpired(client)
-			s.Clients.Delete(id) // [MQTT-4.1.0-2]
+			s.expireSession(client)
 		}
 	}
+}
+
+// expireSession ends the expired session of the disconnected client cl, unless a new
+// connection has taken it over since the sweep's snapshot. Arina patch 20: the sweep
+// deleted the client id from Clients, whoever held it by then, and left the session's
+// subscriptions in the topic index, filed under the client id: the next connection
+// with that id, with a new session, was sent every message they matched
+// [MQTT-3.1.2-23].
+func (s *Server) expireSession(cl *Client) {
+	s.sessions.Lock()
+	defer s.sessions.Unlock()
+	if cur, ok := s.Clients.Get(cl.ID); !ok || cur != cl || cl.IsTakenOver() {
+		return
+	}
+	s.hooks.OnClientExpired(cl)
+	cl.ClearInflights()
+	s.UnsubscribeClient(cl)
+	s.Clients.Delete(cl.ID) // [MQTT-4.1.0-2]
 }
 
 // clearExpiredRetainedMessage deletes retained messages from topics if they have expired.

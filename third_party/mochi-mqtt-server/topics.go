@@ -55,8 +55,8 @@ func (a *InboundTopicAliases) Set(id uint16, topic string) string {
 		return topic // ?
 	}
 
-	if existing, ok := a.internal[id]; ok && topic == "" {
-		return existing
+	if topic == "" { // Arina patch 18: an alias never set stays unset
+		return a.internal[id]
 	}
 
 	a.internal[id] = topic

@@ -467,9 +467,9 @@ func (pk *Packet) ConnectValidate() Code {
 		return ErrProtocolViolationUsernameNoFlag // [MQTT-3.1.2-16]
 	}
 
-	if pk.Connect.PasswordFlag && len(pk.Connect.Password) == 0 {
-		return ErrProtocolViolationFlagNoPassword // [MQTT-3.1.2-19]
-	}
+	// Arina patch 17: a zero-length password is a password (MQTT 5 3.1.3.5, 3.1.1
+	// 3.1.3.5: "Binary Data" of any length); the decoder already refuses a packet that
+	// sets the flag and ends before the field [MQTT-3.1.2-19].
 
 	if !pk.Connect.PasswordFlag && len(pk.Connect.Password) > 0 {
 		return ErrProtocolViolationPasswordNoFlag // [MQTT-3.1.2-18]
@@ -480,7 +480,9 @@ func (pk *Packet) ConnectValidate() Code {
 	}
 
 	if pk.Connect.WillFlag {
-		if len(pk.Connect.WillPayload) == 0 || pk.Connect.WillTopic == "" {
+		// Arina patch 21: a zero-length will payload is valid (Binary Data, MQTT 5
+		// 3.1.3.4); the decoder refuses a CONNECT without the field [MQTT-3.1.2-9].
+		if pk.Connect.WillTopic == "" {
 			return ErrProtocolViolationWillFlagNoPayload // [MQTT-3.1.2-9]
 		}
 

@@ -857,9 +857,9 @@ var TPacketData = map[byte]TPacketCases{
 		},
 		{
 			Case:   TConnectInvalidFlagNoPassword,
-			Desc:   "has password flag but no password",
+			Desc:   "has password flag and a zero-length password, which is valid (Arina patch 17)",
 			Group:  "validate",
-			Expect: ErrProtocolViolationFlagNoPassword,
+			Expect: CodeSuccess,
 			Packet: &Packet{
 				FixedHeader:     FixedHeader{Type: Connect},
 				ProtocolVersion: 4,
