@@ -117,6 +117,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if opts.MemoryLimit > 0 {
+		debug.SetMemoryLimit(opts.MemoryLimit)
+	}
 	d, err := daemon.Start(opts, log)
 	if err != nil {
 		return err
