@@ -169,9 +169,12 @@ func TestAppendPayload(t *testing.T) {
 		{true, false, `{"user_id":"u42","action":"add"}`},
 		{true, true, `{"user_id":"u42","action":"remove"}`},
 	} {
-		if got := string(appendPayload(nil, tt.json, tt.remove, 42)); got != tt.want {
+		if got := string(appendPayload(nil, tt.json, tt.remove, 42, 0)); got != tt.want {
 			t.Errorf("appendPayload(json=%v, remove=%v) = %q, want %q", tt.json, tt.remove, got, tt.want)
 		}
+	}
+	if got := string(appendPayload(nil, true, true, 42, 1780000000123)); got != `{"user_id":"u42","action":"remove","ts":1780000000123}` {
+		t.Errorf("appendPayload with ts = %q", got)
 	}
 	if got := string(appendTopic(nil, "plant1/kitchen", 7, 3)); got != "plant1/kitchen/c7/r3" {
 		t.Errorf("appendTopic = %q", got)
