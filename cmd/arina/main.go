@@ -118,7 +118,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	if opts.MemoryLimit > 0 {
-		debug.SetMemoryLimit(opts.MemoryLimit)
+		debug.SetMemoryLimit(daemon.RuntimeMemoryLimit(opts.MemoryLimit))
 	}
 	d, err := daemon.Start(opts, log)
 	if err != nil {

@@ -121,6 +121,18 @@ func CgroupMemoryMax(root string) (int64, bool) {
 	return best, found
 }
 
+// RuntimeMemoryLimit returns the Go runtime's soft limit for a process limit of
+// limit bytes: the limit, less what Pebble allocates outside the Go heap when the
+// binary is built with cgo (two memtables, one being flushed, and the block cache,
+// PebbleSizes). 0: none.
+func RuntimeMemoryLimit(limit int64) int64 {
+	if limit <= 0 || !cgoEnabled {
+		return limit
+	}
+	mt, cache := PebbleSizes(limit)
+	return max(limit-2*mt-cache, limit/2)
+}
+
 // runtimeMemory returns what the Go runtime counts against its memory limit: the
 // memory it has mapped, less the heap it has given back to the system.
 func runtimeMemory() int64 {
@@ -138,17 +150,18 @@ func registerMemory(reg prometheus.Registerer, limit int64) (func() bool, error)
 	err := errors.Join(
 		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "arina_memory_limit_bytes",
-			Help: "The Go runtime's soft memory limit (memory.limit, or a share of the container's); 0: none.",
+			Help: "memory.limit as applied (or a share of the container's limit); 0: none. The Go runtime's soft limit is this, less Pebble's memtables and cache when they are outside the Go heap (cgo builds).",
 		}, func() float64 { return float64(limit) })),
 		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "arina_memory_runtime_bytes",
-			Help: "Memory the Go runtime counts against its limit: mapped, less the heap released to the system.",
+			Help: "Memory the Go runtime counts against its soft limit: mapped, less the heap released to the system.",
 		}, func() float64 { return float64(runtimeMemory()) })),
 	)
 	if err != nil {
 		return nil, err
 	}
-	return func() bool { return limit <= 0 || float64(runtimeMemory()) < MemoryNearShare*float64(limit) }, nil
+	rl := RuntimeMemoryLimit(limit)
+	return func() bool { return rl <= 0 || float64(runtimeMemory()) < MemoryNearShare*float64(rl) }, nil
 }
 
 // PebbleSizes returns the memtable and block cache sizes for a memory limit: a 64th of

@@ -81,3 +81,16 @@ func TestPebbleSizes(t *testing.T) {
 		}
 	}
 }
+
+func TestRuntimeMemoryLimit(t *testing.T) {
+	if got := RuntimeMemoryLimit(0); got != 0 {
+		t.Errorf("RuntimeMemoryLimit(0) = %d, want 0", got)
+	}
+	want := int64(512 << 20)
+	if cgoEnabled { // Pebble's two memtables and cache are outside the Go heap
+		want -= 2*(8<<20) + 8<<20
+	}
+	if got := RuntimeMemoryLimit(512 << 20); got != want {
+		t.Errorf("RuntimeMemoryLimit(512MiB) = %d, want %d", got, want)
+	}
+}
