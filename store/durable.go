@@ -64,6 +64,9 @@ type DurableOptions struct {
 	SyncInterval time.Duration // async mode: most time between fsyncs; default 100ms
 	MinFreeBytes uint64        // refuse batches while the disk has less free space; default 64 MiB
 	Logger       *slog.Logger
+	// MemTableSize and CacheSize size Pebble's memtable and block cache (bytes); 0:
+	// Pebble's defaults (4 MiB, 8 MiB). The daemon derives them from memory.limit.
+	MemTableSize, CacheSize int64
 }
 
 // Durable is a Store whose memory index is backed by a Pebble database in a data
@@ -125,6 +128,8 @@ func OpenDurable(opts DurableOptions) (*Durable, error) {
 	start := time.Now()
 	d := &Durable{mem: NewMemory(), opts: opts, log: opts.Logger, stop: make(chan struct{})}
 	db, err := pebble.Open(dir, &pebble.Options{
+		CacheSize:     max(opts.CacheSize, 0),
+		MemTableSize:  uint64(max(opts.MemTableSize, 0)),
 		Logger:        pebbleLogger{opts.Logger},
 		EventListener: d.events(),
 		// Arina reads the engine only when it opens it (load): queries are answered
@@ -285,7 +290,7 @@ func (d *Durable) load() (members, tombs int, err error) {
 			uid := m.users.internBytes(u)
 			if rs == nil {
 				orphans[uid] = ts
-			} else if !rs.members.has(uid) || ts > rs.stamps[uid] {
+			} else if !rs.members.has(uid) || ts > rs.stamps.get(uid) {
 				// A tombstone of a member is never written; should one be found, the
 				// newer TS is what the store would have remembered.
 				rs.setStamp(uid, ts)

@@ -11,10 +11,19 @@ import (
 
 // BenchmarkDurable_Recover measures start-up: opening a data directory holding N
 // memberships (10k contents x 5 reactions, users spread over 1M ids) and rebuilding the
-// memory index. The directory is written once, before timing.
+// memory index. The directory is written once, before timing. In 10M-ts every
+// membership was added with a TS (live unix ms), which the index remembers.
 func BenchmarkDurable_Recover(b *testing.B) {
-	for _, n := range []int{1_000_000, 10_000_000} {
-		b.Run(fmt.Sprintf("memberships=%dM", n/1_000_000), func(b *testing.B) {
+	for _, tc := range []struct {
+		n       int
+		stamped bool
+	}{{1_000_000, false}, {10_000_000, false}, {10_000_000, true}} {
+		n := tc.n
+		name := fmt.Sprintf("memberships=%dM", n/1_000_000)
+		if tc.stamped {
+			name += "-ts"
+		}
+		b.Run(name, func(b *testing.B) {
 			dir := b.TempDir()
 			s, err := store.OpenDurable(store.DurableOptions{Dir: dir, Sync: false, MinFreeBytes: 1})
 			if err != nil {
@@ -31,6 +40,9 @@ func BenchmarkDurable_Recover(b *testing.B) {
 						ReactionType: fmt.Sprintf("r%d", (k/10_000)%5),
 						UserID:       fmt.Sprintf("user-%07d", (k/50_000*7919+k)%1_000_000),
 						Action:       store.Add,
+					}
+					if tc.stamped {
+						ops[j].TS = 1_780_000_000_000 + int64(k)
 					}
 				}
 				if err := s.Apply(context.Background(), ops, out); err != nil {

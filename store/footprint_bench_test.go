@@ -3,7 +3,10 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"testing"
 
 	"github.com/arina-dev/arina/store"
@@ -34,6 +37,89 @@ func BenchmarkMemory_Footprint(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			footprint(b, tc.contents, tc.reactions, tc.memberships, tc.user)
 		})
+	}
+	// The load of issue 16, as arina bench sends it: events on random (content,
+	// reaction, user) of 10k contents x 5 reactions x 1M users, a quarter of them
+	// removes (nearly all of users not in the set: tombstones), until 3M memberships;
+	// every event with a ts (unix ms, a millisecond apart), or none.
+	for _, stamped := range []bool{false, true} {
+		name := map[bool]string{false: "random", true: "random-ts"}[stamped]
+		b.Run(name, func(b *testing.B) { footprintRandom(b, 3_000_000, stamped) })
+	}
+}
+
+func footprintRandom(b *testing.B, memberships int, stamped bool) {
+	const (
+		batch     = 4096
+		contents  = 10_000
+		reactions = 5
+		users     = 1_000_000
+	)
+	cids := make([]string, contents)
+	for i := range cids {
+		cids[i] = fmt.Sprintf("c%d", i)
+	}
+	rids := make([]string, reactions)
+	for i := range rids {
+		rids[i] = fmt.Sprintf("r%d", i)
+	}
+	uids := make([]string, users)
+	for i := range uids {
+		uids[i] = fmt.Sprintf("u%d", i)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		before := liveHeap()
+		b.StartTimer()
+		m := store.NewMemory()
+		rng := rand.New(rand.NewPCG(16, 1))
+		ops := make([]store.Op, batch)
+		out := make([]store.Result, batch)
+		n, tombs := 0, 0
+		ts := int64(1_780_000_000_000)
+		for n < memberships {
+			for j := range ops {
+				ops[j] = store.Op{ContentID: cids[rng.IntN(contents)], ReactionType: rids[rng.IntN(reactions)],
+					UserID: uids[rng.IntN(users)], Action: store.Add}
+				if rng.IntN(4) == 0 {
+					ops[j].Action = store.Remove
+				}
+				if stamped {
+					ts++
+					ops[j].TS = ts
+				}
+			}
+			mustApply(b, m, ops, out)
+			for j := range ops {
+				switch {
+				case out[j].Changed && ops[j].Action == store.Add:
+					n++
+				case out[j].Changed:
+					n--
+				case ops[j].Action == store.Remove:
+					tombs++
+				}
+			}
+		}
+		b.StopTimer()
+		clear(ops)
+		after := liveHeap()
+		if os.Getenv("FOOTPRINT_HEAPPROFILE") != "" {
+			f, err := os.Create(os.Getenv("FOOTPRINT_HEAPPROFILE"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = pprof.WriteHeapProfile(f)
+			_ = f.Close()
+		}
+		b.ReportMetric(float64(after-before)/float64(n), "B/membership")
+		b.ReportMetric(float64(n), "memberships")
+		if stamped {
+			b.ReportMetric(float64(tombs), "tombstones")
+		}
+		runtime.KeepAlive(m)
+		_ = m.Close()
+		b.StartTimer()
 	}
 }
 

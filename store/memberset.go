@@ -275,7 +275,7 @@ func (s *memberSet) toBitmap() {
 // withSlack returns a copy of x with room for a quarter more than len(x)+extra
 // (at least 4): grown by a quarter rather than append's doubling, the slack of a set
 // that has stopped growing is at most a fifth of it rather than up to half.
-func withSlack[T uint16 | uint32](x []T, extra int) []T {
+func withSlack[T uint16 | uint32 | uint64](x []T, extra int) []T {
 	n := len(x) + extra
 	return append(make([]T, 0, n+max(4, n/4)), x...)
 }

@@ -14,9 +14,10 @@ import (
 // large, in a roaring bitmap (memberSet), so that a membership costs a few bytes
 // (BenchmarkMemory_Footprint).
 //
-// Timestamped ops (Op.TS != 0) cost more only where they occur: a set gets a second map,
-// user -> remembered TS, the first time such an op touches it, and a timestamped remove
-// on a set never held keeps its tombstone aside (orphans), so the content stays unknown.
+// Timestamped ops (Op.TS != 0) cost more only where they occur: a set gets a table of
+// remembered TS (stampTable, about 8 bytes a user) the first time such an op touches
+// it, and a timestamped remove on a set never held keeps its tombstone aside (orphans),
+// so the content stays unknown.
 //
 // Memory is safe for concurrent use. Apply takes a write lock for the whole batch and
 // queries take a read lock, so that they see either none or all of a batch; except
@@ -57,10 +58,11 @@ type content struct {
 type reactionSet struct {
 	reactionType string
 	members      memberSet
-	// stamps: user -> the newest TS applied (Op.TS), for members and, as tombstones,
-	// for users no longer in the set. A user without an entry has none (TS 0 is never
-	// stored). nil until a timestamped op touches the set.
-	stamps map[uint32]int64
+	// stamps: the newest TS applied (Op.TS) per user, for members and, as
+	// tombstones, for users no longer in the set. A user without an entry has none (TS
+	// 0 is never stored). nil until a timestamped op touches the set, and again once
+	// its last entry is forgotten.
+	stamps *stampTable
 }
 
 var _ Store = (*Memory)(nil)
@@ -142,15 +144,13 @@ func (m *Memory) add(op *Op, res *Result) applied {
 		rs = &reactionSet{reactionType: op.ReactionType}
 		a.flags |= createdReaction
 		if orphans != nil {
-			rs.stamps = orphans
+			rs.stamps = newStampTable(orphans)
 			delete(m.orphans, setKey{op.ContentID, op.ReactionType})
 			a.flags |= adoptedOrphans
 		}
 	}
 	uid := m.users.intern(op.UserID)
-	if rs.stamps != nil {
-		a.prevTS = rs.stamps[uid]
-	}
+	a.prevTS = rs.stamps.get(uid)
 	a.ts = a.prevTS
 	if op.TS != 0 {
 		// Decide staleness before changing anything.
@@ -220,9 +220,7 @@ func (m *Memory) remove(op *Op, res *Result) applied {
 		}
 	}
 	var a applied
-	if rs.stamps != nil {
-		a.prevTS = rs.stamps[uid]
-	}
+	a.prevTS = rs.stamps.get(uid)
 	a.ts = a.prevTS
 	if op.Action == Remove && !stamped {
 		// Nothing can keep the member: remove it in one lookup.
@@ -294,9 +292,20 @@ func (m *Memory) removeOrphan(op *Op, res *Result) applied {
 
 func (rs *reactionSet) setStamp(uid uint32, ts int64) {
 	if rs.stamps == nil {
-		rs.stamps = make(map[uint32]int64)
+		rs.stamps = &stampTable{}
 	}
-	rs.stamps[uid] = ts
+	rs.stamps.set(uid, ts)
+}
+
+// forgetStamp deletes uid's remembered TS.
+func (rs *reactionSet) forgetStamp(uid uint32) {
+	if rs.stamps == nil {
+		return
+	}
+	rs.stamps.del(uid)
+	if rs.stamps.len() == 0 {
+		rs.stamps = nil
+	}
 }
 
 // undo reverts an op that add or remove applied with the given result; ops are undone in the
@@ -313,19 +322,21 @@ func (m *Memory) undo(op *Op, res Result, a applied) {
 	}
 	uid, _ := m.users.lookup(op.UserID)
 	if a.ts != a.prevTS {
-		var stamps map[uint32]int64
-		if rs != nil {
-			stamps = rs.stamps
-		} else {
-			stamps = m.orphans[setKey{op.ContentID, op.ReactionType}]
-		}
-		if a.prevTS == 0 {
-			delete(stamps, uid)
-		} else {
-			stamps[uid] = a.prevTS
-		}
-		if rs == nil && len(stamps) == 0 {
-			delete(m.orphans, setKey{op.ContentID, op.ReactionType})
+		switch {
+		case rs != nil && a.prevTS == 0:
+			rs.forgetStamp(uid)
+		case rs != nil:
+			rs.setStamp(uid, a.prevTS)
+		default:
+			stamps := m.orphans[setKey{op.ContentID, op.ReactionType}]
+			if a.prevTS == 0 {
+				delete(stamps, uid)
+			} else {
+				stamps[uid] = a.prevTS
+			}
+			if len(stamps) == 0 {
+				delete(m.orphans, setKey{op.ContentID, op.ReactionType})
+			}
 		}
 	}
 	if op.Action != Add {
@@ -345,7 +356,7 @@ func (m *Memory) undo(op *Op, res Result, a applied) {
 		return
 	}
 	if a.flags.has(adoptedOrphans) {
-		m.orphans[setKey{op.ContentID, op.ReactionType}] = rs.stamps
+		m.orphans[setKey{op.ContentID, op.ReactionType}] = rs.stamps.toMap()
 	}
 	m.dir.Lock()
 	c.remove(op.ReactionType)
@@ -367,13 +378,11 @@ func (m *Memory) tombstones(before int64) []tombstone {
 	var out []tombstone
 	for cid, c := range m.contents {
 		for _, rs := range c.reactions {
-			for uid, ts := range rs.stamps {
-				if ts < before {
-					if !rs.members.has(uid) {
-						out = append(out, tombstone{cid, rs.reactionType, m.users.name(uid), uid, ts})
-					}
+			rs.stamps.each(func(uid uint32, ts int64) {
+				if ts < before && !rs.members.has(uid) {
+					out = append(out, tombstone{cid, rs.reactionType, m.users.name(uid), uid, ts})
 				}
-			}
+			})
 		}
 	}
 	for k, stamps := range m.orphans {
@@ -391,30 +400,26 @@ func (m *Memory) tombstones(before int64) []tombstone {
 func (m *Memory) forget(tombs []tombstone) int {
 	n := 0
 	for _, t := range tombs {
-		var stamps map[uint32]int64
 		var rs *reactionSet
 		if c := m.contents[t.contentID]; c != nil {
 			rs = c.find(t.reactionType)
 		}
 		if rs != nil {
-			if rs.members.has(t.uid) {
+			if rs.members.has(t.uid) || rs.stamps.get(t.uid) != t.ts {
 				continue
 			}
-			stamps = rs.stamps
-		} else {
-			stamps = m.orphans[setKey{t.contentID, t.reactionType}]
+			rs.forgetStamp(t.uid)
+			n++
+			continue
 		}
+		stamps := m.orphans[setKey{t.contentID, t.reactionType}]
 		if ts, ok := stamps[t.uid]; !ok || ts != t.ts {
 			continue
 		}
 		delete(stamps, t.uid)
 		n++
 		if len(stamps) == 0 {
-			if rs != nil {
-				rs.stamps = nil
-			} else {
-				delete(m.orphans, setKey{t.contentID, t.reactionType})
-			}
+			delete(m.orphans, setKey{t.contentID, t.reactionType})
 		}
 	}
 	return n

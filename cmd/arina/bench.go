@@ -76,6 +76,7 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 	removeRatio := fs.Float64("remove-ratio", 0.2, "share of events that are removes, 0..1")
 	topicPrefix := fs.String("topic-prefix", "", "ingest topic prefix (default: from mqtt.topic_prefix, kitchen)")
 	payload := fs.String("payload", loadgen.PayloadText, `payload format: text ("add u17") or json ({"user_id":"u17","action":"add"})`)
+	stamp := fs.Bool("ts", false, `give every event a "ts" (unix ms, this machine's clock), as devices of a scaled-out site do; implies --payload json`)
 	httpURL := fs.String("http", "", "Arina HTTP API (host:port or URL): also measure publish-to-visible latency by sampling")
 	sampleEvery := fs.Int("sample-every", loadgen.DefaultSampleEvery, "with --http: probe every K-th event of the first publisher (one probe outstanding at a time)")
 	pollInterval := fs.Duration("poll-interval", loadgen.DefaultPollInterval, "with --http: pause between polls of a probe's count")
@@ -154,11 +155,15 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 			TopicPrefix:   *topicPrefix,
 			ContentPrefix: *contentPrefix,
 			Payload:       *payload,
+			TS:            *stamp,
 			SampleEvery:   *sampleEvery,
 			PollInterval:  *pollInterval,
 			Subscribe:     *subscribe,
 			AckTimeout:    *ackTimeout,
 			Seed:          *seed,
+		}
+		if o.TS && !cmd.Flags().Changed("payload") {
+			o.Payload = loadgen.PayloadJSON
 		}
 		if o.Broker == "" {
 			o.Broker = clientAddr(cfg.MQTT.Listen)

@@ -29,6 +29,7 @@ type Config struct {
 	Store     StoreConfig    `mapstructure:"store"`
 	Reactions []ReactionRule `mapstructure:"reactions"`
 	Bridge    BridgeConfig   `mapstructure:"bridge"`
+	Memory    MemoryConfig   `mapstructure:"memory"`
 	Log       LogConfig      `mapstructure:"log"`
 }
 
@@ -142,7 +143,8 @@ func DefaultConfig() Config {
 		Store: StoreConfig{Backend: BackendEmbedded, Redis: RedisConfig{Addrs: []string{}, Mode: "single", KeyPrefix: "arina:"},
 			DataDir: "./data", Durability: daemon.DurabilitySync, SyncInterval: 100 * time.Millisecond, MinFreeBytes: 64 << 20,
 			TombstoneTTL: 24 * time.Hour},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Memory: MemoryConfig{Limit: MemoryLimitAuto},
+		Log:    LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -294,6 +296,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Bridge.upstreams(); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := parseMemoryLimit(c.Memory.Limit); err != nil {
+		bad("memory.limit", c.Memory.Limit, err)
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		bad("log.level", c.Log.Level, err)
@@ -461,6 +466,7 @@ func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
 		Durable:         store.DurableOptions{Dir: c.Store.DataDir, SyncInterval: c.Store.SyncInterval, MinFreeBytes: c.Store.MinFreeBytes},
 		Reloaders:       sec.reloaders(),
 		Redis:           ro,
+		MemoryLimit:     c.memoryLimit(log),
 	}
 	return o, nil
 }

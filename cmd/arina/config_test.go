@@ -289,6 +289,11 @@ func TestConfig_Validate(t *testing.T) {
 		{"DataDirRequiredAsync", "store.data_dir", func(c *Config) { c.Store.Durability, c.Store.DataDir = "async", "" }, ErrOutOfRange},
 		{"SyncIntervalLow", "store.sync_interval", func(c *Config) { c.Store.SyncInterval = time.Millisecond - 1 }, ErrOutOfRange},
 		{"SyncIntervalHigh", "store.sync_interval", func(c *Config) { c.Store.SyncInterval = time.Minute + 1 }, ErrOutOfRange},
+		{"MemoryLimitUnit", "memory.limit", func(c *Config) { c.Memory.Limit = "2GB!" }, ErrInvalidChoice},
+		{"MemoryLimitWord", "memory.limit", func(c *Config) { c.Memory.Limit = "lots" }, ErrInvalidChoice},
+		{"MemoryLimitLow", "memory.limit", func(c *Config) { c.Memory.Limit = "1MiB" }, ErrOutOfRange},
+		{"MemoryLimitSize", "", func(c *Config) { c.Memory.Limit = "512MiB" }, nil},
+		{"MemoryLimitNone", "", func(c *Config) { c.Memory.Limit = "none" }, nil},
 		{"LogLevel", "log.level", func(c *Config) { c.Log.Level = "verbose" }, ErrInvalidChoice},
 		{"LogFormat", "log.format", func(c *Config) { c.Log.Format = "xml" }, ErrInvalidChoice},
 	} {

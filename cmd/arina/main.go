@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -115,6 +116,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	opts.Build = currentBuild()
+	if opts.MemoryLimit > 0 {
+		debug.SetMemoryLimit(daemon.RuntimeMemoryLimit(opts.MemoryLimit))
+	}
 	d, err := daemon.Start(opts, log)
 	if err != nil {
 		return err

@@ -46,6 +46,12 @@ type Options struct {
 	// and Durable are then not used). Its OnRemoteChange and Logger are set by Start.
 	Redis *redis.Options
 
+	// MemoryLimit is the Go runtime's soft memory limit in bytes (0: none), which the
+	// caller sets (debug.SetMemoryLimit: it is the process's). Start exports it as a
+	// metric, reports in /readyz when the use nears it, and sizes the engine's
+	// memtable and cache from it (PebbleSizes) unless Durable sets them.
+	MemoryLimit int64
+
 	// Build says which build runs, for the arina_build_info metric.
 	Build Build
 }
@@ -116,6 +122,9 @@ func openStore(opts Options, logger *slog.Logger, hub *feed.Hub, reg prometheus.
 	case DurabilitySync, DurabilityAsync:
 		do := opts.Durable
 		do.Sync = opts.Durability == DurabilitySync
+		if mt, cache := PebbleSizes(opts.MemoryLimit); do.MemTableSize == 0 && do.CacheSize == 0 {
+			do.MemTableSize, do.CacheSize = mt, cache
+		}
 		do.Logger = logger
 		d, err := store.OpenDurable(do)
 		if err != nil {
@@ -178,6 +187,10 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	if d.Store, storeOK, err = openStore(opts, logger.With("component", "store"), d.Feed, reg, writer.Load, &reached); err != nil {
 		return d, err
 	}
+	memoryOK, err := registerMemory(reg, opts.MemoryLimit)
+	if err != nil {
+		return d, fmt.Errorf("registering memory metrics: %w", err)
+	}
 	ingestOpts := opts.Ingest
 	ingestOpts.OnChanges = d.Feed.Publish
 	if d.Writer, err = ingest.NewWriter(d.Store, ingestOpts, logger.With("component", "ingest"), reg); err != nil {
@@ -207,6 +220,9 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 		{Name: "broker", OK: d.Broker.Running},
 		{Name: "writer", OK: d.Writer.Running},
 		{Name: "store", OK: func() bool { return !d.closed.Load() && storeOK() }},
+		// Degraded, not unready: past MemoryNearShare of the limit the GC runs often to
+		// stay below it, which costs CPU; more memory or fewer memberships help.
+		{Name: "memory", OK: memoryOK, Optional: true},
 	}
 	if len(opts.Upstreams) > 0 {
 		if d.Bridge, err = broker.NewBridge(opts.Upstreams, d.Writer, logger.With("component", "bridge"), reg); err != nil {

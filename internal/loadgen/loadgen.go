@@ -32,6 +32,7 @@ type Report struct {
 	InFlightEffective    int     `json:"inflight_effective"`               // per publisher, as run
 	ServerReceiveMaximum int     `json:"server_receive_maximum,omitempty"` // MQTT 5: the broker's cap on the QoS 1 window
 	Payload              string  `json:"payload"`
+	TS                   bool    `json:"ts,omitempty"` // every event carried a ts
 	Contents             int     `json:"contents"`
 	ContentPrefix        string  `json:"content_prefix"`
 	Reactions            int     `json:"reactions"`
@@ -571,7 +572,11 @@ func (r *runner) event(w *worker) string {
 	re := pick(w.rng, w.zr, r.o.Reactions)
 	u := w.rng.IntN(r.o.Users)
 	remove := r.o.RemoveRatio > 0 && w.rng.Float64() < r.o.RemoveRatio
-	w.payload = appendPayload(w.payload[:0], r.o.Payload == PayloadJSON, remove, u)
+	var ts int64
+	if r.o.TS {
+		ts = time.Now().UnixMilli()
+	}
+	w.payload = appendPayload(w.payload[:0], r.o.Payload == PayloadJSON, remove, u, ts)
 	if r.topics != nil {
 		return r.topics[c*r.o.Reactions+re]
 	}
@@ -596,7 +601,8 @@ func appendTopic(b []byte, prefix, contentPrefix string, content, reaction int) 
 	return strconv.AppendInt(b, int64(reaction), 10)
 }
 
-func appendPayload(b []byte, asJSON, remove bool, user int) []byte {
+// appendPayload appends an event's payload; ts (unix ms, JSON only) 0: none.
+func appendPayload(b []byte, asJSON, remove bool, user int, ts int64) []byte {
 	action := "add"
 	if remove {
 		action = "remove"
@@ -610,6 +616,11 @@ func appendPayload(b []byte, asJSON, remove bool, user int) []byte {
 	b = strconv.AppendInt(b, int64(user), 10)
 	b = append(b, `","action":"`...)
 	b = append(b, action...)
+	if ts != 0 {
+		b = append(b, `","ts":`...)
+		b = strconv.AppendInt(b, ts, 10)
+		return append(b, '}')
+	}
 	return append(b, `"}`...)
 }
 
@@ -620,7 +631,7 @@ func (r *runner) maybeProbe(w *worker) *probe {
 		return nil
 	}
 	k := r.probeSeq.Add(1)
-	w.payload = appendPayload(w.payload[:0], r.o.Payload == PayloadJSON, false, 0)
+	w.payload = appendPayload(w.payload[:0], r.o.Payload == PayloadJSON, false, 0, 0)
 	return &probe{content: r.o.ContentPrefix + "probe-" + r.runID + "-" + strconv.FormatInt(k, 10)}
 }
 
@@ -782,6 +793,7 @@ func (r *runner) report(receiveMax uint16, interrupted bool) *Report {
 		InFlightEffective:    r.window,
 		ServerReceiveMaximum: int(receiveMax),
 		Payload:              o.Payload,
+		TS:                   o.TS,
 		Contents:             o.Contents,
 		ContentPrefix:        o.ContentPrefix,
 		Reactions:            o.Reactions,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -169,9 +170,12 @@ func TestAppendPayload(t *testing.T) {
 		{true, false, `{"user_id":"u42","action":"add"}`},
 		{true, true, `{"user_id":"u42","action":"remove"}`},
 	} {
-		if got := string(appendPayload(nil, tt.json, tt.remove, 42)); got != tt.want {
+		if got := string(appendPayload(nil, tt.json, tt.remove, 42, 0)); got != tt.want {
 			t.Errorf("appendPayload(json=%v, remove=%v) = %q, want %q", tt.json, tt.remove, got, tt.want)
 		}
+	}
+	if got := string(appendPayload(nil, true, true, 42, 1780000000123)); got != `{"user_id":"u42","action":"remove","ts":1780000000123}` {
+		t.Errorf("appendPayload with ts = %q", got)
 	}
 	if got := string(appendTopic(nil, "plant1/kitchen", "", 7, 3)); got != "plant1/kitchen/c7/r3" {
 		t.Errorf("appendTopic = %q", got)
@@ -204,15 +208,50 @@ func TestEvent_NoAllocs(t *testing.T) {
 func TestRun_InvalidOptions(t *testing.T) {
 	_, err := Run(context.Background(), Options{
 		Protocol: 3, Client: "mqttjs", QoS: 2, Publishers: -1, InFlight: 70000, Zipf: 0.5, RemoveRatio: 2,
-		TopicPrefix: "a/#", Payload: "xml", HTTPURL: "localhost:4000",
+		TopicPrefix: "a/#", Payload: "xml", HTTPURL: "localhost:4000", TS: true,
 	})
 	if !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("Run = %v, want ErrInvalidOptions", err)
 	}
-	for _, field := range []string{"protocol", "client", "qos", "publishers", "inflight", "zipf", "remove_ratio", "topic_prefix", "payload", "http_url"} {
+	for _, field := range []string{"protocol", "client", "qos", "publishers", "inflight", "zipf", "remove_ratio", "topic_prefix", "payload", "http_url", "ts"} {
 		if !strings.Contains(err.Error(), field+" ") {
 			t.Errorf("error does not name %s: %v", field, err)
 		}
+	}
+}
+
+// TestRun_TS: with TS every event carries the generator's clock as "ts", which arina
+// accepts (none rejected) and remembers: a remove with an older ts is then stale.
+func TestRun_TS(t *testing.T) {
+	d := arinatest.Start(t)
+	before := time.Now().UnixMilli()
+	rep, err := Run(context.Background(), Options{Broker: d.MQTTAddr, QoS: 1, Payload: PayloadJSON, TS: true,
+		Publishers: 2, InFlight: 4, Events: 200, Contents: 1, Reactions: 1, Users: 1000})
+	if err != nil || rep.Acked != 200 || rep.Errors != 0 || !rep.TS {
+		t.Fatalf("Run = %+v, %v; want 200 acked, no errors, ts reported", rep, err)
+	}
+	// u0..u999 of c0/r0: remove every one with a ts before the run; those added
+	// during the run stay (their ts is newer), and the count does not move.
+	counts, _ := arinatest.Counts(t, d.HTTPURL, "c0")
+	if counts["r0"] == 0 {
+		t.Fatalf("counts after the run = %v, want members", counts)
+	}
+	for from := 0; from < 1000; from += 250 { // a request body holds at most 64 KiB
+		var body strings.Builder
+		for u := from; u < from+250; u++ {
+			fmt.Fprintf(&body, `{"type":"reaction","action":"remove","content_id":"c0","reaction_type":"r0","user_id":"u%d","ts":%d}`+"\n", u, before-1)
+		}
+		resp, err := http.Post(d.HTTPURL+"/api/v1/reactions", "application/x-ndjson", strings.NewReader(body.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /api/v1/reactions: %s", resp.Status)
+		}
+	}
+	if got, _ := arinatest.Counts(t, d.HTTPURL, "c0"); got["r0"] != counts["r0"] {
+		t.Fatalf("after removes older than the run: counts %v, want %v (the run's ts are newer)", got, counts)
 	}
 }
 

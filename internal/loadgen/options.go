@@ -82,6 +82,7 @@ type Options struct {
 	RemoveRatio   float64 // share of events that are removes, 0..1
 	TopicPrefix   string  // events go to <TopicPrefix>/<content>/<reaction>
 	Payload       string  // PayloadText (default) or PayloadJSON
+	TS            bool    // give every event a "ts", the generator's clock in unix ms (PayloadJSON only)
 	Seed          uint64  // seed of the id generators; runs with equal seeds draw equal sequences per worker
 
 	// HTTPURL, when set, is an Arina HTTP API (http://host:port). One publisher then
@@ -206,6 +207,9 @@ func (o *Options) validate() error {
 	}
 	if o.Payload != PayloadText && o.Payload != PayloadJSON {
 		bad("payload", fmt.Sprintf("%q", o.Payload), "want text or json")
+	}
+	if o.TS && o.Payload != PayloadJSON {
+		bad("ts", o.TS, "needs the json payload")
 	}
 	if o.HTTPURL != "" && !strings.HasPrefix(o.HTTPURL, "http://") && !strings.HasPrefix(o.HTTPURL, "https://") {
 		bad("http_url", fmt.Sprintf("%q", o.HTTPURL), "want http://host:port")

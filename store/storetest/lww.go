@@ -37,6 +37,15 @@ type lwwStep struct {
 	want store.Result
 }
 
+// live is a unix ms of these years, day one day in ms, maxTS the largest TS the suite
+// uses: 2^53-1, the largest integer a float64 holds exactly (Redis keeps TS as
+// sorted-set scores); the ingest refuses a ts more than a minute ahead of the clock.
+const (
+	live  = int64(1_780_000_000_000)
+	day   = int64(24 * 3600 * 1000)
+	maxTS = int64(1<<53 - 1)
+)
+
 // lwwCases apply to (c, r); members is the set at the end.
 var lwwCases = []struct {
 	name    string
@@ -112,6 +121,35 @@ var lwwCases = []struct {
 		{removeTS("u", 9), store.Result{Count: 1, Expiry: 50, PrevExpiry: 50, Stale: true}},
 		{removeTS("u", 10), store.Result{Changed: true, PrevExpiry: 50}},
 	}, []string{}},
+	// TS far apart (a store may keep them relative to a base, issue 16): live unix ms,
+	// 100 days later, 1 ms, the largest the suite uses; each compared exactly.
+	{"FarApartTS", []lwwStep{
+		{addTS("u", live), store.Result{Changed: true, Count: 1}},
+		{removeTS("v", 1), store.Result{Count: 1}},                        // far older than u's
+		{addTS("w", live+100*day), store.Result{Changed: true, Count: 2}}, // far newer
+		{removeTS("u", live-1), store.Result{Count: 2, Stale: true}},
+		{addTS("v", 1), store.Result{Count: 2, Stale: true}}, // the tombstone at 1
+		{removeTS("w", live+100*day-1), store.Result{Count: 2, Stale: true}},
+		{addTS("x", maxTS), store.Result{Changed: true, Count: 3}},
+		{removeTS("x", maxTS-1), store.Result{Count: 3, Stale: true}},
+		{removeTS("u", live), store.Result{Changed: true, Count: 2}}, // a tie: remove wins
+		{addTS("u", live), store.Result{Count: 2, Stale: true}},
+		{addTS("v", 2), store.Result{Changed: true, Count: 3}},
+		{addTS("u", live+1), store.Result{Changed: true, Count: 4}},
+		{removeTS("x", maxTS), store.Result{Changed: true, Count: 3}},
+	}, []string{"u", "v", "w"}},
+	// One ms apart across 2^32 ms (49.7 days) from the first TS, both ways.
+	{"MillisecondsAcross2e32", []lwwStep{
+		{addTS("u", live), store.Result{Changed: true, Count: 1}},
+		{addTS("v", live+1<<32), store.Result{Changed: true, Count: 2}},
+		{addTS("w", live-1<<32), store.Result{Changed: true, Count: 3}},
+		{removeTS("v", live+1<<32-1), store.Result{Count: 3, Stale: true}},
+		{removeTS("w", live-1<<32-1), store.Result{Count: 3, Stale: true}},
+		{removeTS("u", live-1), store.Result{Count: 3, Stale: true}},
+		{removeTS("v", live+1<<32), store.Result{Changed: true, Count: 2}},
+		{removeTS("w", live-1<<32), store.Result{Changed: true, Count: 1}},
+		{addTS("w", live-1<<32+1), store.Result{Changed: true, Count: 2}},
+	}, []string{"u", "w"}},
 	{"ExpireIgnoresTS", []lwwStep{
 		{addTSExp("u", 10, 100), store.Result{Changed: true, Count: 1, Expiry: 100}},
 		{expireAt("u", 150), store.Result{Changed: true, PrevExpiry: 100}},
@@ -319,6 +357,25 @@ func (m *lwwModel) purge(before int64) int {
 // testLWWModel applies random batches of adds and removes, with and without TS, and
 // purges, and compares every result, count and member with lwwModel.
 func testLWWModel(t *testing.T, newStore NewFunc) {
+	t.Run("Near", func(t *testing.T) { testLWWModelTS(t, newStore, rapid.Int64Range(0, 10)) })
+	// TS spread over centuries and to the largest, a few ms apart at each place, so
+	// that a store keeping them relative to a base meets every edge (issue 16).
+	t.Run("Wide", func(t *testing.T) { testLWWModelTS(t, newStore, wideTS()) })
+}
+
+// wideTS draws 0 (none) or a TS from clusters a few ms wide far apart.
+func wideTS() *rapid.Generator[int64] {
+	return rapid.Custom(func(t *rapid.T) int64 {
+		at := rapid.SampledFrom([]int64{0, 1, 1 << 32, live - 1<<32, live, live + 1<<31, live + 1<<32, live + 400*day, maxTS - 3}).Draw(t, "at")
+		if at == 0 {
+			return 0
+		}
+		return at + rapid.Int64Range(0, 3).Draw(t, "ms")
+	})
+}
+
+// testLWWModelTS is testLWWModel with TS (and purge bounds) drawn from ts.
+func testLWWModelTS(t *testing.T, newStore NewFunc, ts *rapid.Generator[int64]) {
 	contents := []string{"c1", "c2"}
 	reactions := []string{"fire", "yum"}
 	users := []string{"u1", "u2", "u3"}
@@ -328,7 +385,7 @@ func testLWWModel(t *testing.T, newStore NewFunc) {
 		model := newLWWModel()
 		for range rapid.IntRange(1, 12).Draw(rt, "batches") {
 			if rapid.IntRange(0, 4).Draw(rt, "purge?") == 0 {
-				before := rapid.Int64Range(0, 12).Draw(rt, "before")
+				before := ts.Draw(rt, "before") + rapid.Int64Range(0, 2).Draw(rt, "after")
 				n, err := s.PurgeTombstones(context.Background(), before)
 				if err != nil {
 					rt.Fatalf("PurgeTombstones: %v", err)
@@ -337,7 +394,7 @@ func testLWWModel(t *testing.T, newStore NewFunc) {
 					rt.Fatalf("PurgeTombstones(%d) = %d, want %d", before, n, want)
 				}
 			}
-			ops := rapid.SliceOfN(lwwOpGen(contents, reactions, users, 0, 10), 1, 12).Draw(rt, "ops")
+			ops := rapid.SliceOfN(lwwOpGenTS(contents, reactions, users, ts), 1, 12).Draw(rt, "ops")
 			want := make([]store.Result, len(ops))
 			for i, op := range ops {
 				want[i] = model.apply(op)
@@ -359,13 +416,18 @@ func testLWWModel(t *testing.T, newStore NewFunc) {
 // lwwOpGen draws an add or remove of few contents, reactions and users, so that they
 // collide, with a TS in [minTS, maxTS] (0: none).
 func lwwOpGen(contents, reactions, users []string, minTS, maxTS int64) *rapid.Generator[store.Op] {
+	return lwwOpGenTS(contents, reactions, users, rapid.Int64Range(minTS, maxTS))
+}
+
+// lwwOpGenTS is lwwOpGen with the TS drawn from ts.
+func lwwOpGenTS(contents, reactions, users []string, ts *rapid.Generator[int64]) *rapid.Generator[store.Op] {
 	return rapid.Custom(func(t *rapid.T) store.Op {
 		return store.Op{
 			ContentID:    rapid.SampledFrom(contents).Draw(t, "c"),
 			ReactionType: rapid.SampledFrom(reactions).Draw(t, "r"),
 			UserID:       rapid.SampledFrom(users).Draw(t, "u"),
 			Action:       rapid.SampledFrom([]store.Action{store.Add, store.Remove}).Draw(t, "a"),
-			TS:           rapid.Int64Range(minTS, maxTS).Draw(t, "ts"),
+			TS:           ts.Draw(t, "ts"),
 		}
 	})
 }
