@@ -21,35 +21,42 @@ func newWatchCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		Use:   "watch [CONTENT...]",
 		Short: "Follow counts live from the change stream (all contents, or those named)",
 		Example: `  arina watch
-  arina watch Stew Soup`,
+  arina watch Stew Soup
+  ARINA_TOKEN=... arina watch --server https://arina.example:4000 --cafile ca.pem`,
 	}
 	fs := cmd.Flags()
-	server := fs.String("server", "", "HTTP API host:port or URL (default: from http.listen)")
+	server := fs.String("server", "", "HTTP API host:port or URL, http:// or https:// (default: from http.listen)")
+	api := addAPIFlags(fs, addTLSFlags(fs), true)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := loadConfig(cmd.Flags(), getenv)
 		if err != nil {
 			return err
 		}
+		ac, err := api.client(*server, cfg, getenv, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
 		q := url.Values{"content": args}
-		return watch(cmd.Context(), apiBaseURL(*server, cfg)+"/api/v1/stream?"+q.Encode(), stdout)
+		return watch(cmd.Context(), ac, "/api/v1/stream?"+q.Encode(), stdout)
 	}
 	return cmd
 }
 
 // watch prints the counts once the snapshot is in, then one line per change, until
 // ctx ends or the stream does.
-func watch(ctx context.Context, streamURL string, out io.Writer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, streamURL, nil)
+func watch(ctx context.Context, ac *apiClient, path string, out io.Writer) error {
+	req, err := ac.request(ctx, path)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := ac.do(req)
 	if err != nil {
 		return fmt.Errorf("opening the change stream: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("opening the change stream: %s", resp.Status)
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("opening the change stream: %w", ac.statusError(resp, body))
 	}
 	counts := map[string]map[string]int64{}
 	sc := bufio.NewScanner(resp.Body)

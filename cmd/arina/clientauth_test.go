@@ -1,0 +1,201 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/auth"
+)
+
+// The secured site of these tests: a users file, a tokens file, and TLS on every
+// listener that has it (MQTT over TLS, WebSocket and secure WebSocket, HTTPS).
+const (
+	securePassword = "pw-sensor 1"  // user "sensor", may write kitchen/#
+	secureRead     = "tok-read-1"   // token "board", scope read
+	secureWrite    = "tok-write-1"  // token "line-app", scope write only
+	secureWrongPW  = "not-the-pw-1" // nobody's password
+)
+
+const secureUsers = `users:
+  - username: sensor
+    password_hash: "%s"
+    acl:
+      - {topic: "kitchen/#", access: write}
+  - username: badge-reader-1
+    certificate_only: true
+    acl:
+      - {topic: "kitchen/#", access: write}
+`
+
+// secureSite is a daemon with authentication and TLS, and the files a client needs.
+type secureSite struct {
+	*served
+	certs                     *arinatest.Certs
+	tlsAddr, wsAddr, wssAddr  string
+	passwordFile, wrongPWFile string
+	env                       map[string]string // the daemon's environment
+	usersFile                 string
+}
+
+var startedExtra = regexp.MustCompile(`mqtt_(tls|ws|wss)=(\S+)`)
+
+func startSecureSite(tb testing.TB) *secureSite {
+	tb.Helper()
+	s := &secureSite{certs: arinatest.MakeCerts(tb)}
+	dir := tb.TempDir()
+	h, err := bcrypt.GenerateFromPassword([]byte(securePassword), bcrypt.MinCost)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		return p
+	}
+	s.usersFile = write("users.yaml", fmt.Sprintf(secureUsers, h))
+	tokens := write("tokens.yaml", fmt.Sprintf("tokens:\n  - {name: board, sha256: %s, scopes: [read]}\n  - {name: line-app, sha256: %s, scopes: [write]}\n",
+		auth.HashToken(secureRead), auth.HashToken(secureWrite)))
+	s.passwordFile = write("password", securePassword+"\n")
+	s.wrongPWFile = write("wrong", secureWrongPW+"\n")
+	s.env = map[string]string{
+		"ARINA_MQTT_LISTEN":             "127.0.0.1:0",
+		"ARINA_HTTP_LISTEN":             "127.0.0.1:0",
+		"ARINA_STORE_DURABILITY":        "none",
+		"ARINA_MQTT_AUTH_USERS_FILE":    s.usersFile,
+		"ARINA_HTTP_AUTH_TOKENS_FILE":   tokens,
+		"ARINA_MQTT_TLS_LISTEN":         "127.0.0.1:0",
+		"ARINA_MQTT_TLS_CERT_FILE":      s.certs.ServerCert,
+		"ARINA_MQTT_TLS_KEY_FILE":       s.certs.ServerKey,
+		"ARINA_MQTT_TLS_CLIENT_CA_FILE": s.certs.CAFile,
+		"ARINA_MQTT_WS_LISTEN":          "127.0.0.1:0",
+		"ARINA_MQTT_WS_TLS_LISTEN":      "127.0.0.1:0",
+		"ARINA_HTTP_TLS_CERT_FILE":      s.certs.ServerCert,
+		"ARINA_HTTP_TLS_KEY_FILE":       s.certs.ServerKey,
+	}
+	s.served = MustServe(tb, s.env, "serve")
+	for _, m := range startedExtra.FindAllStringSubmatch(s.Stderr.String(), -1) {
+		switch m[1] {
+		case "tls":
+			s.tlsAddr = m[2]
+		case "ws":
+			s.wsAddr = m[2]
+		case "wss":
+			s.wssAddr = m[2]
+		}
+	}
+	if s.tlsAddr == "" || s.wsAddr == "" || s.wssAddr == "" {
+		tb.Fatalf("no mqtt_tls, mqtt_ws and mqtt_wss addresses in the start line:\n%s", s.Stderr)
+	}
+	return s
+}
+
+// runQuick runs a client command that must end, either way, well within its timeout:
+// a refusal is an answer, not a wait.
+func runQuick(tb testing.TB, env map[string]string, args ...string) (stdout, stderr string, err error) {
+	tb.Helper()
+	start := time.Now()
+	stdout, stderr, err = MustRun(tb, env, args...)
+	if d := time.Since(start); d > 5*time.Second {
+		tb.Errorf("arina %q took %v, want an answer at once", args, d)
+	}
+	if err != nil && strings.Contains(err.Error(), "context deadline exceeded") {
+		tb.Errorf("arina %q = %v, want an error that says what is wrong, not a timeout", args, err)
+	}
+	return stdout, stderr, err
+}
+
+// TestRun_PubSecured: pub reaches a secured broker over TCP, TLS, WebSocket and
+// secure WebSocket with a password (option file or environment) or a client
+// certificate, and every wrong or missing credential is an error that says which
+// option fixes it, at once.
+func TestRun_PubSecured(t *testing.T) {
+	t.Parallel()
+	s := startSecureSite(t)
+	ev := []string{"pub", "--timeout", "10s", "--content", "Stew", "--reaction", "fire", "--user", "sam"}
+	envPW := map[string]string{envPassword: securePassword}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want []string // substrings of the error; nil: acknowledged
+		warn string   // substring of stderr
+	}{
+		{"TCPPasswordFile", nil, []string{"--broker", s.MQTTAddr, "-u", "sensor", "--password-file", s.passwordFile}, nil, ""},
+		{"TCPURLEnvPassword", envPW, []string{"--broker", "mqtt://" + s.MQTTAddr, "--username", "sensor"}, nil, ""},
+		{"TLSCAFile", envPW, []string{"--broker", "mqtts://" + s.tlsAddr, "-u", "sensor", "--cafile", s.certs.CAFile}, nil, ""},
+		{"TLSBareHostPortWithCAFile", envPW, []string{"--broker", s.tlsAddr, "-u", "sensor", "--cafile", s.certs.CAFile}, nil, ""},
+		{"TLSClientCertificate", nil, []string{"--broker", "mqtts://" + s.tlsAddr, "--cafile", s.certs.CAFile,
+			"--cert", s.certs.ClientCert, "--key", s.certs.ClientKey}, nil, ""},
+		{"WebSocket", envPW, []string{"--broker", "ws://" + s.wsAddr + "/mqtt", "-u", "sensor"}, nil, ""},
+		{"SecureWebSocket", envPW, []string{"--broker", "wss://" + s.wssAddr, "-u", "sensor", "--cafile", s.certs.CAFile}, nil, ""},
+		{"PasswordFlag", nil, []string{"--broker", s.MQTTAddr, "-u", "sensor", "--password", securePassword}, nil, ""},
+		{"ClientID", envPW, []string{"--broker", s.MQTTAddr, "-u", "sensor", "--client-id", "line-3-reader"}, nil, ""},
+		{"InsecureWhenAsked", envPW, []string{"--broker", "mqtts://" + s.tlsAddr, "-u", "sensor", "--insecure"}, nil, "warning: --insecure"},
+
+		{"NoLogin", nil, []string{"--broker", s.MQTTAddr},
+			[]string{"refused with reason 0x87", "wants a login", "-u/--username", "--password-file", envPassword}, ""},
+		{"EnvPasswordNoUsername", envPW, []string{"--broker", s.MQTTAddr}, []string{"0x87", "-u/--username"}, ""},
+		{"WrongPassword", nil, []string{"--broker", s.MQTTAddr, "-u", "sensor", "--password-file", s.wrongPWFile},
+			[]string{"refused with reason 0x86", "check -u/--username"}, ""},
+		{"UsernameNoPassword", nil, []string{"--broker", s.MQTTAddr, "-u", "sensor"}, []string{"0x86", "check -u/--username and the password"}, ""},
+		{"UntrustedWithoutCAFile", envPW, []string{"--broker", "mqtts://" + s.tlsAddr, "-u", "sensor"},
+			[]string{"mqtts://" + s.tlsAddr, "not signed by a CA this client trusts", "--cafile", "--insecure"}, ""},
+		{"UntrustedWSS", envPW, []string{"--broker", "wss://" + s.wssAddr, "-u", "sensor"},
+			[]string{"not signed by a CA this client trusts", "--cafile"}, ""},
+		{"OtherCAClientCertificate", nil, []string{"--broker", "mqtts://" + s.tlsAddr, "--cafile", s.certs.CAFile,
+			"--cert", s.certs.OtherCAClientCrt, "--key", s.certs.OtherCAClientKey}, []string{"connecting to mqtts://" + s.tlsAddr, "did not take the client certificate"}, ""},
+		{"PlainToTLSPort", envPW, []string{"--broker", "mqtt://" + s.tlsAddr, "-u", "sensor"},
+			[]string{"closed the connection before answering", "mqtts://" + s.tlsAddr}, ""},
+		{"TLSToPlainPort", envPW, []string{"--broker", "mqtts://" + s.MQTTAddr, "-u", "sensor", "--cafile", s.certs.CAFile},
+			[]string{"TLS handshake with " + s.MQTTAddr}, ""},
+		{"CAFileOnPlainURL", envPW, []string{"--broker", "mqtt://" + s.MQTTAddr, "-u", "sensor", "--cafile", s.certs.CAFile},
+			[]string{"plain MQTT", "mqtts://"}, ""},
+		{"PasswordWithoutUsername", nil, []string{"--broker", s.MQTTAddr, "--password-file", s.passwordFile},
+			[]string{"a password needs a username"}, ""},
+		{"PasswordTwice", nil, []string{"--broker", s.MQTTAddr, "-u", "sensor", "--password", "x", "--password-file", s.passwordFile},
+			[]string{"--password and --password-file: give one"}, ""},
+		{"CertWithoutKey", nil, []string{"--broker", "mqtts://" + s.tlsAddr, "--cert", s.certs.ClientCert},
+			[]string{"--cert and --key go together"}, ""},
+		{"PasswordInURL", nil, []string{"--broker", "mqtt://sensor:pw@" + s.MQTTAddr},
+			[]string{"not in the URL"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, err := runQuick(t, tc.env, append(ev, tc.args...)...)
+			if tc.want == nil {
+				if err != nil || !strings.Contains(stdout, "acknowledged") {
+					t.Fatalf("pub = %v, stdout %q, stderr %q; want acknowledged", err, stdout, stderr)
+				}
+			} else {
+				if err == nil {
+					t.Fatalf("pub = nil, stdout %q; want an error with %q", stdout, tc.want)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("pub = %v\nwant it to contain %q", err, w)
+					}
+				}
+				t.Logf("pub: %v", err)
+				if strings.Contains(stdout, "acknowledged") {
+					t.Errorf("stdout = %q after an error", stdout)
+				}
+			}
+			if tc.warn != "" && !strings.Contains(stderr, tc.warn) {
+				t.Errorf("stderr = %q, want %q", stderr, tc.warn)
+			}
+			if tc.warn == "" && strings.Contains(stderr, "--insecure") {
+				t.Errorf("stderr = %q: a warning about --insecure, which was not given", stderr)
+			}
+		})
+	}
+}
