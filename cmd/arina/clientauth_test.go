@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -198,4 +199,124 @@ func TestRun_PubSecured(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRun_APISecured: counts, watch and health reach an API with tokens and HTTPS
+// (--token or ARINA_TOKEN, https:// with --cafile, or this configuration's own
+// certificate), and a missing or wrong token or certificate is an error that says what
+// to do, at once.
+func TestRun_APISecured(t *testing.T) {
+	t.Parallel()
+	s := startSecureSite(t)
+	if _, _, err := runQuick(t, map[string]string{envPassword: securePassword}, "pub", "--broker", s.MQTTAddr, "-u", "sensor",
+		"--content", "Stew", "--reaction", "fire", "--user", "sam"); err != nil {
+		t.Fatal(err)
+	}
+	https := "https://" + s.HTTPAddr
+	read := map[string]string{envToken: secureRead}
+	// own is the daemon's own configuration with its bound HTTP address: what a client
+	// on the daemon's host (the container's health check) has.
+	own := func(extra ...string) map[string]string {
+		env := map[string]string{}
+		for k, v := range s.env {
+			env[k] = v
+		}
+		env["ARINA_HTTP_LISTEN"] = s.HTTPAddr
+		for i := 0; i+1 < len(extra); i += 2 {
+			env[extra[i]] = extra[i+1]
+		}
+		return env
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		out  string   // substring of stdout on success
+		want []string // substrings of the error; nil: success
+		warn string
+	}{
+		{"CountsTokenEnv", read, []string{"counts", "--server", https, "--cafile", s.certs.CAFile, "Stew"}, "fire\t1", nil, ""},
+		{"CountsTokenFlag", nil, []string{"counts", "--server", https, "--cafile", s.certs.CAFile, "--token", secureRead, "Stew"}, "fire\t1", nil, ""},
+		{"CountsBareHostPortWithCAFile", read, []string{"counts", "--server", s.HTTPAddr, "--cafile", s.certs.CAFile, "Stew"}, "fire\t1", nil, ""},
+		{"CountsOwnCertificate", own(envToken, secureRead), []string{"counts", "Stew"}, "fire\t1", nil, ""},
+		{"CountsInsecureWhenAsked", read, []string{"counts", "--server", https, "--insecure", "Stew"}, "fire\t1", nil, "warning: --insecure"},
+		{"CountsNoToken", nil, []string{"counts", "--server", https, "--cafile", s.certs.CAFile, "Stew"}, "",
+			[]string{"401", "the API wants a token", envToken}, ""},
+		{"CountsWrongToken", map[string]string{envToken: "nope"}, []string{"counts", "--server", https, "--cafile", s.certs.CAFile, "Stew"}, "",
+			[]string{"401", "refused the token"}, ""},
+		{"CountsWriteOnlyToken", map[string]string{envToken: secureWrite}, []string{"counts", "--server", https, "--cafile", s.certs.CAFile, "Stew"}, "",
+			[]string{"403", "lacks the scope", "read"}, ""},
+		{"CountsUntrusted", read, []string{"counts", "--server", https, "Stew"}, "",
+			[]string{"not signed by a CA this client trusts", "--cafile", "--insecure"}, ""},
+		{"CountsPlainToHTTPS", read, []string{"counts", "--server", "http://" + s.HTTPAddr, "Stew"}, "",
+			[]string{"speaks HTTPS", "https://"}, ""},
+		{"CountsOwnWrongCertificate", own(envToken, secureRead, "ARINA_HTTP_TLS_CERT_FILE", s.certs.ClientCert, "ARINA_HTTP_TLS_KEY_FILE", s.certs.ClientKey), []string{"counts", "Stew"}, "",
+			[]string{"not the one in " + s.certs.ClientCert}, ""},
+		{"CountsCAFileOnPlainURL", read, []string{"counts", "--server", "http://" + s.HTTPAddr, "--cafile", s.certs.CAFile, "Stew"}, "",
+			[]string{"plain HTTP", "https://"}, ""},
+
+		{"WatchNoToken", nil, []string{"watch", "--server", https, "--cafile", s.certs.CAFile}, "",
+			[]string{"change stream", "401", "the API wants a token", envToken}, ""},
+		{"WatchWrongToken", map[string]string{envToken: "nope"}, []string{"watch", "--server", https, "--cafile", s.certs.CAFile}, "",
+			[]string{"401", "refused the token"}, ""},
+		{"WatchUntrusted", read, []string{"watch", "--server", https}, "",
+			[]string{"not signed by a CA this client trusts", "--cafile"}, ""},
+
+		{"HealthOwnCertificate", own(), []string{"health"}, "ok", nil, ""},
+		{"HealthReadyOwnCertificate", own(), []string{"health", "--ready"}, "", nil, ""},
+		{"HealthCAFile", nil, []string{"health", "--server", https, "--cafile", s.certs.CAFile}, "ok", nil, ""},
+		{"HealthUntrusted", nil, []string{"health", "--server", https}, "",
+			[]string{"not signed by a CA this client trusts", "--cafile"}, ""},
+		{"HealthPlainToHTTPS", nil, []string{"health", "--server", s.HTTPAddr}, "",
+			[]string{"speaks HTTPS", "https://"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, err := runQuick(t, tc.env, tc.args...)
+			if tc.want == nil {
+				if err != nil || !strings.Contains(stdout, tc.out) {
+					t.Fatalf("arina %q = %v, stdout %q, stderr %q; want success with %q", tc.args, err, stdout, stderr, tc.out)
+				}
+			} else {
+				if err == nil {
+					t.Fatalf("arina %q = nil, stdout %q; want an error with %q", tc.args, stdout, tc.want)
+				}
+				t.Logf("arina %s: %v", tc.args[0], err)
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("arina %q = %v\nwant it to contain %q", tc.args, err, w)
+					}
+				}
+			}
+			if tc.warn != "" && !strings.Contains(stderr, tc.warn) {
+				t.Errorf("stderr = %q, want %q", stderr, tc.warn)
+			}
+			if tc.warn == "" && strings.Contains(stderr, "--insecure") {
+				t.Errorf("stderr = %q: a warning about --insecure, which was not given", stderr)
+			}
+		})
+	}
+
+	// watch with a read token follows the stream.
+	t.Run("WatchToken", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithCancel(context.Background())
+		var out syncBuffer
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"watch", "--server", https, "--cafile", s.certs.CAFile, "Stew"}, &out, &out, mapEnv(read))
+		}()
+		defer func() { cancel(); <-done }()
+		arinatest.WaitFor(t, 10*time.Second, func() error {
+			if !strings.Contains(out.String(), "Stew\tfire\t1\n-- live --") {
+				return errNotLive
+			}
+			return nil
+		})
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("watch = %v", err)
+		}
+		done <- nil
+	})
 }
