@@ -24,7 +24,8 @@ const (
 
 // IdleOptions configure HoldIdle. Zero fields take defaults.
 type IdleOptions struct {
-	Broker      string   // MQTT broker host:port (DefaultBroker)
+	Broker      string   // MQTT broker: host:port or a URL, as in Options (DefaultBroker)
+	Login       Login    // credentials and TLS of a secured broker
 	Protocol    Protocol // MQTT311 or MQTT5 (default)
 	Connections int      // connections to open (DefaultIdleConnections)
 
@@ -114,6 +115,7 @@ func (o *IdleOptions) validate() error {
 	var v invalid
 	bad := v.add
 	v.protocol(o.Protocol)
+	v.broker(o.Broker)
 	if o.Connections < 1 {
 		bad("connections", o.Connections, "want at least 1")
 	}
@@ -275,8 +277,7 @@ func (h *idleHolder) dialer(ctx context.Context, giveUp context.CancelFunc) {
 func (h *idleHolder) open(ctx context.Context, buf *bytes.Buffer, clientID string) (net.Conn, uint16, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.o.ConnectTimeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", h.o.Broker)
+	nc, err := dialBroker(ctx, h.o.Broker, h.o.Login)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -303,7 +304,7 @@ func (h *idleHolder) open(ctx context.Context, buf *bytes.Buffer, clientID strin
 // differs from the keepalive sent.
 func (h *idleHolder) connect(nc net.Conn, buf *bytes.Buffer, clientID string) (uint16, error) {
 	keepalive := uint16(h.o.KeepAlive / time.Second)
-	ack, err := handshake(nc, buf, h.o.Protocol, clientID, keepalive)
+	ack, err := handshake(nc, buf, h.o.Protocol, clientID, keepalive, h.o.Login)
 	if err != nil {
 		return 0, err
 	}

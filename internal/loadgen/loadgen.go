@@ -262,10 +262,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // It returns the smallest Receive Maximum the broker announced (MQTT 5).
 func (r *runner) connect(ctx context.Context) (uint16, error) {
 	var receiveMax uint16
-	d := dialOptions{addr: r.o.Broker, protocol: r.o.Protocol, qos: r.o.QoS, ackTimeout: r.o.AckTimeout, client: r.o.Client}
+	d := dialOptions{addr: r.o.Broker, login: r.o.Login, protocol: r.o.Protocol, qos: r.o.QoS, ackTimeout: r.o.AckTimeout, client: r.o.Client}
+	prefix := r.o.ClientIDPrefix
+	if prefix == "" {
+		prefix = "arina-bench-" + r.runID + "-"
+	}
 	if r.o.Subscribe {
 		sd := d
-		sd.clientID = "arina-bench-" + r.runID + "-sub"
+		sd.clientID = prefix + "sub"
 		sd.subscribe = r.o.TopicPrefix + "/#"
 		sd.onMessage = func() {
 			r.received.Add(1)
@@ -279,7 +283,7 @@ func (r *runner) connect(ctx context.Context) (uint16, error) {
 	}
 	d.window = r.o.InFlight
 	for i := range r.o.Publishers {
-		d.clientID = "arina-bench-" + r.runID + "-" + strconv.Itoa(i)
+		d.clientID = prefix + strconv.Itoa(i)
 		c, rm, err := dial(ctx, d)
 		if err != nil {
 			r.disconnect()

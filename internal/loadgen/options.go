@@ -56,7 +56,7 @@ var ErrInvalidOptions = errors.New("invalid options")
 // Options configure one run. Zero fields take the defaults above, except QoS and
 // RemoveRatio, whose zero values are meaningful.
 type Options struct {
-	Broker   string   // MQTT broker host:port
+	Broker   string   // MQTT broker host:port, or a URL mqtt://, mqtts://, ws://, wss://
 	Protocol Protocol // MQTT311 or MQTT5 (default)
 	Client   string   // ClientWire (default) or ClientPaho
 	// NoPipeline makes the wire client run a goroutine per in-flight QoS 1 publish, as
@@ -99,6 +99,12 @@ type Options struct {
 	// AckTimeout bounds the wait for each PUBACK (and for each probe to become visible);
 	// a publish not acknowledged by then counts as an "ack_timeout" error.
 	AckTimeout time.Duration
+
+	// Login is the credentials and TLS of a secured broker.
+	Login Login
+	// ClientIDPrefix starts every client id: publisher i is <prefix><i>, the subscriber
+	// <prefix>sub. Default: arina-bench-<run id>-.
+	ClientIDPrefix string
 
 	// Progress, if set, is called every ProgressInterval from the goroutine running Run.
 	Progress         func(Progress)
@@ -159,6 +165,7 @@ func (o *Options) validate() error {
 	var v invalid
 	bad := v.add
 	v.protocol(o.Protocol)
+	v.broker(o.Broker)
 	if o.Client != ClientWire && o.Client != ClientPaho {
 		bad("client", fmt.Sprintf("%q", o.Client), "want wire or paho")
 	}
@@ -236,6 +243,12 @@ func (v *invalid) add(field string, value any, want string) {
 func (v *invalid) protocol(p Protocol) {
 	if p != MQTT311 && p != MQTT5 {
 		v.add("protocol", byte(p), "want 4 (3.1.1) or 5")
+	}
+}
+
+func (v *invalid) broker(addr string) {
+	if _, err := parseBroker(addr); err != nil {
+		v.add("broker", fmt.Sprintf("%q", addr), "want host:port or a URL mqtt://, mqtts://, ws://, wss://")
 	}
 }
 
