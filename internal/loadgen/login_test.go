@@ -164,3 +164,26 @@ func TestRun_Login(t *testing.T) {
 		}
 	})
 }
+
+// TestRun_LoginHTTP: the visibility probes and the query readers reach an HTTPS API
+// with a tokens file; without the token the run refuses to start.
+func TestRun_LoginHTTP(t *testing.T) {
+	s := startSecured(t)
+	login := Login{Username: "bench", Password: []byte(loginPassword)}
+	rep, err := Run(t.Context(), Options{Broker: s.addrs["mqtt"], Login: login, Publishers: 1, Events: 300, SampleEvery: 10,
+		HTTPURL: s.https, HTTPToken: "tok-read", HTTPTLS: s.roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := rep.Visibility; v == nil || v.Probes == 0 || v.HTTPErrors != 0 || v.Latency == nil {
+		t.Fatalf("visibility %+v, want probes seen and no HTTP errors", v)
+	}
+	_, err = Run(t.Context(), Options{Broker: s.addrs["mqtt"], Login: login, Events: 10, HTTPURL: s.https, HTTPTLS: s.roots})
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("Run without the token = %v, want an error naming 401", err)
+	}
+	q, err := RunQueries(t.Context(), QueryOptions{URL: s.https, Token: "tok-read", TLS: s.roots, Workers: 2, Duration: 200 * time.Millisecond})
+	if err != nil || q.Requests == 0 || q.Errors != 0 {
+		t.Fatalf("RunQueries = %+v, %v; want requests and no errors", q, err)
+	}
+}

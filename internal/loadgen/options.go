@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -91,6 +92,10 @@ type Options struct {
 	HTTPURL      string
 	SampleEvery  int
 	PollInterval time.Duration
+	// HTTPToken is the bearer token of the probes' requests, for an API with a tokens
+	// file (read scope); HTTPTLS configures https:// (nil: the system's CAs).
+	HTTPToken string
+	HTTPTLS   *tls.Config
 
 	// Subscribe adds one connection subscribed to <TopicPrefix>/# with QoS, counting what
 	// the broker relays.
