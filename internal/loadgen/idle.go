@@ -221,8 +221,12 @@ opening:
 	rep.Lost = int(h.lost.Load())
 	rep.ServerKeepAlives = int(h.serverKeepAlives.Load())
 	if rep.Opened == 0 && rep.Failed > 0 && !rep.Interrupted {
-		return rep, fmt.Errorf("opening idle connections to %s: all %d attempts failed, first: %s",
-			o.Broker, rep.Failed, rep.FirstError)
+		first := errors.New(rep.FirstError)
+		if e := h.firstErr.Load(); e != nil {
+			first = *e // wrapped: a *ConnackError stays visible to errors.As
+		}
+		return rep, fmt.Errorf("opening idle connections to %s: all %d attempts failed, first: %w",
+			o.Broker, rep.Failed, first)
 	}
 	return rep, nil
 }

@@ -159,7 +159,8 @@ func TestRun_Login(t *testing.T) {
 			t.Fatalf("HoldIdle = %+v, %v; want 5 opened", rep, err)
 		}
 		_, err = HoldIdle(t.Context(), IdleOptions{Broker: s.addrs["mqtt"], Connections: 2, Hold: time.Millisecond})
-		if err == nil || !strings.Contains(err.Error(), "0x87") {
+		var ce *ConnackError
+		if !errors.As(err, &ce) || ce.Code != 0x87 {
 			t.Fatalf("HoldIdle without a login = %v, want refused with 0x87", err)
 		}
 	})
