@@ -215,16 +215,3 @@ func newCountsCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 }
 
 var errNotFound = errors.New("not found: no reaction was ever added to it")
-
-// apiBaseURL returns the base URL of the HTTP API for the client commands: server
-// (host:port or URL) if given, else the address http.listen makes reachable locally.
-func apiBaseURL(server string, cfg Config) string {
-	base := server
-	if base == "" {
-		base = clientAddr(cfg.HTTP.Listen)
-	}
-	if u, err := url.Parse(base); err != nil || u.Scheme == "" || u.Host == "" {
-		base = "http://" + base
-	}
-	return base
-}

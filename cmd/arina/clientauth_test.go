@@ -320,3 +320,75 @@ func TestRun_APISecured(t *testing.T) {
 		done <- nil
 	})
 }
+
+// TestRun_BenchSecured: bench publishes to a secured broker (password or client
+// certificate, over TCP, TLS and secure WebSocket), checks the store and measures
+// visibility through an HTTPS API with a token, measures queries with a token, holds
+// idle connections with a login; missing or wrong credentials stop it at once with a
+// message that names the option, and publish nothing.
+func TestRun_BenchSecured(t *testing.T) {
+	t.Parallel()
+	s := startSecureSite(t)
+	https := "https://" + s.HTTPAddr
+	both := map[string]string{envPassword: securePassword, envToken: secureRead}
+	run := []string{"bench", "--events", "60", "--publishers", "2", "--contents", "3", "--users", "5", "--ack-timeout", "5s"}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		out  string   // regular expression stdout matches on success
+		want []string // substrings of the error; nil: success
+	}{
+		{"TCPVisibility", both, append(run, "--broker", s.MQTTAddr, "-u", "sensor", "--http", https, "--cafile", s.certs.CAFile, "--sample-every", "5"),
+			`acked\s+60 events(.|\n)*visible over HTTP\s+p50 .* 0 HTTP errors`, nil},
+		{"TLS311Paho", both, append(run, "--broker", "mqtts://"+s.tlsAddr, "-u", "sensor", "--http", https, "--cafile", s.certs.CAFile,
+			"--protocol", "311", "--client", "paho"), `acked\s+60 events`, nil},
+		{"WSSCertificate", both, append(run, "--broker", "wss://"+s.wssAddr, "--cert", s.certs.ClientCert, "--key", s.certs.ClientKey,
+			"--http", https, "--cafile", s.certs.CAFile, "--client-id", "bench-badge-"), `acked\s+60 events`, nil},
+		{"NoStoreCheckWS", map[string]string{envPassword: securePassword}, append(run, "--broker", "ws://"+s.wsAddr, "-u", "sensor", "--no-store-check"),
+			`acked\s+60 events`, nil},
+		{"Queries", both, []string{"bench", "--queries", "--http", https, "--cafile", s.certs.CAFile, "--duration", "300ms", "--publishers", "2"},
+			` 0 errors`, nil},
+		{"Idle", both, []string{"bench", "--idle", "3", "--hold", "10ms", "--broker", "mqtts://" + s.tlsAddr, "-u", "sensor", "--cafile", s.certs.CAFile},
+			`opened\s+3 of 3`, nil},
+
+		{"NoPassword", map[string]string{envToken: secureRead}, append(run, "--broker", s.MQTTAddr, "--http", https, "--cafile", s.certs.CAFile),
+			"", []string{"refused with reason 0x87", "the broker wants a login", "-u/--username", envPassword}},
+		{"WrongPassword311", map[string]string{envToken: secureRead, envPassword: secureWrongPW}, append(run, "--broker", s.MQTTAddr, "-u", "sensor",
+			"--http", https, "--cafile", s.certs.CAFile, "--protocol", "311"), "", []string{"refused with return code 4", "check -u/--username"}},
+		{"NoToken", map[string]string{envPassword: securePassword}, append(run, "--broker", s.MQTTAddr, "-u", "sensor", "--http", https, "--cafile", s.certs.CAFile),
+			"", []string{"not publishing", "401", "the API wants a token", envToken}},
+		{"UntrustedBroker", both, append(run, "--broker", "mqtts://"+s.tlsAddr, "-u", "sensor", "--no-store-check"),
+			"", []string{"not signed by a CA this client trusts", "--cafile"}},
+		{"UntrustedAPI", both, append(run, "--broker", s.MQTTAddr, "-u", "sensor", "--http", https),
+			"", []string{"not publishing", "not signed by a CA this client trusts", "--cafile"}},
+		{"QueriesNoToken", nil, []string{"bench", "--queries", "--http", https, "--cafile", s.certs.CAFile, "--duration", "300ms"},
+			"", []string{"not querying", "401", "the API wants a token"}},
+		{"QueriesWriteOnlyToken", map[string]string{envToken: secureWrite}, []string{"bench", "--queries", "--http", https, "--cafile", s.certs.CAFile, "--duration", "300ms"},
+			"", []string{"not querying", "403", "lacks the scope"}},
+		{"IdleNoLogin", nil, []string{"bench", "--idle", "2", "--hold", "10ms", "--broker", s.MQTTAddr},
+			"", []string{"0x87", "the broker wants a login"}},
+		{"CAFileUnused", both, append(run, "--broker", "mqtt://"+s.MQTTAddr, "-u", "sensor", "--no-store-check", "--cafile", s.certs.CAFile),
+			"", []string{"would not be used"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, err := runQuick(t, tc.env, tc.args...)
+			if tc.want == nil {
+				if err != nil || !regexp.MustCompile(tc.out).MatchString(stdout) {
+					t.Fatalf("bench = %v, stdout:\n%s\nstderr:\n%s\nwant success with %q", err, stdout, stderr, tc.out)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("bench = nil, stdout:\n%s\nwant an error with %q", stdout, tc.want)
+			}
+			t.Logf("bench: %v", err)
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("bench = %v\nwant it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}

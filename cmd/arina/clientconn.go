@@ -22,6 +22,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/spf13/pflag"
 
+	"github.com/arina-dev/arina/internal/loadgen"
 	"github.com/arina-dev/arina/internal/mqttdial"
 )
 
@@ -36,6 +37,10 @@ const (
 type tlsFlags struct {
 	caFile, cert, key string
 	insecure          bool
+	// shared: MQTT and HTTP use the same options (bench), so one plain side is no
+	// error; the command checks that some side uses them.
+	shared bool
+	warned bool // the --insecure warning was written
 }
 
 func addTLSFlags(fs *pflag.FlagSet) *tlsFlags {
@@ -52,6 +57,11 @@ func addTLSFlags(fs *pflag.FlagSet) *tlsFlags {
 func (f *tlsFlags) given() bool {
 	return f.caFile != "" || f.cert != "" || f.insecure
 }
+
+// tlsBare reports whether a bare host:port means TLS: when a TLS option is given, as
+// for mosquitto_pub, unless the options are shared by MQTT and HTTP (bench), where
+// the scheme must say it (mqtts://, wss://, https://).
+func (f *tlsFlags) tlsBare() bool { return f.given() && !f.shared }
 
 // config builds the client TLS configuration. pinFile, when set and neither --cafile
 // nor --insecure is given, is the certificate file of this configuration's own
@@ -84,6 +94,10 @@ func (f *tlsFlags) config(pinFile string, warn io.Writer) (*tls.Config, error) {
 	switch {
 	case f.insecure:
 		c.InsecureSkipVerify = true
+		if f.warned {
+			break
+		}
+		f.warned = true
 		fmt.Fprintln(warn, "arina: warning: --insecure: the server's certificate is not verified; anyone on the path can impersonate it and read the password and the data")
 	case f.caFile == "" && pinFile != "":
 		pin, err := leafOf(pinFile)
@@ -152,16 +166,16 @@ func (f *mqttFlags) resolve(cfg Config, getenv func(string) string, warn io.Writ
 	addr, pinFile := f.broker, ""
 	if addr == "" {
 		addr = clientAddr(cfg.MQTT.Listen)
-		if f.tls.given() {
+		if f.tls.tlsBare() {
 			addr, pinFile = clientAddr(cfg.MQTT.TLS.Listen), cfg.MQTT.TLS.CertFile
 		}
 	}
-	t, err := mqttdial.Parse(addr, f.tls.given())
+	t, err := mqttdial.Parse(addr, f.tls.tlsBare())
 	if err != nil {
 		return nil, fmt.Errorf("--broker: %w", err)
 	}
 	l.target = t
-	if !t.TLS() && f.tls.given() {
+	if !t.TLS() && f.tls.given() && !f.tls.shared {
 		return nil, fmt.Errorf("--broker %s is plain MQTT, so --cafile, --cert, --key and --insecure would not be used: use mqtts:// or wss://", t)
 	}
 	if t.TLS() {
@@ -237,24 +251,7 @@ func (l *mqttLogin) connect5(ctx context.Context, cfg paho.ClientConfig, clientI
 
 // refusal explains a CONNACK reason code.
 func (l *mqttLogin) refusal(code byte, props *paho.ConnackProperties) string {
-	reason, hint := "", ""
-	switch code {
-	case 0x86:
-		reason, hint = "bad user name or password", "check -u/--username and the password (--password-file or "+envPassword+")"
-	case 0x87, 0x8c:
-		reason = "not authorized"
-		switch {
-		case l.username == "" && (l.tls == nil || len(l.tls.Certificates) == 0):
-			hint = "the broker wants a login: give -u/--username and a password (--password-file or " + envPassword +
-				"), or a client certificate (--cert, --key)"
-		case l.username == "":
-			hint = "the broker did not take the client certificate (--cert) as a login: it must be signed by a CA the broker trusts for clients and name a user"
-		default:
-			hint = "the broker refused this login"
-		}
-	case 0x85:
-		reason, hint = "client identifier not valid", "choose another with --client-id"
-	}
+	reason, hint := l.loginHint(code)
 	if props != nil && props.ReasonString != "" {
 		reason = props.ReasonString
 	}
@@ -266,6 +263,48 @@ func (l *mqttLogin) refusal(code byte, props *paho.ConnackProperties) string {
 		s += ": " + hint
 	}
 	return s
+}
+
+// loginHint names an MQTT 5 CONNACK reason code and says which option fixes it.
+func (l *mqttLogin) loginHint(code byte) (reason, hint string) {
+	switch code {
+	case 0x86:
+		return "bad user name or password", "check -u/--username and the password (--password-file or " + envPassword + ")"
+	case 0x87, 0x8c:
+		switch {
+		case l.username == "" && (l.tls == nil || len(l.tls.Certificates) == 0):
+			hint = "the broker wants a login: give -u/--username and a password (--password-file or " + envPassword +
+				"), or a client certificate (--cert, --key)"
+		case l.username == "":
+			hint = "the broker did not take the client certificate (--cert) as a login: it must be signed by a CA the broker trusts for clients and name a user"
+		default:
+			hint = "the broker refused this login"
+		}
+		return "not authorized", hint
+	case 0x85:
+		return "client identifier not valid", "choose another with --client-id"
+	}
+	return "", ""
+}
+
+// explain adds to an error of the load generator what the user can do about it: a
+// refused login (either protocol) or a TLS failure.
+func (l *mqttLogin) explain(err error) error {
+	var ce *loadgen.ConnackError
+	if errors.As(err, &ce) {
+		code := ce.Code
+		if ce.Protocol == loadgen.MQTT311 { // return codes, as MQTT 5 reason codes
+			code = map[byte]byte{2: 0x85, 4: 0x86, 5: 0x87}[ce.Code]
+		}
+		if reason, hint := l.loginHint(code); hint != "" {
+			return fmt.Errorf("%w (%s): %s", err, reason, hint)
+		}
+		return err
+	}
+	if h := tlsHint(err, l.target.Host); h != "" {
+		return fmt.Errorf("%w%s", err, h)
+	}
+	return err
 }
 
 // dialError explains a failed dial or TLS handshake.
@@ -334,6 +373,7 @@ func addAPIFlags(fs *pflag.FlagSet, t *tlsFlags, withToken bool) *apiFlags {
 type apiClient struct {
 	base  string // scheme://host:port, no trailing slash
 	token string
+	tls   *tls.Config // https:// only
 	http  *http.Client
 }
 
@@ -360,7 +400,7 @@ func (f *apiFlags) client(server string, cfg Config, getenv func(string) string,
 		a.base = strings.TrimRight(server, "/")
 	} else {
 		scheme := "http"
-		if f.tls.given() || pinFile != "" {
+		if f.tls.tlsBare() || pinFile != "" {
 			scheme = "https"
 		}
 		a.base = scheme + "://" + server
@@ -371,8 +411,8 @@ func (f *apiFlags) client(server string, cfg Config, getenv func(string) string,
 		if err != nil {
 			return nil, err
 		}
-		tr.TLSClientConfig = conf
-	} else if f.tls.given() {
+		tr.TLSClientConfig, a.tls = conf, conf
+	} else if f.tls.given() && !f.tls.shared {
 		return nil, fmt.Errorf("%s is plain HTTP, so --cafile, --cert, --key and --insecure would not be used: use https://", a.base)
 	}
 	a.http = &http.Client{Transport: tr}
