@@ -47,18 +47,24 @@ With --idle N it measures connections at rest instead: it opens N MQTT connectio
 (CONNECT with a clean session and, unless --keepalive is set, no keepalive; nothing
 else), 64 at a time, and holds them open for --hold (default: until interrupted), so
 that the broker's memory per idle connection can be read off its RSS (see bench/idle).
---broker and --protocol apply; the publishing flags do not. A progress line goes to
-stderr while opening, then "N idle connections open after Xs; holding ...".`,
+--broker, --protocol and the login options apply; the publishing flags do not. A progress line goes to
+stderr while opening, then "N idle connections open after Xs; holding ...".
+
+Against a secured site, bench logs in as pub does (-u/--username with --password-file
+or $ARINA_PASSWORD, or --cert/--key; --client-id is the start of its client ids) and
+reads the API with a token (--token or $ARINA_TOKEN; the read scope). One --cafile
+serves the broker and the API, so TLS is asked for by the scheme: mqtts:// or wss://
+for the broker, https:// for --http; a bare host:port is plain.`,
 		Example: `  arina bench --duration 20s
   arina bench --protocol 311 --qos 1 --events 1000000 --http 127.0.0.1:4000
   arina bench --broker 127.0.0.1:1884 --http 127.0.0.1:4001 # an Arina of its own
   arina bench --broker 127.0.0.1:1884 --no-store-check --subscribe --json    # any broker, e.g. mosquitto
-  arina bench --idle 10000 --hold 30s --json                # 10k idle connections for 30s`,
+  arina bench --idle 10000 --hold 30s --json                # 10k idle connections for 30s
+  arina bench -u bench --password-file pw --broker mqtts://127.0.0.1:8884 --http https://127.0.0.1:4001 --cafile ca.pem`,
 		Args: cobra.NoArgs,
 	}
 	fs := cmd.Flags()
-	tlsf := addTLSFlags(fs)
-	tlsf.shared = true // one --cafile for the broker and the API
+	tlsf := addTLSFlags(fs, true) // one --cafile for the broker and the API
 	login := addMQTTFlags(fs, tlsf, "start of the MQTT client ids: connection i is <prefix><i>, the subscriber <prefix>sub (default: arina-bench-<run id>-; with --idle: idle-<random>-)")
 	api := addAPIFlags(fs, tlsf, true)
 	protocol := fs.String("protocol", "5", "MQTT protocol version: 311 or 5")

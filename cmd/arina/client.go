@@ -34,8 +34,9 @@ invalid, 0x97 quota exceeded) is an error naming the code, and exits 1. At QoS 0
 no acknowledgement: it prints "sent (QoS 0, not acknowledged)" once the message is written.`,
 		Example: `  arina pub --content Stew --reaction fire --user Sam
   arina pub --content Stew --reaction fire --user Sam --remove
-  ARINA_PASSWORD=... arina pub -u sensor --broker mqtts://arina.example:8883 --cafile ca.pem --content Stew --reaction fire --user Sam
-  arina pub -u sensor --password-file /run/secrets/mqtt --broker wss://arina.example/mqtt --content Stew --reaction fire --user Sam`,
+  arina pub -u sensor --password-file ~/.config/arina/password --broker mqtts://arina.example:8883 --cafile ca.pem \
+      --content Stew --reaction fire --user Sam
+  arina pub -u sensor --broker wss://arina.example/mqtt --content Stew --reaction fire --user Sam   # password from $ARINA_PASSWORD`,
 		Args: cobra.NoArgs,
 	}
 	fs := cmd.Flags()
@@ -43,7 +44,7 @@ no acknowledgement: it prints "sent (QoS 0, not acknowledged)" once the message 
 	reaction := fs.String("reaction", "", "reaction type (required)")
 	user := fs.String("user", "", "user id (required)")
 	remove := fs.Bool("remove", false, "publish a remove instead of an add")
-	login := addMQTTFlags(fs, addTLSFlags(fs), "MQTT client identifier (default: arina-pub-<host>-<pid>-<random>)")
+	login := addMQTTFlags(fs, addTLSFlags(fs, false), "MQTT client identifier (default: arina-pub-<host>-<pid>-<random>)")
 	qos := fs.Int("qos", 1, "QoS level, 0 or 1")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the broker")
 	for _, f := range []string{"content", "reaction", "user"} {
@@ -166,12 +167,12 @@ func newCountsCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "counts CONTENT",
 		Short:   "Print the reaction counts of a content, from the HTTP API",
-		Example: "  arina counts Stew\n  ARINA_TOKEN=... arina counts --server https://arina.example:4000 --cafile ca.pem Stew",
+		Example: "  arina counts Stew\n  arina counts --server https://arina.example:4000 --cafile ca.pem Stew   # token from $ARINA_TOKEN",
 		Args:    cobra.ExactArgs(1),
 	}
 	fs := cmd.Flags()
 	server := fs.String("server", "", "HTTP API host:port or URL, http:// or https:// (default: from http.listen)")
-	api := addAPIFlags(fs, addTLSFlags(fs), true)
+	api := addAPIFlags(fs, addTLSFlags(fs, false), true)
 	asJSON := fs.Bool("json", false, "print the API's JSON as it is")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the API")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {

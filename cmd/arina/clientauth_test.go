@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -388,6 +390,57 @@ func TestRun_BenchSecured(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("bench = %v\nwant it to contain %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+// TestRun_PubAgreesWithMosquittoPub: for each login, arina pub and mosquitto_pub
+// (MQTT 5, QoS 1) against the same secured daemon both succeed or both fail: arina's
+// options mean what mosquitto_pub's do.
+func TestRun_PubAgreesWithMosquittoPub(t *testing.T) {
+	t.Parallel()
+	bin := arinatest.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
+	s := startSecureSite(t)
+	hostPort := func(addr string) []string {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []string{"-h", host, "-p", port}
+	}
+	for _, tc := range []struct {
+		name      string
+		arina     []string // pub options
+		env       map[string]string
+		mosquitto []string // mosquitto_pub options
+		ok        bool
+	}{
+		{"Password", []string{"--broker", s.MQTTAddr, "-u", "sensor", "--password-file", s.passwordFile},
+			nil, append(hostPort(s.MQTTAddr), "-u", "sensor", "-P", securePassword), true},
+		{"WrongPassword", []string{"--broker", s.MQTTAddr, "-u", "sensor", "--password-file", s.wrongPWFile},
+			nil, append(hostPort(s.MQTTAddr), "-u", "sensor", "-P", secureWrongPW), false},
+		{"Anonymous", []string{"--broker", s.MQTTAddr}, nil, hostPort(s.MQTTAddr), false},
+		{"UnknownUser", []string{"--broker", s.MQTTAddr, "-u", "nobody"}, map[string]string{envPassword: securePassword},
+			append(hostPort(s.MQTTAddr), "-u", "nobody", "-P", securePassword), false},
+		{"TLSCAFile", []string{"--broker", s.tlsAddr, "--cafile", s.certs.CAFile, "-u", "sensor"}, map[string]string{envPassword: securePassword},
+			append(hostPort(s.tlsAddr), "--cafile", s.certs.CAFile, "-u", "sensor", "-P", securePassword), true},
+		{"TLSClientCertificate", []string{"--broker", s.tlsAddr, "--cafile", s.certs.CAFile, "--cert", s.certs.ClientCert, "--key", s.certs.ClientKey},
+			nil, append(hostPort(s.tlsAddr), "--cafile", s.certs.CAFile, "--cert", s.certs.ClientCert, "--key", s.certs.ClientKey), true},
+		{"TLSExpiredClientCertificate", []string{"--broker", s.tlsAddr, "--cafile", s.certs.CAFile, "--cert", s.certs.ExpiredCert, "--key", s.certs.ExpiredKey},
+			nil, append(hostPort(s.tlsAddr), "--cafile", s.certs.CAFile, "--cert", s.certs.ExpiredCert, "--key", s.certs.ExpiredKey), false},
+		{"TLSWithoutCA", []string{"--broker", "mqtts://" + s.tlsAddr, "-u", "sensor"}, map[string]string{envPassword: securePassword},
+			append(hostPort(s.tlsAddr), "--capath", t.TempDir(), "-u", "sensor", "-P", securePassword), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, _, aerr := runQuick(t, tc.env, append([]string{"pub", "--content", "Stew", "--reaction", "fire", "--user", "sam"}, tc.arina...)...)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			out, merr := exec.CommandContext(ctx, bin, append(tc.mosquitto, "-V", "mqttv5", "-q", "1", "-i", "mosq-"+tc.name,
+				"-t", "kitchen/Stew/fire", "-m", "add sam")...).CombinedOutput()
+			if (aerr == nil) != tc.ok || (merr == nil) != tc.ok {
+				t.Fatalf("arina pub = %v; mosquitto_pub = %v (%s); want both to succeed: %v", aerr, merr, strings.TrimSpace(string(out)), tc.ok)
 			}
 		})
 	}

@@ -43,9 +43,13 @@ type tlsFlags struct {
 	warned bool // the --insecure warning was written
 }
 
-func addTLSFlags(fs *pflag.FlagSet) *tlsFlags {
-	f := &tlsFlags{}
-	fs.StringVar(&f.caFile, "cafile", "", "PEM file of the CA certificate(s) to trust for the server's certificate (default: the system's); with a bare host:port, also means TLS")
+func addTLSFlags(fs *pflag.FlagSet, shared bool) *tlsFlags {
+	f := &tlsFlags{shared: shared}
+	ca := "PEM file of the CA certificate(s) to trust for the server's certificate (default: the system's); with a bare host:port, also means TLS"
+	if shared {
+		ca = "PEM file of the CA certificate(s) to trust for the broker's and the API's certificates (default: the system's); TLS needs mqtts://, wss://, https://"
+	}
+	fs.StringVar(&f.caFile, "cafile", "", ca)
 	fs.StringVar(&f.cert, "cert", "", "PEM client certificate, for brokers that want one (with --key)")
 	fs.StringVar(&f.key, "key", "", "PEM private key of --cert")
 	fs.BoolVar(&f.insecure, "insecure", false, "do not verify the server's certificate (testing only: anyone on the path can then read the password and the data)")
@@ -143,7 +147,11 @@ type mqttFlags struct {
 
 func addMQTTFlags(fs *pflag.FlagSet, t *tlsFlags, clientIDUsage string) *mqttFlags {
 	f := &mqttFlags{tls: t}
-	fs.StringVar(&f.broker, "broker", "", "MQTT broker: host:port, or a URL mqtt://, mqtts://, ws://, wss:// (default: mqtt.listen of the configuration; mqtt.tls.listen with a TLS option)")
+	usage := "MQTT broker: host:port, or a URL mqtt://, mqtts://, ws://, wss:// (default: mqtt.listen of the configuration; mqtt.tls.listen with a TLS option)"
+	if t.shared {
+		usage = "MQTT broker: host:port (plain MQTT), or a URL mqtt://, mqtts://, ws://, wss:// (default: mqtt.listen of the configuration)"
+	}
+	fs.StringVar(&f.broker, "broker", "", usage)
 	fs.StringVarP(&f.username, "username", "u", "", "MQTT username")
 	fs.StringVar(&f.password, "password", "", "MQTT password (visible to every user of this machine: prefer --password-file or "+envPassword+")")
 	fs.StringVar(&f.passwordFile, "password-file", "", "file whose first line is the MQTT password (default: $"+envPassword+")")

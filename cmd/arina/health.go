@@ -31,7 +31,7 @@ certificate is verified against --cafile (default: the system's CAs). /healthz a
 	}
 	fs := cmd.Flags()
 	server := fs.String("server", "", "HTTP API host:port or URL, http:// or https:// (default: from http.listen)")
-	api := addAPIFlags(fs, addTLSFlags(fs), false)
+	api := addAPIFlags(fs, addTLSFlags(fs, false), false)
 	ready := fs.Bool("ready", false, "probe /readyz (ready to serve) instead of /healthz (alive)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -22,11 +22,11 @@ func newWatchCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		Short: "Follow counts live from the change stream (all contents, or those named)",
 		Example: `  arina watch
   arina watch Stew Soup
-  ARINA_TOKEN=... arina watch --server https://arina.example:4000 --cafile ca.pem`,
+  arina watch --server https://arina.example:4000 --cafile ca.pem   # token from $ARINA_TOKEN`,
 	}
 	fs := cmd.Flags()
 	server := fs.String("server", "", "HTTP API host:port or URL, http:// or https:// (default: from http.listen)")
-	api := addAPIFlags(fs, addTLSFlags(fs), true)
+	api := addAPIFlags(fs, addTLSFlags(fs, false), true)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := loadConfig(cmd.Flags(), getenv)
 		if err != nil {
