@@ -144,6 +144,23 @@ func TestRun_Login(t *testing.T) {
 			})
 		}
 	}
+	// paho's publishes share one connection: over TLS and WebSocket each packet must
+	// reach the broker whole (mqttdial's packetConn), or a concurrent PUBLISH or
+	// PINGREQ lands inside another and the broker closes the connection.
+	for _, scheme := range []string{"mqtts", "wss"} {
+		t.Run("ConcurrentPahoPublishes/"+scheme, func(t *testing.T) {
+			login := pw
+			login.TLS = s.roots
+			rep, err := Run(t.Context(), Options{Broker: s.addrs[scheme], Login: login, Client: ClientPaho, Protocol: MQTT5,
+				QoS: 1, Publishers: 2, InFlight: 32, Events: 4000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Acked != 4000 || rep.Errors != 0 || rep.ConnectionsLost != 0 {
+				t.Fatalf("acked %d, errors %d (%s), connections lost %d; want 4000, 0, 0", rep.Acked, rep.Errors, rep.FirstError, rep.ConnectionsLost)
+			}
+		})
+	}
 	t.Run("UntrustedCertificate", func(t *testing.T) {
 		_, err := Run(t.Context(), Options{Broker: s.addrs["mqtts"], Login: pw, Events: 10})
 		var ua x509.UnknownAuthorityError

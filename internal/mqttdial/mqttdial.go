@@ -131,7 +131,7 @@ func Dial(ctx context.Context, t Target, conf *tls.Config) (net.Conn, error) {
 			nc.Close()
 			return nil, &TLSError{Host: t.Host, Err: err}
 		}
-		return tc, nil
+		return &packetConn{Conn: tc}, nil
 	case WS, WSS:
 		d := websocket.Dialer{
 			Subprotocols:     []string{"mqtt"},
@@ -155,7 +155,7 @@ func Dial(ctx context.Context, t Target, conf *tls.Config) (net.Conn, error) {
 			c.Close()
 			return nil, fmt.Errorf("websocket handshake with %s: the server did not accept the mqtt subprotocol", t)
 		}
-		return &wsConn{Conn: c.NetConn(), c: c}, nil
+		return &packetConn{Conn: &wsConn{Conn: c.NetConn(), c: c}}, nil
 	}
 	return nil, fmt.Errorf("%w: scheme %q", ErrAddress, t.Scheme)
 }
@@ -185,6 +185,18 @@ type TLSError struct {
 
 func (e *TLSError) Error() string { return fmt.Sprintf("TLS handshake with %s: %v", e.Host, e.Err) }
 func (e *TLSError) Unwrap() error { return e.Err }
+
+// packetConn is a TLS or WebSocket connection that is also a sync.Locker.
+// paho.golang writes a packet as several Write calls (net.Buffers: fixed header,
+// then the rest) and holds the writer's lock across them only if the writer is a
+// sync.Locker. On a *net.TCPConn the buffers go out in one writev; on TLS or a
+// WebSocket, another goroutine's packet (concurrent publishes, the PINGREQ paho
+// sends right after CONNACK) could land between them, and the broker would read a
+// malformed packet and close the connection.
+type packetConn struct {
+	net.Conn
+	sync.Mutex // taken by paho.golang around each packet; never by Write itself
+}
 
 // wsConn is MQTT over a WebSocket: binary messages carry the bytes, and a packet may
 // span messages (MQTT 5 §6).
