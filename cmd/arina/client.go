@@ -76,7 +76,7 @@ no acknowledgement: it prints "sent (QoS 0, not acknowledged)" once the message 
 		clientID := login.clientID
 		if clientID == "" {
 			host, _ := os.Hostname()
-			clientID = fmt.Sprintf("arina-pub-%s-%d-%04x", host, os.Getpid(), rand.Uint32()&0xffff)
+			clientID = fmt.Sprintf("arina-pub-%s-%d-%08x", host, os.Getpid(), rand.Uint32())
 		}
 		payload, _ := json.Marshal(map[string]string{"user_id": *user, "action": action})
 		topic := cfg.MQTT.TopicPrefix + "/" + *content + "/" + *reaction

@@ -75,6 +75,7 @@ func startSecureSite(tb testing.TB) *secureSite {
 		"ARINA_HTTP_LISTEN":             "127.0.0.1:0",
 		"ARINA_STORE_DURABILITY":        "none",
 		"ARINA_MQTT_AUTH_USERS_FILE":    s.usersFile,
+		"ARINA_LOG_LEVEL":               "debug",
 		"ARINA_HTTP_AUTH_TOKENS_FILE":   tokens,
 		"ARINA_MQTT_TLS_LISTEN":         "127.0.0.1:0",
 		"ARINA_MQTT_TLS_CERT_FILE":      s.certs.ServerCert,
@@ -177,7 +178,7 @@ func TestRun_PubSecured(t *testing.T) {
 			stdout, stderr, err := runQuick(t, tc.env, append(ev, tc.args...)...)
 			if tc.want == nil {
 				if err != nil || !strings.Contains(stdout, "acknowledged") {
-					t.Fatalf("pub = %v, stdout %q, stderr %q; want acknowledged", err, stdout, stderr)
+					t.Fatalf("pub = %v, stdout %q, stderr %q; want acknowledged; daemon log:\n%s", err, stdout, stderr, s.Stderr)
 				}
 			} else {
 				if err == nil {
@@ -341,7 +342,7 @@ func TestRun_BenchSecured(t *testing.T) {
 		out  string   // regular expression stdout matches on success
 		want []string // substrings of the error; nil: success
 	}{
-		{"TCPVisibility", both, append(run, "--broker", s.MQTTAddr, "-u", "sensor", "--http", https, "--cafile", s.certs.CAFile, "--sample-every", "5"),
+		{"TCPVisibility", both, append(run, "--broker", s.MQTTAddr, "-u", "sensor", "--http", https, "--cafile", s.certs.CAFile, "--sample-every", "5", "--publishers", "1"),
 			`acked\s+60 events(.|\n)*visible over HTTP\s+p50 .* 0 HTTP errors`, nil},
 		{"TLS311Paho", both, append(run, "--broker", "mqtts://"+s.tlsAddr, "-u", "sensor", "--http", https, "--cafile", s.certs.CAFile,
 			"--protocol", "311", "--client", "paho"), `acked\s+60 events`, nil},

@@ -106,7 +106,7 @@ func (f *tlsFlags) config(pinFile string, warn io.Writer) (*tls.Config, error) {
 	case f.caFile == "" && pinFile != "":
 		pin, err := leafOf(pinFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading this configuration's own certificate, to trust it: %w (or give the server's CA with --cafile)", err)
 		}
 		c.InsecureSkipVerify = true // replaced by the exact comparison below
 		c.VerifyConnection = func(cs tls.ConnectionState) error {
