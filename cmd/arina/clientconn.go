@@ -365,12 +365,13 @@ func certNames(c *x509.Certificate) string {
 
 // apiFlags are the HTTP API options of counts, watch, health and bench.
 type apiFlags struct {
-	token string
-	tls   *tlsFlags
+	token     string
+	withToken bool // the command sends a token (not health: its routes are open)
+	tls       *tlsFlags
 }
 
 func addAPIFlags(fs *pflag.FlagSet, t *tlsFlags, withToken bool) *apiFlags {
-	f := &apiFlags{tls: t}
+	f := &apiFlags{tls: t, withToken: withToken}
 	if withToken {
 		fs.StringVar(&f.token, "token", "", "bearer token for the HTTP API (default: $"+envToken+"; on the command line it is visible to every user of this machine)")
 	}
@@ -390,7 +391,7 @@ type apiClient struct {
 // or when it is the configuration's own listener and http.tls is on.
 func (f *apiFlags) client(server string, cfg Config, getenv func(string) string, warn io.Writer) (*apiClient, error) {
 	a := &apiClient{token: f.token}
-	if a.token == "" {
+	if a.token == "" && f.withToken {
 		a.token = getenv(envToken)
 	}
 	pinFile := ""
