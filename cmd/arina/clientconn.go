@@ -252,7 +252,7 @@ func (l *mqttLogin) connect5(ctx context.Context, cfg paho.ClientConfig, clientI
 		if ca != nil {
 			return nil, fmt.Errorf("connecting to %s: %s", l.target, l.refusal(ca.ReasonCode, ca.Properties))
 		}
-		return nil, fmt.Errorf("connecting to %s: %w%s", l.target, err, l.closedHint(err))
+		return nil, fmt.Errorf("connecting to %s: %w%s%s", l.target, err, l.closedHint(err), timeoutHint(err, l.target.Host))
 	}
 	return c, nil
 }
@@ -317,7 +317,7 @@ func (l *mqttLogin) explain(err error) error {
 
 // dialError explains a failed dial or TLS handshake.
 func (l *mqttLogin) dialError(err error) error {
-	return fmt.Errorf("connecting to %s: %w%s", l.target, err, tlsHint(err, l.target.Host))
+	return fmt.Errorf("connecting to %s: %w%s%s", l.target, err, tlsHint(err, l.target.Host), timeoutHint(err, l.target.Host))
 }
 
 // closedHint explains a connection closed before CONNACK: a plain client on a TLS
@@ -327,6 +327,15 @@ func (l *mqttLogin) closedHint(err error) string {
 		return ""
 	}
 	return fmt.Sprintf(" (the broker closed the connection before answering: if %s is a TLS port, use mqtts://%s)", l.target.Host, l.target.Host)
+}
+
+// timeoutHint explains an error that is only a deadline: nothing answered.
+func timeoutHint(err error, host string) string {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Sprintf(" (no answer from %s within --timeout: is the address right, and reachable?)", host)
+	}
+	return ""
 }
 
 // tlsHint explains a TLS failure with the options that fix it.
@@ -444,10 +453,7 @@ func (a *apiClient) request(ctx context.Context, path string) (*http.Request, er
 func (a *apiClient) do(req *http.Request) (*http.Response, error) {
 	resp, err := a.http.Do(req)
 	if err != nil {
-		if h := tlsHint(err, req.URL.Host); h != "" {
-			return nil, fmt.Errorf("%w%s", err, h)
-		}
-		return nil, err
+		return nil, fmt.Errorf("%w%s%s", err, tlsHint(err, req.URL.Host), timeoutHint(err, req.URL.Host))
 	}
 	return resp, nil
 }

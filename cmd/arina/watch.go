@@ -27,6 +27,7 @@ func newWatchCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	fs := cmd.Flags()
 	server := fs.String("server", "", "HTTP API host:port or URL, http:// or https:// (default: from http.listen)")
 	api := addAPIFlags(fs, addTLSFlags(fs, false), true)
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the stream to open (then it is followed until interrupted)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := loadConfig(cmd.Flags(), getenv)
 		if err != nil {
@@ -37,19 +38,31 @@ func newWatchCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 			return err
 		}
 		q := url.Values{"content": args}
-		return watch(cmd.Context(), ac, "/api/v1/stream?"+q.Encode(), stdout)
+		return watch(cmd.Context(), ac, "/api/v1/stream?"+q.Encode(), *timeout, stdout)
 	}
 	return cmd
 }
 
 // watch prints the counts once the snapshot is in, then one line per change, until
 // ctx ends or the stream does.
-func watch(ctx context.Context, ac *apiClient, path string, out io.Writer) error {
+func watch(ctx context.Context, ac *apiClient, path string, timeout time.Duration, out io.Writer) error {
+	// The stream has no deadline, but opening it does: a server that never answers
+	// is an error after timeout, not a silent wait.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errSilent := fmt.Errorf("no answer within --timeout %v", timeout)
+	silent := time.AfterFunc(timeout, func() { cancel(errSilent) })
 	req, err := ac.request(ctx, path)
 	if err != nil {
 		return err
 	}
 	resp, err := ac.do(req)
+	if !silent.Stop() && context.Cause(ctx) == errSilent {
+		if err == nil {
+			resp.Body.Close()
+		}
+		return fmt.Errorf("opening the change stream at %s: %w: is the address right, and reachable?", ac.base, errSilent)
+	}
 	if err != nil {
 		return fmt.Errorf("opening the change stream: %w", err)
 	}
