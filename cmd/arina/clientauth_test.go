@@ -448,7 +448,7 @@ func TestRun_PubAgreesWithMosquittoPub(t *testing.T) {
 }
 
 // TestRun_ClientSilentServer: a server that accepts connections and never answers
-// is an error that says nothing answered within --timeout, for pub, counts and watch.
+// is an error that says nothing answered within --timeout, for pub, counts, watch and bench.
 func TestRun_ClientSilentServer(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -478,6 +478,7 @@ func TestRun_ClientSilentServer(t *testing.T) {
 		{"pub", "--broker", ln.Addr().String(), "--timeout", "300ms", "--content", "Stew", "--reaction", "fire", "--user", "sam"},
 		{"counts", "--server", ln.Addr().String(), "--timeout", "300ms", "Stew"},
 		{"watch", "--server", ln.Addr().String(), "--timeout", "300ms"},
+		{"bench", "--broker", ln.Addr().String(), "--no-store-check", "--ack-timeout", "300ms", "--events", "10"},
 	} {
 		_, _, err := MustRun(t, nil, args...)
 		if err == nil || !(strings.Contains(err.Error(), "no answer from "+ln.Addr().String()+" within --timeout") ||

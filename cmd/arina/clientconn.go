@@ -309,7 +309,7 @@ func (l *mqttLogin) explain(err error) error {
 		}
 		return err
 	}
-	if h := tlsHint(err, l.target.Host); h != "" {
+	if h := tlsHint(err, l.target.Host) + timeoutHint(err, l.target.Host); h != "" {
 		return fmt.Errorf("%w%s", err, h)
 	}
 	return err
