@@ -47,17 +47,26 @@ With --idle N it measures connections at rest instead: it opens N MQTT connectio
 (CONNECT with a clean session and, unless --keepalive is set, no keepalive; nothing
 else), 64 at a time, and holds them open for --hold (default: until interrupted), so
 that the broker's memory per idle connection can be read off its RSS (see bench/idle).
---broker and --protocol apply; the publishing flags do not. A progress line goes to
-stderr while opening, then "N idle connections open after Xs; holding ...".`,
+--broker, --protocol and the login options apply; the publishing flags do not. A progress line goes to
+stderr while opening, then "N idle connections open after Xs; holding ...".
+
+Against a secured site, bench logs in as pub does (-u/--username with --password-file
+or $ARINA_PASSWORD, or --cert/--key; --client-id is the start of its client ids) and
+reads the API with a token (--token or $ARINA_TOKEN; the read scope). One --cafile
+serves the broker and the API, so TLS is asked for by the scheme: mqtts:// or wss://
+for the broker, https:// for --http; a bare host:port is plain.`,
 		Example: `  arina bench --duration 20s
   arina bench --protocol 311 --qos 1 --events 1000000 --http 127.0.0.1:4000
   arina bench --broker 127.0.0.1:1884 --http 127.0.0.1:4001 # an Arina of its own
   arina bench --broker 127.0.0.1:1884 --no-store-check --subscribe --json    # any broker, e.g. mosquitto
-  arina bench --idle 10000 --hold 30s --json                # 10k idle connections for 30s`,
+  arina bench --idle 10000 --hold 30s --json                # 10k idle connections for 30s
+  arina bench -u bench --password-file pw --broker mqtts://127.0.0.1:8884 --http https://127.0.0.1:4001 --cafile ca.pem`,
 		Args: cobra.NoArgs,
 	}
 	fs := cmd.Flags()
-	brokerAddr := fs.String("broker", "", "MQTT broker host:port (default: from mqtt.listen, 127.0.0.1:1883)")
+	tlsf := addTLSFlags(fs, true) // one --cafile for the broker and the API
+	login := addMQTTFlags(fs, tlsf, "start of the MQTT client ids: connection i is <prefix><i>, the subscriber <prefix>sub (default: arina-bench-<run id>-; with --idle: idle-<random>-)")
+	api := addAPIFlags(fs, tlsf, true)
 	protocol := fs.String("protocol", "5", "MQTT protocol version: 311 or 5")
 	qos := fs.Int("qos", 1, "QoS level, 0 or 1")
 	client := fs.String("client", loadgen.ClientWire, "MQTT client to publish with: wire (the generator's own, batching each connection's packets into few writes; least CPU per event) or paho (the Eclipse paho libraries, one call per event as an application makes it)")
@@ -87,7 +96,6 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 	pipeline := fs.Bool("pipeline", true, "wire client, QoS 1: each connection's reader sends a slot's next publish as its PUBACK arrives (least CPU; with --rate a ticker per connection sends its share every 2ms); false: a goroutine per in-flight publish")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator itself to this file (go tool pprof)")
 	queries := fs.Bool("queries", false, "measure the query side instead: --publishers readers GET counts from --http (default: from http.listen) for --duration; no MQTT")
-	token := fs.String("token", "", "bearer token for the API (--queries, and the store check)")
 	idle := fs.Int("idle", 0, "open this many idle connections and hold them, instead of publishing")
 	hold := fs.Duration("hold", 0, "with --idle: how long to hold the connections once open (default: until interrupted)")
 	keepAlive := fs.Duration("keepalive", 0, "with --idle: MQTT keepalive in whole seconds, a PINGREQ every half of it (default 0: none, and no traffic at all)")
@@ -117,12 +125,20 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 				}
 			}
 		}
-		if cmd.Flags().Changed("idle") {
-			return runIdleBench(cmd, stdout, stderr, getenv, cfg, *brokerAddr, *protocol, *idle, *hold, *keepAlive, *asJSON)
-		}
 		if *queries {
-			rep, err := loadgen.RunQueries(cmd.Context(), loadgen.QueryOptions{URL: apiBaseURL(*httpURL, cfg),
-				Workers: *publishers, Duration: *duration, Contents: *contents, ContentPrefix: *contentPrefix, Token: *token, Rate: *pace})
+			ac, err := api.client(*httpURL, cfg, getenv, stderr)
+			if err != nil {
+				return err
+			}
+			if err := checkTLSUsed(tlsf, ac, nil); err != nil {
+				return err
+			}
+			// One request first: a missing or refused token is an error, not a run of errors.
+			if err := checkQueryAccess(cmd.Context(), ac, *contentPrefix, *ackTimeout); err != nil {
+				return err
+			}
+			rep, err := loadgen.RunQueries(cmd.Context(), loadgen.QueryOptions{URL: ac.base, Token: ac.token, TLS: ac.tls,
+				Workers: *publishers, Duration: *duration, Contents: *contents, ContentPrefix: *contentPrefix, Rate: *pace})
 			if err != nil {
 				return err
 			}
@@ -137,36 +153,45 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 				rep.URL, rep.Workers, rep.Requests, rep.DurationS, rep.Rate, rep.Errors, lat)
 			return err
 		}
+		l, err := login.resolve(cfg, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		if cmd.Flags().Changed("idle") {
+			if err := checkTLSUsed(tlsf, nil, l); err != nil {
+				return err
+			}
+			return runIdleBench(cmd, stdout, stderr, getenv, l, login.clientID, *protocol, *idle, *hold, *keepAlive, *asJSON)
+		}
 		o := loadgen.Options{
-			Broker:        *brokerAddr,
-			Client:        *client,
-			NoPipeline:    !*pipeline,
-			Publishers:    *publishers,
-			InFlight:      *inflight,
-			Events:        *events,
-			Duration:      *duration,
-			Warmup:        *warmup,
-			Rate:          *pace,
-			Contents:      *contents,
-			Reactions:     *reactions,
-			Users:         *users,
-			Zipf:          *zipf,
-			RemoveRatio:   *removeRatio,
-			TopicPrefix:   *topicPrefix,
-			ContentPrefix: *contentPrefix,
-			Payload:       *payload,
-			TS:            *stamp,
-			SampleEvery:   *sampleEvery,
-			PollInterval:  *pollInterval,
-			Subscribe:     *subscribe,
-			AckTimeout:    *ackTimeout,
-			Seed:          *seed,
+			Broker:         l.target.String(),
+			Login:          loadgen.Login{Username: l.username, Password: l.password, TLS: l.tls},
+			ClientIDPrefix: login.clientID,
+			Client:         *client,
+			NoPipeline:     !*pipeline,
+			Publishers:     *publishers,
+			InFlight:       *inflight,
+			Events:         *events,
+			Duration:       *duration,
+			Warmup:         *warmup,
+			Rate:           *pace,
+			Contents:       *contents,
+			Reactions:      *reactions,
+			Users:          *users,
+			Zipf:           *zipf,
+			RemoveRatio:    *removeRatio,
+			TopicPrefix:    *topicPrefix,
+			ContentPrefix:  *contentPrefix,
+			Payload:        *payload,
+			TS:             *stamp,
+			SampleEvery:    *sampleEvery,
+			PollInterval:   *pollInterval,
+			Subscribe:      *subscribe,
+			AckTimeout:     *ackTimeout,
+			Seed:           *seed,
 		}
 		if o.TS && !cmd.Flags().Changed("payload") {
 			o.Payload = loadgen.PayloadJSON
-		}
-		if o.Broker == "" {
-			o.Broker = clientAddr(cfg.MQTT.Listen)
 		}
 		if o.TopicPrefix == "" {
 			o.TopicPrefix = cfg.MQTT.TopicPrefix
@@ -190,11 +215,22 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 			return fmt.Errorf("--qos %d: want 0 or 1", *qos)
 		}
 		o.QoS = byte(*qos)
-		if *httpURL != "" {
-			o.HTTPURL = *httpURL
-			if u, err := url.Parse(o.HTTPURL); err != nil || u.Scheme == "" || u.Host == "" {
-				o.HTTPURL = "http://" + o.HTTPURL
+		var ac *apiClient // the API of --http, or of the store check
+		if *httpURL != "" || !*noStoreCheck {
+			base, err := benchStoreAPI(login.broker, l, *httpURL, cfg)
+			if err == nil || *httpURL != "" {
+				if ac, err = api.client(base, cfg, getenv, stderr); err != nil {
+					return err
+				}
+			} else if !*noStoreCheck {
+				return fmt.Errorf("not publishing: %w", err)
 			}
+		}
+		if *httpURL != "" {
+			o.HTTPURL, o.HTTPToken, o.HTTPTLS = ac.base, ac.token, ac.tls
+		}
+		if err := checkTLSUsed(tlsf, ac, l); err != nil {
+			return err
 		}
 		if *contentPrefix != "" {
 			if err := ingest.CheckID("--content-prefix", *contentPrefix+"c0", ingest.MaxIDLen); err != nil {
@@ -202,11 +238,7 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 			}
 		}
 		if !*noStoreCheck {
-			base, err := benchStoreAPI(*brokerAddr, *httpURL, cfg)
-			if err == nil {
-				err = checkBenchStore(cmd.Context(), base, *token, *contentPrefix, *ackTimeout)
-			}
-			if err != nil {
+			if err := checkBenchStore(cmd.Context(), ac, *contentPrefix, *ackTimeout); err != nil {
 				return fmt.Errorf("not publishing: %w", err)
 			}
 		}
@@ -215,7 +247,7 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 		rep, err := loadgen.Run(cmd.Context(), o)
 		pl.end()
 		if err != nil {
-			return err
+			return l.explain(err)
 		}
 		if *asJSON {
 			return json.NewEncoder(stdout).Encode(rep)
@@ -229,25 +261,51 @@ stderr while opening, then "N idle connections open after Xs; holding ...".`,
 var errStoreCheck = errors.New("bench checks the target store first")
 
 // benchStoreAPI returns the HTTP API of the daemon bench would publish to: --http, or
-// the configuration's http.listen when the broker is the configuration's own.
-func benchStoreAPI(brokerFlag, httpFlag string, cfg Config) (string, error) {
+// ("") the configuration's http.listen when the broker is the configuration's own.
+func benchStoreAPI(brokerFlag string, l *mqttLogin, httpFlag string, cfg Config) (string, error) {
 	if httpFlag != "" {
-		return apiBaseURL(httpFlag, cfg), nil
+		return httpFlag, nil
 	}
-	if brokerFlag != "" && clientAddr(brokerFlag) != clientAddr(cfg.MQTT.Listen) {
+	own := l.target.Host == clientAddr(cfg.MQTT.Listen) || (cfg.MQTT.TLS.enabled() && l.target.Host == clientAddr(cfg.MQTT.TLS.Listen))
+	if brokerFlag != "" && !own {
 		return "", fmt.Errorf("%w: --broker %s is not this configuration's mqtt.listen, so its HTTP API is unknown: "+
 			"give it with --http (this also measures visibility), or pass --no-store-check "+
 			"(for a broker that is not Arina, such as mosquitto, or to add bench's events to its store on purpose)",
 			errStoreCheck, brokerFlag)
 	}
-	return apiBaseURL("", cfg), nil
+	return "", nil
+}
+
+// checkTLSUsed refuses TLS options that neither the API client nor the broker
+// connection (either may be nil) would use.
+func checkTLSUsed(t *tlsFlags, ac *apiClient, l *mqttLogin) error {
+	if !t.given() || (ac != nil && ac.tls != nil) || (l != nil && l.target.TLS()) {
+		return nil
+	}
+	return errors.New("--cafile, --cert, --key and --insecure would not be used: the broker is plain MQTT and the API plain HTTP: use mqtts:// or wss://, https://")
+}
+
+// checkQueryAccess makes one request of bench --queries' route and turns a refusal
+// (no token, a refused one, a missing scope, a TLS problem) into an error.
+func checkQueryAccess(ctx context.Context, ac *apiClient, prefix string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, body, err := ac.get(ctx, "/api/v1/reaction/reaction_counts/"+url.PathEscape(prefix+"c0"), 1<<20)
+	if err != nil {
+		return fmt.Errorf("not querying: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("not querying: %w", ac.statusError(resp, body))
+	}
+	return nil
 }
 
 // checkBenchStore asks the Arina API at base whether its store holds a content that
 // does not start with prefix (any content, when prefix is empty): bench's events would
 // be mixed with real data there, and stay. It is an error when it does, or when the
 // API cannot say.
-func checkBenchStore(ctx context.Context, base, token, prefix string, timeout time.Duration) error {
+func checkBenchStore(ctx context.Context, ac *apiClient, prefix string, timeout time.Duration) error {
+	base := ac.base
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	first := func(after string) (string, error) {
@@ -255,22 +313,14 @@ func checkBenchStore(ctx context.Context, base, token, prefix string, timeout ti
 		if after != "" {
 			q.Set("after", after)
 		}
-		u := base + "/api/v1/contents?" + q.Encode()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		path := "/api/v1/contents?" + q.Encode()
+		u := base + path
+		resp, body, err := ac.get(ctx, path, 1<<20)
 		if err != nil {
 			return "", err
 		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		if resp.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
+			return "", fmt.Errorf("GET %s: %w", u, ac.statusError(resp, body))
 		}
 		var page struct {
 			Contents []struct {
@@ -316,8 +366,8 @@ func parseProtocol(s string) (loadgen.Protocol, error) {
 }
 
 // runIdleBench is bench --idle: open n idle connections, hold them, close them.
-func runIdleBench(cmd *cobra.Command, stdout, stderr io.Writer, getenv func(string) string, cfg Config,
-	brokerAddr, protocol string, n int, hold, keepAlive time.Duration, asJSON bool) error {
+func runIdleBench(cmd *cobra.Command, stdout, stderr io.Writer, getenv func(string) string, l *mqttLogin,
+	clientIDPrefix, protocol string, n int, hold, keepAlive time.Duration, asJSON bool) error {
 	if n < 1 {
 		return fmt.Errorf("--idle %d: want at least 1", n)
 	}
@@ -331,10 +381,8 @@ func runIdleBench(cmd *cobra.Command, stdout, stderr io.Writer, getenv func(stri
 	if err != nil {
 		return err
 	}
-	o := loadgen.IdleOptions{Broker: brokerAddr, Protocol: proto, Connections: n, Hold: hold, KeepAlive: keepAlive}
-	if o.Broker == "" {
-		o.Broker = clientAddr(cfg.MQTT.Listen)
-	}
+	o := loadgen.IdleOptions{Broker: l.target.String(), Login: loadgen.Login{Username: l.username, Password: l.password, TLS: l.tls},
+		ClientIDPrefix: clientIDPrefix, Protocol: proto, Connections: n, Hold: hold, KeepAlive: keepAlive}
 	pl := newProgressLine(stderr, getenv, 0)
 	o.Progress = func(p loadgen.IdleProgress) {
 		pl.printLine(fmt.Sprintf("[%4.0fs] opened %d of %d  failed %d", p.Elapsed.Seconds(), p.Opened, p.Connections, p.Failed))
@@ -357,7 +405,7 @@ func runIdleBench(cmd *cobra.Command, stdout, stderr io.Writer, getenv func(stri
 	rep, err := loadgen.HoldIdle(cmd.Context(), o)
 	pl.end()
 	if err != nil {
-		return err
+		return l.explain(err)
 	}
 	if asJSON {
 		return json.NewEncoder(stdout).Encode(rep)

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -33,7 +33,10 @@ prints "acknowledged"; a PUBACK with a failure reason code (e.g. 0x99 payload fo
 invalid, 0x97 quota exceeded) is an error naming the code, and exits 1. At QoS 0 there is
 no acknowledgement: it prints "sent (QoS 0, not acknowledged)" once the message is written.`,
 		Example: `  arina pub --content Stew --reaction fire --user Sam
-  arina pub --content Stew --reaction fire --user Sam --remove`,
+  arina pub --content Stew --reaction fire --user Sam --remove
+  arina pub -u sensor --password-file ~/.config/arina/password --broker mqtts://arina.example:8883 --cafile ca.pem \
+      --content Stew --reaction fire --user Sam
+  arina pub -u sensor --broker wss://arina.example/mqtt --content Stew --reaction fire --user Sam   # password from $ARINA_PASSWORD`,
 		Args: cobra.NoArgs,
 	}
 	fs := cmd.Flags()
@@ -41,7 +44,7 @@ no acknowledgement: it prints "sent (QoS 0, not acknowledged)" once the message 
 	reaction := fs.String("reaction", "", "reaction type (required)")
 	user := fs.String("user", "", "user id (required)")
 	remove := fs.Bool("remove", false, "publish a remove instead of an add")
-	brokerAddr := fs.String("broker", "", "MQTT broker host:port (default: from mqtt.listen)")
+	login := addMQTTFlags(fs, addTLSFlags(fs, false), "MQTT client identifier (default: arina-pub-<host>-<pid>-<random>)")
 	qos := fs.Int("qos", 1, "QoS level, 0 or 1")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the broker")
 	for _, f := range []string{"content", "reaction", "user"} {
@@ -51,10 +54,6 @@ no acknowledgement: it prints "sent (QoS 0, not acknowledged)" once the message 
 		cfg, err := loadConfig(cmd.Flags(), getenv)
 		if err != nil {
 			return err
-		}
-		addr := *brokerAddr
-		if addr == "" {
-			addr = clientAddr(cfg.MQTT.Listen)
 		}
 		if *qos != 0 && *qos != 1 {
 			return fmt.Errorf("--qos %d: want 0 or 1", *qos)
@@ -70,11 +69,20 @@ no acknowledgement: it prints "sent (QoS 0, not acknowledged)" once the message 
 		if err := ev.Validate(); err != nil {
 			return fmt.Errorf("not published: %w", pubFlagError(err, ev))
 		}
+		l, err := login.resolve(cfg, getenv, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		clientID := login.clientID
+		if clientID == "" {
+			host, _ := os.Hostname()
+			clientID = fmt.Sprintf("arina-pub-%s-%d-%08x", host, os.Getpid(), rand.Uint32())
+		}
 		payload, _ := json.Marshal(map[string]string{"user_id": *user, "action": action})
 		topic := cfg.MQTT.TopicPrefix + "/" + *content + "/" + *reaction
 		ctx, cancel := context.WithTimeout(cmd.Context(), *timeout)
 		defer cancel()
-		if err := publish(ctx, addr, topic, payload, byte(*qos)); err != nil {
+		if err := publish(ctx, l, clientID, topic, payload, byte(*qos)); err != nil {
 			return err
 		}
 		if *qos == 0 {
@@ -110,25 +118,17 @@ func pubFlagError(err error, ev ingest.Event) error {
 
 // publish sends one message with an MQTT 5 client and returns an error naming the
 // reason code if the broker refused it.
-func publish(ctx context.Context, addr, topic string, payload []byte, qos byte) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+func publish(ctx context.Context, l *mqttLogin, clientID, topic string, payload []byte, qos byte) error {
+	// A connection the broker closes (a session taken over by the same client id, a
+	// kick) ends the wait for the PUBACK at once, with the broker's reason.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	c, err := l.connect5(ctx, paho.ClientConfig{
+		OnServerDisconnect: func(d *paho.Disconnect) { cancel(disconnectError(d)) },
+		OnClientError:      func(err error) { cancel(fmt.Errorf("the connection failed: %w", err)) },
+	}, clientID)
 	if err != nil {
-		return fmt.Errorf("connecting to %s: %w", addr, err)
-	}
-	c := paho.NewClient(paho.ClientConfig{Conn: conn})
-	host, _ := os.Hostname()
-	ca, err := c.Connect(ctx, &paho.Connect{
-		ClientID:   fmt.Sprintf("arina-pub-%s-%d", host, os.Getpid()),
-		CleanStart: true,
-		KeepAlive:  30,
-	})
-	if err != nil {
-		conn.Close()
-		if ca != nil {
-			return fmt.Errorf("connecting to %s: refused with reason %#x", addr, ca.ReasonCode)
-		}
-		return fmt.Errorf("connecting to %s: %w", addr, err)
+		return err
 	}
 	defer c.Disconnect(&paho.Disconnect{ReasonCode: 0})
 	resp, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Payload: payload})
@@ -136,20 +136,43 @@ func publish(ctx context.Context, addr, topic string, payload []byte, qos byte) 
 		if resp != nil {
 			return fmt.Errorf("publishing to %s: refused with reason %#x (%s)", topic, resp.ReasonCode, resp.Properties.ReasonString)
 		}
+		cause := context.Cause(ctx)
+		switch {
+		case errors.Is(cause, context.DeadlineExceeded):
+			return fmt.Errorf("publishing to %s: no PUBACK within --timeout", topic)
+		case cause != nil && !errors.Is(cause, context.Canceled):
+			return fmt.Errorf("publishing to %s: %w", topic, cause)
+		}
 		return fmt.Errorf("publishing to %s: %w", topic, err)
 	}
 	return nil
+}
+
+// disconnectError explains a DISCONNECT from the broker.
+func disconnectError(d *paho.Disconnect) error {
+	reason := ""
+	if d.Properties != nil {
+		reason = d.Properties.ReasonString
+	}
+	if d.ReasonCode == 0x8e {
+		reason = "session taken over: another client connected with the same client id (--client-id)"
+	}
+	if reason == "" {
+		return fmt.Errorf("the broker closed the connection with reason %#x", d.ReasonCode)
+	}
+	return fmt.Errorf("the broker closed the connection with reason %#x (%s)", d.ReasonCode, reason)
 }
 
 func newCountsCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "counts CONTENT",
 		Short:   "Print the reaction counts of a content, from the HTTP API",
-		Example: "  arina counts Stew",
+		Example: "  arina counts Stew\n  arina counts --server https://arina.example:4000 --cafile ca.pem Stew   # token from $ARINA_TOKEN",
 		Args:    cobra.ExactArgs(1),
 	}
 	fs := cmd.Flags()
-	server := fs.String("server", "", "HTTP API host:port or URL (default: from http.listen)")
+	server := fs.String("server", "", "HTTP API host:port or URL, http:// or https:// (default: from http.listen)")
+	api := addAPIFlags(fs, addTLSFlags(fs, false), true)
 	asJSON := fs.Bool("json", false, "print the API's JSON as it is")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the API")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -157,11 +180,13 @@ func newCountsCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		base := apiBaseURL(*server, cfg)
+		ac, err := api.client(*server, cfg, getenv, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), *timeout)
 		defer cancel()
-		u := base + "/api/v1/reaction/reaction_counts/" + url.PathEscape(args[0])
-		resp, body, err := apiGet(ctx, u, 16<<20)
+		resp, body, err := ac.get(ctx, "/api/v1/reaction/reaction_counts/"+url.PathEscape(args[0]), 16<<20)
 		if err != nil {
 			return fmt.Errorf("querying counts: %w", err)
 		}
@@ -169,7 +194,7 @@ func newCountsCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		case resp.StatusCode == http.StatusNotFound:
 			return fmt.Errorf("content %q: %w", args[0], errNotFound)
 		case resp.StatusCode != http.StatusOK:
-			return fmt.Errorf("querying counts: %s: %s", resp.Status, body)
+			return fmt.Errorf("querying counts: %w", ac.statusError(resp, body))
 		}
 		if *asJSON {
 			_, err := stdout.Write(body)
@@ -190,36 +215,4 @@ func newCountsCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	return cmd
 }
 
-// apiGet GETs u and returns the response (its body already read, at most limit bytes,
-// and closed) and the body.
-func apiGet(ctx context.Context, u string, limit int64) (*http.Response, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading the answer of %s: %w", u, err)
-	}
-	return resp, body, nil
-}
-
 var errNotFound = errors.New("not found: no reaction was ever added to it")
-
-// apiBaseURL returns the base URL of the HTTP API for the client commands: server
-// (host:port or URL) if given, else the address http.listen makes reachable locally.
-func apiBaseURL(server string, cfg Config) string {
-	base := server
-	if base == "" {
-		base = clientAddr(cfg.HTTP.Listen)
-	}
-	if u, err := url.Parse(base); err != nil || u.Scheme == "" || u.Host == "" {
-		base = "http://" + base
-	}
-	return base
-}

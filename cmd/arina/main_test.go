@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -474,4 +476,20 @@ func TestRun_ServeErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// apiGet GETs u with the default client and returns the response (its body already
+// read, at most limit bytes, and closed) and the body.
+func apiGet(ctx context.Context, u string, limit int64) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	return resp, body, err
 }

@@ -21,35 +21,55 @@ func newWatchCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		Use:   "watch [CONTENT...]",
 		Short: "Follow counts live from the change stream (all contents, or those named)",
 		Example: `  arina watch
-  arina watch Stew Soup`,
+  arina watch Stew Soup
+  arina watch --server https://arina.example:4000 --cafile ca.pem   # token from $ARINA_TOKEN`,
 	}
 	fs := cmd.Flags()
-	server := fs.String("server", "", "HTTP API host:port or URL (default: from http.listen)")
+	server := fs.String("server", "", "HTTP API host:port or URL, http:// or https:// (default: from http.listen)")
+	api := addAPIFlags(fs, addTLSFlags(fs, false), true)
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the stream to open (then it is followed until interrupted)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := loadConfig(cmd.Flags(), getenv)
 		if err != nil {
 			return err
 		}
+		ac, err := api.client(*server, cfg, getenv, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
 		q := url.Values{"content": args}
-		return watch(cmd.Context(), apiBaseURL(*server, cfg)+"/api/v1/stream?"+q.Encode(), stdout)
+		return watch(cmd.Context(), ac, "/api/v1/stream?"+q.Encode(), *timeout, stdout)
 	}
 	return cmd
 }
 
 // watch prints the counts once the snapshot is in, then one line per change, until
 // ctx ends or the stream does.
-func watch(ctx context.Context, streamURL string, out io.Writer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, streamURL, nil)
+func watch(ctx context.Context, ac *apiClient, path string, timeout time.Duration, out io.Writer) error {
+	// The stream has no deadline, but opening it does: a server that never answers
+	// is an error after timeout, not a silent wait.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errSilent := fmt.Errorf("no answer within --timeout %v", timeout)
+	silent := time.AfterFunc(timeout, func() { cancel(errSilent) })
+	req, err := ac.request(ctx, path)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := ac.do(req)
+	if !silent.Stop() && context.Cause(ctx) == errSilent {
+		if err == nil {
+			resp.Body.Close()
+		}
+		return fmt.Errorf("opening the change stream at %s: %w: is the address right, and reachable?", ac.base, errSilent)
+	}
 	if err != nil {
 		return fmt.Errorf("opening the change stream: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("opening the change stream: %s", resp.Status)
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("opening the change stream: %w", ac.statusError(resp, body))
 	}
 	counts := map[string]map[string]int64{}
 	sc := bufio.NewScanner(resp.Body)

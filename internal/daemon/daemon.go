@@ -240,8 +240,14 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 		return d, err
 	}
 	d.started = true
-	logger.Info("arina started", "mqtt", d.Broker.Addr(), "http", d.API.Addr(),
-		"topic_prefix", opts.MQTT.TopicPrefix)
+	started := []any{"mqtt", d.Broker.Addr(), "http", d.API.Addr(), "topic_prefix", opts.MQTT.TopicPrefix}
+	addrs := d.Broker.Addrs()
+	for _, id := range []string{"tls", "ws", "wss"} {
+		if a, ok := addrs[id]; ok {
+			started = append(started, "mqtt_"+id, a)
+		}
+	}
+	logger.Info("arina started", started...)
 	return d, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -41,7 +42,8 @@ type conn interface {
 
 // dialOptions configure one connection.
 type dialOptions struct {
-	addr       string
+	addr       string // host:port or URL
+	login      Login
 	clientID   string
 	protocol   Protocol
 	qos        byte
@@ -106,8 +108,7 @@ type conn5 struct {
 func dial5(ctx context.Context, d dialOptions) (*conn5, uint16, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.ackTimeout)
 	defer cancel()
-	var nd net.Dialer
-	nc, err := nd.DialContext(ctx, "tcp", d.addr)
+	nc, err := dialBroker(ctx, d.addr, d.login)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -126,12 +127,15 @@ func dial5(ctx context.Context, d dialOptions) (*conn5, uint16, error) {
 		}
 	}
 	pc.c = paho.NewClient(cfg)
-	ca, err := pc.c.Connect(ctx, &paho.Connect{ClientID: d.clientID, CleanStart: true, KeepAlive: 30})
+	cp := &paho.Connect{ClientID: d.clientID, CleanStart: true, KeepAlive: 30,
+		Username: d.login.Username, UsernameFlag: d.login.Username != "",
+		Password: d.login.Password, PasswordFlag: d.login.Password != nil}
+	ca, err := pc.c.Connect(ctx, cp)
 	if err != nil {
 		nc.Close()
 		_ = pc.sess.Close()
 		if ca != nil {
-			return nil, 0, fmt.Errorf("refused with reason %#x", ca.ReasonCode)
+			return nil, 0, &ConnackError{Protocol: MQTT5, Code: ca.ReasonCode}
 		}
 		return nil, 0, err
 	}
@@ -202,8 +206,14 @@ type conn311 struct {
 
 func dial311(ctx context.Context, d dialOptions) (*conn311, error) {
 	pc := &conn311{qos: d.qos, ackTimeout: d.ackTimeout}
+	t, err := parseBroker(d.addr)
+	if err != nil {
+		return nil, err
+	}
 	opts := pahomqtt.NewClientOptions().
-		AddBroker("tcp://" + d.addr).
+		AddBroker("tcp://" + t.Host). // a placeholder: CustomOpenConnectionFn dials d.addr
+		SetUsername(d.login.Username).
+		SetPassword(string(d.login.Password)).
 		SetClientID(d.clientID).
 		SetProtocolVersion(4).
 		SetCleanSession(true).
@@ -214,9 +224,19 @@ func dial311(ctx context.Context, d dialOptions) (*conn311, error) {
 		SetWriteTimeout(d.ackTimeout).
 		SetStore(nopStore{}).
 		SetConnectionLostHandler(func(pahomqtt.Client, error) { pc.broken.Store(true) })
+	opts.CustomOpenConnectionFn = func(*url.URL, pahomqtt.ClientOptions) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, d.ackTimeout)
+		defer cancel()
+		return dialBroker(ctx, d.addr, d.login)
+	}
 	pc.c = pahomqtt.NewClient(opts)
 	if err := waitToken(ctx, pc.c.Connect(), d.ackTimeout); err != nil {
 		pc.c.Disconnect(0)
+		for code, e := range mqttpackets.ConnErrors {
+			if errors.Is(err, e) && code != mqttpackets.Accepted {
+				return nil, &ConnackError{Protocol: MQTT311, Code: code}
+			}
+		}
 		return nil, err
 	}
 	if d.subscribe != "" {

@@ -24,7 +24,8 @@ const (
 
 // IdleOptions configure HoldIdle. Zero fields take defaults.
 type IdleOptions struct {
-	Broker      string   // MQTT broker host:port (DefaultBroker)
+	Broker      string   // MQTT broker: host:port or a URL, as in Options (DefaultBroker)
+	Login       Login    // credentials and TLS of a secured broker
 	Protocol    Protocol // MQTT311 or MQTT5 (default)
 	Connections int      // connections to open (DefaultIdleConnections)
 
@@ -114,6 +115,7 @@ func (o *IdleOptions) validate() error {
 	var v invalid
 	bad := v.add
 	v.protocol(o.Protocol)
+	v.broker(o.Broker)
 	if o.Connections < 1 {
 		bad("connections", o.Connections, "want at least 1")
 	}
@@ -219,8 +221,12 @@ opening:
 	rep.Lost = int(h.lost.Load())
 	rep.ServerKeepAlives = int(h.serverKeepAlives.Load())
 	if rep.Opened == 0 && rep.Failed > 0 && !rep.Interrupted {
-		return rep, fmt.Errorf("opening idle connections to %s: all %d attempts failed, first: %s",
-			o.Broker, rep.Failed, rep.FirstError)
+		first := errors.New(rep.FirstError)
+		if e := h.firstErr.Load(); e != nil {
+			first = *e // wrapped: a *ConnackError stays visible to errors.As
+		}
+		return rep, fmt.Errorf("opening idle connections to %s: all %d attempts failed, first: %w",
+			o.Broker, rep.Failed, first)
 	}
 	return rep, nil
 }
@@ -275,8 +281,7 @@ func (h *idleHolder) dialer(ctx context.Context, giveUp context.CancelFunc) {
 func (h *idleHolder) open(ctx context.Context, buf *bytes.Buffer, clientID string) (net.Conn, uint16, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.o.ConnectTimeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", h.o.Broker)
+	nc, err := dialBroker(ctx, h.o.Broker, h.o.Login)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -303,7 +308,7 @@ func (h *idleHolder) open(ctx context.Context, buf *bytes.Buffer, clientID strin
 // differs from the keepalive sent.
 func (h *idleHolder) connect(nc net.Conn, buf *bytes.Buffer, clientID string) (uint16, error) {
 	keepalive := uint16(h.o.KeepAlive / time.Second)
-	ack, err := handshake(nc, buf, h.o.Protocol, clientID, keepalive)
+	ack, err := handshake(nc, buf, h.o.Protocol, clientID, keepalive, h.o.Login)
 	if err != nil {
 		return 0, err
 	}

@@ -225,7 +225,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	if o.HTTPURL != "" {
-		r.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}, Timeout: o.AckTimeout}
+		r.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, TLSClientConfig: o.HTTPTLS}, Timeout: o.AckTimeout}
 		defer r.http.CloseIdleConnections()
 		if err := r.checkHTTP(ctx); err != nil {
 			return nil, err
@@ -263,10 +263,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // It returns the smallest Receive Maximum the broker announced (MQTT 5).
 func (r *runner) connect(ctx context.Context) (uint16, error) {
 	var receiveMax uint16
-	d := dialOptions{addr: r.o.Broker, protocol: r.o.Protocol, qos: r.o.QoS, ackTimeout: r.o.AckTimeout, client: r.o.Client}
+	d := dialOptions{addr: r.o.Broker, login: r.o.Login, protocol: r.o.Protocol, qos: r.o.QoS, ackTimeout: r.o.AckTimeout, client: r.o.Client}
+	prefix := r.o.ClientIDPrefix
+	if prefix == "" {
+		prefix = "arina-bench-" + r.runID + "-"
+	}
 	if r.o.Subscribe {
 		sd := d
-		sd.clientID = "arina-bench-" + r.runID + "-sub"
+		sd.clientID = prefix + "sub"
 		sd.subscribe = r.o.TopicPrefix + "/#"
 		sd.onMessage = func() {
 			r.received.Add(1)
@@ -280,7 +284,7 @@ func (r *runner) connect(ctx context.Context) (uint16, error) {
 	}
 	d.window = r.o.InFlight
 	for i := range r.o.Publishers {
-		d.clientID = "arina-bench-" + r.runID + "-" + strconv.Itoa(i)
+		d.clientID = prefix + strconv.Itoa(i)
 		c, rm, err := dial(ctx, d)
 		if err != nil {
 			r.disconnect()
@@ -662,7 +666,7 @@ func (r *runner) poll(ctx context.Context) {
 
 // visible reports whether GET /api/v1/contents/{content} shows a count.
 func (r *runner) visible(ctx context.Context, content string) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.o.HTTPURL+"/api/v1/contents/"+url.PathEscape(content), nil)
+	req, err := r.apiRequest(ctx, "/api/v1/contents/"+url.PathEscape(content))
 	if err != nil {
 		return false, err
 	}
@@ -689,9 +693,22 @@ func (r *runner) visible(ctx context.Context, content string) (bool, error) {
 	return body.Total > 0, nil
 }
 
-// checkHTTP makes sure the HTTP API answers before the run starts.
+// apiRequest is a GET of path on the HTTP API, with the token if there is one.
+func (r *runner) apiRequest(ctx context.Context, path string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.o.HTTPURL+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.o.HTTPToken != "" {
+		req.Header.Set("Authorization", "Bearer "+r.o.HTTPToken)
+	}
+	return req, nil
+}
+
+// checkHTTP makes sure the HTTP API answers the probes' route (with the token, when
+// the API wants one) before the run starts: a content nobody wrote, 404.
 func (r *runner) checkHTTP(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.o.HTTPURL+"/healthz", nil)
+	req, err := r.apiRequest(ctx, "/api/v1/contents/"+url.PathEscape(r.o.ContentPrefix+"probe-"+r.runID+"-check"))
 	if err != nil {
 		return fmt.Errorf("%w: http_url %q: %v", ErrInvalidOptions, r.o.HTTPURL, err)
 	}
@@ -701,7 +718,7 @@ func (r *runner) checkHTTP(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
 		return fmt.Errorf("checking the HTTP API: GET %s: %s", req.URL, resp.Status)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -56,7 +57,7 @@ var ErrInvalidOptions = errors.New("invalid options")
 // Options configure one run. Zero fields take the defaults above, except QoS and
 // RemoveRatio, whose zero values are meaningful.
 type Options struct {
-	Broker   string   // MQTT broker host:port
+	Broker   string   // MQTT broker host:port, or a URL mqtt://, mqtts://, ws://, wss://
 	Protocol Protocol // MQTT311 or MQTT5 (default)
 	Client   string   // ClientWire (default) or ClientPaho
 	// NoPipeline makes the wire client run a goroutine per in-flight QoS 1 publish, as
@@ -92,6 +93,10 @@ type Options struct {
 	HTTPURL      string
 	SampleEvery  int
 	PollInterval time.Duration
+	// HTTPToken is the bearer token of the probes' requests, for an API with a tokens
+	// file (read scope); HTTPTLS configures https:// (nil: the system's CAs).
+	HTTPToken string
+	HTTPTLS   *tls.Config
 
 	// Subscribe adds one connection subscribed to <TopicPrefix>/# with QoS, counting what
 	// the broker relays.
@@ -100,6 +105,12 @@ type Options struct {
 	// AckTimeout bounds the wait for each PUBACK (and for each probe to become visible);
 	// a publish not acknowledged by then counts as an "ack_timeout" error.
 	AckTimeout time.Duration
+
+	// Login is the credentials and TLS of a secured broker.
+	Login Login
+	// ClientIDPrefix starts every client id: publisher i is <prefix><i>, the subscriber
+	// <prefix>sub. Default: arina-bench-<run id>-.
+	ClientIDPrefix string
 
 	// Progress, if set, is called every ProgressInterval from the goroutine running Run.
 	Progress         func(Progress)
@@ -160,6 +171,7 @@ func (o *Options) validate() error {
 	var v invalid
 	bad := v.add
 	v.protocol(o.Protocol)
+	v.broker(o.Broker)
 	if o.Client != ClientWire && o.Client != ClientPaho {
 		bad("client", fmt.Sprintf("%q", o.Client), "want wire or paho")
 	}
@@ -240,6 +252,12 @@ func (v *invalid) add(field string, value any, want string) {
 func (v *invalid) protocol(p Protocol) {
 	if p != MQTT311 && p != MQTT5 {
 		v.add("protocol", byte(p), "want 4 (3.1.1) or 5")
+	}
+}
+
+func (v *invalid) broker(addr string) {
+	if _, err := parseBroker(addr); err != nil {
+		v.add("broker", fmt.Sprintf("%q", addr), "want host:port or a URL mqtt://, mqtts://, ws://, wss://")
 	}
 }
 

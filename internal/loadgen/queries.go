@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ type QueryOptions struct {
 	Contents      int           // read the counts of <ContentPrefix>c0..c<Contents-1>, in turn; default DefaultContents
 	ContentPrefix string        // as in Options
 	Token         string        // bearer token, if the API needs one
+	TLS           *tls.Config   // for an https:// URL; nil: the system's CAs
 	Rate          float64       // requests/s over all workers; 0: as fast as they can (closed loop)
 }
 
@@ -55,7 +57,7 @@ func RunQueries(ctx context.Context, o QueryOptions) (QueryReport, error) {
 	if !strings.HasPrefix(o.URL, "http://") && !strings.HasPrefix(o.URL, "https://") {
 		return QueryReport{}, errors.New("loadgen: queries need an http:// or https:// URL")
 	}
-	tr := &http.Transport{MaxIdleConnsPerHost: o.Workers, MaxConnsPerHost: o.Workers}
+	tr := &http.Transport{MaxIdleConnsPerHost: o.Workers, MaxConnsPerHost: o.Workers, TLSClientConfig: o.TLS}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(ctx, o.Duration)

@@ -78,8 +78,7 @@ type wireConn struct {
 func dialWire(ctx context.Context, d dialOptions) (*wireConn, uint16, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.ackTimeout)
 	defer cancel()
-	var nd net.Dialer
-	nc, err := nd.DialContext(ctx, "tcp", d.addr)
+	nc, err := dialBroker(ctx, d.addr, d.login)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -91,7 +90,7 @@ func dialWire(ctx context.Context, d dialOptions) (*wireConn, uint16, error) {
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	var buf bytes.Buffer
 	const keepAlive = 30 // seconds
-	ack, err := handshake(nc, &buf, d.protocol, d.clientID, keepAlive)
+	ack, err := handshake(nc, &buf, d.protocol, d.clientID, keepAlive, d.login)
 	if err == nil && d.subscribe != "" {
 		err = subscribe(nc, &buf, d.protocol, d.subscribe, d.qos)
 	}
@@ -480,12 +479,14 @@ type connack struct {
 
 // handshake writes CONNECT (clean start) with the paho codecs of the protocol and reads
 // CONNACK.
-func handshake(nc net.Conn, buf *bytes.Buffer, protocol Protocol, clientID string, keepAlive uint16) (connack, error) {
+func handshake(nc net.Conn, buf *bytes.Buffer, protocol Protocol, clientID string, keepAlive uint16, login Login) (connack, error) {
 	ack := connack{keepAlive: keepAlive}
 	buf.Reset()
 	if protocol == MQTT311 {
 		cp := mqttpackets.NewControlPacket(mqttpackets.Connect).(*mqttpackets.ConnectPacket)
 		cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive, cp.ClientIdentifier = "MQTT", 4, true, keepAlive, clientID
+		cp.UsernameFlag, cp.Username = login.Username != "", login.Username
+		cp.PasswordFlag, cp.Password = login.Password != nil, login.Password
 		if err := cp.Write(buf); err != nil {
 			return ack, fmt.Errorf("encoding CONNECT: %w", err)
 		}
@@ -501,13 +502,15 @@ func handshake(nc net.Conn, buf *bytes.Buffer, protocol Protocol, clientID strin
 			return ack, fmt.Errorf("got %v, want CONNACK", p)
 		}
 		if ca.ReturnCode != mqttpackets.Accepted {
-			return ack, fmt.Errorf("refused with return code %d", ca.ReturnCode)
+			return ack, &ConnackError{Protocol: MQTT311, Code: ca.ReturnCode}
 		}
 		return ack, nil
 	}
 	cp := packets5.NewControlPacket(packets5.CONNECT)
 	c := cp.Content.(*packets5.Connect)
 	c.ClientID, c.CleanStart, c.KeepAlive = clientID, true, keepAlive
+	c.UsernameFlag, c.Username = login.Username != "", login.Username
+	c.PasswordFlag, c.Password = login.Password != nil, login.Password
 	if _, err := cp.WriteTo(buf); err != nil {
 		return ack, fmt.Errorf("encoding CONNECT: %w", err)
 	}
@@ -523,7 +526,7 @@ func handshake(nc net.Conn, buf *bytes.Buffer, protocol Protocol, clientID strin
 		return ack, fmt.Errorf("got %s, want CONNACK", p.PacketType())
 	}
 	if ca.ReasonCode >= 0x80 {
-		return ack, fmt.Errorf("refused with reason %#x", ca.ReasonCode)
+		return ack, &ConnackError{Protocol: MQTT5, Code: ca.ReasonCode}
 	}
 	if ca.Properties != nil {
 		if ka := ca.Properties.ServerKeepAlive; ka != nil {
