@@ -23,9 +23,11 @@ import (
 // only (after the warm-up). JSON keys are snake_case.
 type Report struct {
 	Broker               string  `json:"broker"`
-	Protocol             string  `json:"protocol"`  // "3.1.1" or "5"
-	Client               string  `json:"client"`    // ClientWire or ClientPaho
-	Pipelined            bool    `json:"pipelined"` // wire client, QoS 1: each connection's reader sends the next publishes (see pipeline)
+	Protocol             string  `json:"protocol"`   // "3.1.1" or "5"
+	Client               string  `json:"client"`     // ClientWire or ClientPaho
+	Pipelined            bool    `json:"pipelined"`  // wire client, QoS 1: each connection's reader sends the next publishes (see pipeline)
+	WriteEach            bool    `json:"write_each"` // wire client: a write per packet
+	TS                   bool    `json:"ts"`         // events carry a "ts"
 	QoS                  int     `json:"qos"`
 	Publishers           int     `json:"publishers"`
 	InFlight             int     `json:"inflight"`                         // per publisher, as asked
@@ -63,6 +65,13 @@ type Report struct {
 	// the warm-up's backlog read during the measured phase.
 	Confirmed     int64   `json:"confirmed,omitempty"`
 	ConfirmedRate float64 `json:"confirmed_rate,omitempty"`
+
+	// With Options.BrokerPID: the broker's CPU time (user + system) from the start of
+	// the measured phase until its last publish completed, and that per event
+	// acknowledged (QoS 1) or confirmed read (QoS 0), in µs; and the generator's own.
+	BrokerCPUSeconds    float64 `json:"broker_cpu_s,omitempty"`
+	BrokerCPUPerEventUS float64 `json:"broker_cpu_per_event_us,omitempty"`
+	GeneratorCPUSeconds float64 `json:"generator_cpu_s,omitempty"`
 
 	AckLatency *Latency    `json:"ack_latency,omitempty"`        // QoS 1: publish to PUBACK
 	Visibility *Visibility `json:"visibility_latency,omitempty"` // with Options.HTTPURL: publish to visible over HTTP
@@ -158,6 +167,11 @@ type runner struct {
 	received atomic.Int64
 	recvBase atomic.Int64 // received when the measured phase began
 	lastRecv atomic.Int64 // time.Duration of the last message
+
+	// CPU time (Options.BrokerPID) at the start and the end of the measured phase.
+	brokerCPU0, brokerCPU1 time.Duration
+	genCPU0, genCPU1       time.Duration
+	cpuErr                 error
 }
 
 // publisher is one connection and its counters. The counters are shared by its workers.
@@ -261,7 +275,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // It returns the smallest Receive Maximum the broker announced (MQTT 5).
 func (r *runner) connect(ctx context.Context) (uint16, error) {
 	var receiveMax uint16
-	d := dialOptions{addr: r.o.Broker, protocol: r.o.Protocol, qos: r.o.QoS, ackTimeout: r.o.AckTimeout, client: r.o.Client}
+	d := dialOptions{addr: r.o.Broker, protocol: r.o.Protocol, qos: r.o.QoS, ackTimeout: r.o.AckTimeout, client: r.o.Client, writeEach: r.o.WriteEach}
 	if r.o.Subscribe {
 		sd := d
 		sd.clientID = "arina-bench-" + r.runID + "-sub"
@@ -366,6 +380,7 @@ func (r *runner) drive(ctx context.Context) (interrupted bool) {
 			}
 		}
 	}
+	r.readCPU(&r.brokerCPU1, &r.genCPU1)
 	close(r.probes) // every sender (worker) has returned
 	poller.Wait()
 	return interrupted
@@ -425,6 +440,7 @@ func (r *runner) beginMeasured() <-chan time.Time {
 	if r.phase.Load() != phaseWarmup {
 		return nil // stopped during the warm-up
 	}
+	r.readCPU(&r.brokerCPU0, &r.genCPU0)
 	r.measuredAt.Store(int64(time.Since(r.start)))
 	r.recvBase.Store(r.received.Load())
 	r.startMarks = r.barriers()
@@ -571,6 +587,9 @@ func (r *runner) event(w *worker) string {
 	u := w.rng.IntN(r.o.Users)
 	remove := r.o.RemoveRatio > 0 && w.rng.Float64() < r.o.RemoveRatio
 	w.payload = appendPayload(w.payload[:0], r.o.Payload == PayloadJSON, remove, u)
+	if r.o.TS {
+		w.payload = appendTS(w.payload, time.Now().UnixMilli())
+	}
 	if r.topics != nil {
 		return r.topics[c*r.o.Reactions+re]
 	}
@@ -610,6 +629,13 @@ func appendPayload(b []byte, asJSON, remove bool, user int) []byte {
 	return append(b, `"}`...)
 }
 
+// appendTS adds "ts" to the JSON object that ends b.
+func appendTS(b []byte, ms int64) []byte {
+	b = append(b[:len(b)-1], `,"ts":`...)
+	b = strconv.AppendInt(b, ms, 10)
+	return append(b, '}')
+}
+
 // maybeProbe turns the first and then every SampleEvery-th event of the sampler into a
 // probe, unless one is still outstanding; it writes the probe's payload into w.payload.
 func (r *runner) maybeProbe(w *worker) *probe {
@@ -618,6 +644,9 @@ func (r *runner) maybeProbe(w *worker) *probe {
 	}
 	k := r.probeSeq.Add(1)
 	w.payload = appendPayload(w.payload[:0], r.o.Payload == PayloadJSON, false, 0)
+	if r.o.TS {
+		w.payload = appendTS(w.payload, time.Now().UnixMilli())
+	}
 	return &probe{content: "probe-" + r.runID + "-" + strconv.FormatInt(k, 10)}
 }
 
@@ -779,6 +808,8 @@ func (r *runner) report(receiveMax uint16, interrupted bool) *Report {
 		InFlightEffective:    r.window,
 		ServerReceiveMaximum: int(receiveMax),
 		Payload:              o.Payload,
+		WriteEach:            o.WriteEach && o.Client == ClientWire,
+		TS:                   o.TS,
 		Contents:             o.Contents,
 		Reactions:            o.Reactions,
 		Users:                o.Users,
@@ -824,6 +855,17 @@ func (r *runner) report(receiveMax uint16, interrupted bool) *Report {
 		rep.Acked = ok
 		rep.AckRate = rate(ok, dur)
 		rep.AckLatency = ack.latency()
+	}
+	if o.BrokerPID > 0 && r.cpuErr == nil {
+		rep.BrokerCPUSeconds = (r.brokerCPU1 - r.brokerCPU0).Seconds()
+		rep.GeneratorCPUSeconds = (r.genCPU1 - r.genCPU0).Seconds()
+		n := rep.Acked
+		if o.QoS == 0 {
+			n = rep.Confirmed
+		}
+		if n > 0 {
+			rep.BrokerCPUPerEventUS = math.Round(rep.BrokerCPUSeconds/float64(n)*1e8) / 100
+		}
 	}
 	if o.HTTPURL != "" {
 		rep.Visibility = &Visibility{
