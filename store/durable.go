@@ -217,6 +217,7 @@ func (d *Durable) load() (members, tombs int, err error) {
 		curC, curR []byte
 		rs         *reactionSet
 		orphans    map[uint32]int64 // the tombstones of the current (content, reaction) when the set does not exist
+		pend       loadBatch        // memberships read, not yet in their sets
 	)
 	fail := func(format string, args ...any) (int, int, error) {
 		_ = it.Close()
@@ -224,6 +225,9 @@ func (d *Durable) load() (members, tombs int, err error) {
 	}
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
+		if k[0] != prefixMember {
+			pend.flush(m) // what follows may look at the sets
+		}
 		switch k[0] {
 		case prefixMember:
 			c, rest, ok1 := bytes.Cut(k[1:], []byte{0})
@@ -235,7 +239,6 @@ func (d *Durable) load() (members, tombs int, err error) {
 				curC, curR = append(curC[:0], c...), append(curR[:0], r...)
 				rs = m.ensureReaction(string(c), string(r))
 			}
-			uid := m.users.internBytes(u)
 			var exp, ts int64
 			switch v := it.Value(); len(v) {
 			case 0:
@@ -246,9 +249,8 @@ func (d *Durable) load() (members, tombs int, err error) {
 			default:
 				return fail("malformed membership value %q for key %q", v, k)
 			}
-			rs.members.put(uid, exp)
-			if ts != 0 {
-				rs.setStamp(uid, ts)
+			if pend.add(rs, u, exp, ts) {
+				pend.flush(m)
 			}
 			members++
 		case prefixReaction:
@@ -293,10 +295,56 @@ func (d *Durable) load() (members, tombs int, err error) {
 			tombs++
 		}
 	}
+	pend.flush(m)
 	if err := it.Close(); err != nil {
 		return members, tombs, err
 	}
 	return members, tombs, nil
+}
+
+// loadBatch gathers the memberships load reads so that their users are interned
+// together (interner.internBatch), which overlaps the cache misses of a large index.
+type loadBatch struct {
+	sets  [internBatchMax]*reactionSet
+	exps  [internBatchMax]int64
+	tss   [internBatchMax]int64
+	ends  [internBatchMax]int // of each user id in buf
+	ids   [internBatchMax][]byte
+	uids  [internBatchMax]uint32
+	buf   []byte // the user ids, one after the other (the iterator's keys do not last)
+	count int
+}
+
+// add keeps one membership; it reports whether the batch is full.
+func (b *loadBatch) add(rs *reactionSet, user []byte, exp, ts int64) bool {
+	i := b.count
+	b.sets[i], b.exps[i], b.tss[i] = rs, exp, ts
+	b.buf = append(b.buf, user...)
+	b.ends[i] = len(b.buf)
+	b.count++
+	return b.count == internBatchMax
+}
+
+// flush puts the memberships gathered into their sets, in the order they were read.
+func (b *loadBatch) flush(m *Memory) {
+	if b.count == 0 {
+		return
+	}
+	start := 0
+	for i := range b.count {
+		b.ids[i] = b.buf[start:b.ends[i]:b.ends[i]]
+		start = b.ends[i]
+	}
+	m.users.internBatch(b.ids[:b.count], b.uids[:b.count])
+	for i := range b.count {
+		rs, uid := b.sets[i], b.uids[i]
+		rs.members.put(uid, b.exps[i])
+		if b.tss[i] != 0 {
+			rs.setStamp(uid, b.tss[i])
+		}
+		b.sets[i], b.ids[i] = nil, nil
+	}
+	b.buf, b.count = b.buf[:0], 0
 }
 
 func (d *Durable) appendKey(prefix byte, op *Op) []byte {
