@@ -1,6 +1,6 @@
 package test
 
-// mochi patch 14 (third_party/mochi-mqtt-server/PATCHES.md): a hook's Provides is asked
+// mochi patch 23 (third_party/mochi-mqtt-server/PATCHES.md): a hook's Provides is asked
 // once per event when the hook is added, not on every packet's dispatch.
 
 import (
