@@ -148,18 +148,12 @@ func decodeWire(data []byte) (*wireEvent, error) {
 		// encoding/json would replace the bad bytes with U+FFFD and accept a changed id.
 		return nil, &Error{Code: CodeBadJSON, Msg: "malformed JSON: not valid UTF-8"}
 	}
-	var w wireEvent
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&w); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return nil, &Error{Code: CodeInvalidField, Field: te.Field, Msg: fmt.Sprintf("must be a JSON %s, not %s", jsonKind(te.Type.String()), te.Value)}
+	w, ok := decodeFast(data)
+	if !ok {
+		var err error
+		if w, err = decodeSlow(data); err != nil {
+			return nil, err
 		}
-		return nil, &Error{Code: CodeBadJSON, Msg: "malformed JSON: " + err.Error()}
-	}
-	// Not dec.More: it reports false before a stray '}' or ']'.
-	if len(bytes.TrimSpace(data[dec.InputOffset():])) != 0 {
-		return nil, &Error{Code: CodeBadJSON, Msg: "unexpected data after the JSON object"}
 	}
 	if w.Type != nil && *w.Type != "reaction" {
 		return nil, &Error{Code: CodeInvalidField, Field: "type", Msg: fmt.Sprintf("%q is not \"reaction\"", truncate(*w.Type))}
@@ -174,6 +168,24 @@ func decodeWire(data []byte) (*wireEvent, error) {
 			return nil, &Error{Code: CodeInvalidField, Field: "ts", Msg: fmt.Sprintf(
 				"is %v ahead of this server's clock (at most %v): fix the device's clock, or leave ts out", ahead.Round(time.Second), MaxClockAhead)}
 		}
+	}
+	return w, nil
+}
+
+// decodeSlow decodes data with encoding/json: what decodeFast leaves to it.
+func decodeSlow(data []byte) (*wireEvent, error) {
+	var w wireEvent
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&w); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, &Error{Code: CodeInvalidField, Field: te.Field, Msg: fmt.Sprintf("must be a JSON %s, not %s", jsonKind(te.Type.String()), te.Value)}
+		}
+		return nil, &Error{Code: CodeBadJSON, Msg: "malformed JSON: " + err.Error()}
+	}
+	// Not dec.More: it reports false before a stray '}' or ']'.
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) != 0 {
+		return nil, &Error{Code: CodeBadJSON, Msg: "unexpected data after the JSON object"}
 	}
 	return &w, nil
 }

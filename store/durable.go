@@ -207,13 +207,17 @@ func (d *Durable) checkFormat() error {
 // tombstones read. It runs before the store is returned, with no reader, so it does
 // not bump the contents' change counters (content.seq) as Apply does.
 func (d *Durable) load() (members, tombs int, err error) {
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMember}, UpperBound: []byte{prefixTomb + 1}})
-	if err != nil {
-		return 0, 0, err
-	}
 	m := d.mem
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if members, err = d.loadMembers(); err != nil {
+		return members, 0, err
+	}
+	// The memberships are in; the reactions and tombstones ("r" and "t" keys) follow.
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMember + 1}, UpperBound: []byte{prefixTomb + 1}})
+	if err != nil {
+		return members, 0, err
+	}
 	// Keys come sorted by prefix ("m" < "r" < "t": every set exists before its
 	// tombstones are read), then by content, then reaction: the current set is reused
 	// until they change, so a membership costs one user lookup (and one string for a
@@ -230,32 +234,6 @@ func (d *Durable) load() (members, tombs int, err error) {
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		switch k[0] {
-		case prefixMember:
-			c, rest, ok1 := bytes.Cut(k[1:], []byte{0})
-			r, u, ok2 := bytes.Cut(rest, []byte{0})
-			if !ok1 || !ok2 || len(u) == 0 {
-				return fail("malformed membership key %q", k)
-			}
-			if rs == nil || !bytes.Equal(c, curC) || !bytes.Equal(r, curR) {
-				curC, curR = append(curC[:0], c...), append(curR[:0], r...)
-				rs = m.ensureReaction(string(c), string(r))
-			}
-			uid := m.users.internBytes(u)
-			var exp, ts int64
-			switch v := it.Value(); len(v) {
-			case 0:
-			case 8:
-				exp = int64(binary.BigEndian.Uint64(v))
-			case 16:
-				exp, ts = int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:]))
-			default:
-				return fail("malformed membership value %q for key %q", v, k)
-			}
-			rs.members.put(uid, exp)
-			if ts != 0 {
-				rs.setStamp(uid, ts)
-			}
-			members++
 		case prefixReaction:
 			c, r, ok := bytes.Cut(k[1:], []byte{0})
 			if !ok {
@@ -302,6 +280,157 @@ func (d *Durable) load() (members, tombs int, err error) {
 		return members, tombs, err
 	}
 	return members, tombs, nil
+}
+
+// loadMembers reads the memberships ("m" keys) into the memory index, which the caller
+// holds locked. One goroutine reads the engine and hands batches of memberships to
+// this one, which interns their users together (interner.internBatch, which overlaps
+// the cache misses of a large index) and puts them into their sets: reading the engine
+// was a third of the recovery, building the index the rest, and the two now run on
+// two cores. Memberships go into the index in key order, as they are read.
+func (d *Durable) loadMembers() (members int, err error) {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMember}, UpperBound: []byte{prefixMember + 1}})
+	if err != nil {
+		return 0, err
+	}
+	full := make(chan *loadBatch, 2)
+	free := make(chan *loadBatch, 3)
+	for range cap(free) {
+		free <- new(loadBatch)
+	}
+	stop := make(chan struct{})
+	var readErr error
+	go func() { // the reader; it owns it
+		defer close(full)
+		readErr = readMembers(it, free, full, stop)
+		if err := it.Close(); readErr == nil {
+			readErr = err
+		}
+	}()
+	m := d.mem
+	var rs *reactionSet
+	for b := range full {
+		for i := range b.count {
+			if s := b.sets[i]; s != nil {
+				rs = m.ensureReaction(s[0], s[1])
+			}
+			b.rs[i] = rs
+		}
+		b.intern(m)
+		members += b.count
+		b.reset()
+		free <- b // never blocks: there are as many places as batches
+	}
+	close(stop)
+	return members, readErr
+}
+
+// readMembers reads the membership keys of it into batches taken from free, sends them
+// on full, and returns at the end of the keys, on a malformed one, or once stop is
+// closed.
+func readMembers(it *pebble.Iterator, free <-chan *loadBatch, full chan<- *loadBatch, stop <-chan struct{}) error {
+	var curC, curR []byte
+	b := <-free
+	send := func() bool {
+		select {
+		case full <- b:
+		case <-stop:
+			return false
+		}
+		select {
+		case b = <-free:
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	first := true
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		c, rest, ok1 := bytes.Cut(k[1:], []byte{0})
+		r, u, ok2 := bytes.Cut(rest, []byte{0})
+		if !ok1 || !ok2 || len(u) == 0 {
+			return fmt.Errorf("malformed membership key %q", k)
+		}
+		var exp, ts int64
+		switch v := it.Value(); len(v) {
+		case 0:
+		case 8:
+			exp = int64(binary.BigEndian.Uint64(v))
+		case 16:
+			exp, ts = int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:]))
+		default:
+			return fmt.Errorf("malformed membership value %q for key %q", v, k)
+		}
+		var set *[2]string
+		if first || !bytes.Equal(c, curC) || !bytes.Equal(r, curR) {
+			curC, curR = append(curC[:0], c...), append(curR[:0], r...)
+			set = &[2]string{string(c), string(r)}
+			first = false
+		}
+		if b.add(set, u, exp, ts) && !send() {
+			return nil
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if b.count > 0 {
+		select {
+		case full <- b:
+		case <-stop:
+		}
+	}
+	return nil
+}
+
+// loadBatch is memberships read by readMembers, for loadMembers to put in the index.
+type loadBatch struct {
+	sets  [internBatchMax]*[2]string // content and reaction where they change from the previous membership, else nil
+	rs    [internBatchMax]*reactionSet
+	exps  [internBatchMax]int64
+	tss   [internBatchMax]int64
+	ends  [internBatchMax]int // of each user id in buf
+	ids   [internBatchMax][]byte
+	uids  [internBatchMax]uint32
+	buf   []byte // the user ids, one after the other (the iterator's keys do not last)
+	count int
+}
+
+// add keeps one membership; it reports whether the batch is full.
+func (b *loadBatch) add(set *[2]string, user []byte, exp, ts int64) bool {
+	i := b.count
+	b.sets[i], b.exps[i], b.tss[i] = set, exp, ts
+	b.buf = append(b.buf, user...)
+	b.ends[i] = len(b.buf)
+	b.count++
+	return b.count == internBatchMax
+}
+
+// intern interns the batch's users together and puts the memberships into their sets
+// (b.rs), in the order they were read.
+func (b *loadBatch) intern(m *Memory) {
+	start := 0
+	for i := range b.count {
+		b.ids[i] = b.buf[start:b.ends[i]:b.ends[i]]
+		start = b.ends[i]
+	}
+	m.users.internBatch(b.ids[:b.count], b.uids[:b.count])
+	for i := range b.count {
+		rs, uid := b.rs[i], b.uids[i]
+		rs.members.put(uid, b.exps[i])
+		if b.tss[i] != 0 {
+			rs.setStamp(uid, b.tss[i])
+		}
+	}
+}
+
+// reset empties the batch for reuse.
+func (b *loadBatch) reset() {
+	for i := range b.count {
+		b.sets[i], b.rs[i], b.ids[i] = nil, nil, nil
+	}
+	b.buf, b.count = b.buf[:0], 0
 }
 
 func (d *Durable) appendKey(prefix byte, op *Op) []byte {

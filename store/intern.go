@@ -32,6 +32,7 @@ type interner struct {
 	refs   []uint64 // by number/internSample: the position of the entry, chunk<<16 | offset
 	slots  []uint64 // tag<<40 | (ref+1), 0: empty; linear probing
 	used   int      // slots in use: the ids numbered
+	sink   uint64   // internBatch's reads ahead add up here, so that they are made
 }
 
 const (

@@ -94,6 +94,8 @@ for the broker, https:// for --http; a bare host:port is plain.`,
 	seed := fs.Uint64("seed", 1, "seed of the event generators")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	pipeline := fs.Bool("pipeline", true, "wire client, QoS 1: each connection's reader sends a slot's next publish as its PUBACK arrives (least CPU; with --rate a ticker per connection sends its share every 2ms); false: a goroutine per in-flight publish")
+	writeEach := fs.Bool("write-each", false, "wire client: write every publish with a write of its own, as paho and devices do (default: what a connection's workers queued goes out in one write)")
+	brokerPID := fs.Int("broker-pid", 0, "process id of the broker on this machine: report its CPU time (from /proc) over the measured phase, and per event")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator itself to this file (go tool pprof)")
 	queries := fs.Bool("queries", false, "measure the query side instead: --publishers readers GET counts from --http (default: from http.listen) for --duration; no MQTT")
 	idle := fs.Int("idle", 0, "open this many idle connections and hold them, instead of publishing")
@@ -169,6 +171,8 @@ for the broker, https:// for --http; a bare host:port is plain.`,
 			ClientIDPrefix: login.clientID,
 			Client:         *client,
 			NoPipeline:     !*pipeline,
+			WriteEach:      *writeEach,
+			BrokerPID:      *brokerPID,
 			Publishers:     *publishers,
 			InFlight:       *inflight,
 			Events:         *events,
@@ -517,6 +521,9 @@ func writeBenchReport(w io.Writer, r *loadgen.Report) error {
 		if r.Confirmed > 0 {
 			fmt.Fprintf(tw, "confirmed\t%d events\t%.0f/s read by the broker (PINGREQ round trips at both ends)\n", r.Confirmed, r.ConfirmedRate)
 		}
+	}
+	if r.BrokerCPUSeconds > 0 {
+		fmt.Fprintf(tw, "broker CPU\t%.2fs\t%.2f µs per event (generator: %.2fs)\n", r.BrokerCPUSeconds, r.BrokerCPUPerEventUS, r.GeneratorCPUSeconds)
 	}
 	fmt.Fprintf(tw, "errors\t%d\n", r.Errors)
 	kinds := slices.Sorted(maps.Keys(r.ErrorsByKind))

@@ -52,6 +52,7 @@ type dialOptions struct {
 	onMessage  func() // called for each message received (subscriber only)
 	client     string // ClientWire or ClientPaho
 	window     int    // publishes outstanding at most (workers of the publisher)
+	writeEach  bool   // wire client: a write per packet
 }
 
 // dial connects one client of d.client and d.protocol. It returns the broker's Receive

@@ -23,16 +23,17 @@ import (
 // only (after the warm-up). JSON keys are snake_case.
 type Report struct {
 	Broker               string  `json:"broker"`
-	Protocol             string  `json:"protocol"`  // "3.1.1" or "5"
-	Client               string  `json:"client"`    // ClientWire or ClientPaho
-	Pipelined            bool    `json:"pipelined"` // wire client, QoS 1: each connection's reader sends the next publishes (see pipeline)
+	Protocol             string  `json:"protocol"`   // "3.1.1" or "5"
+	Client               string  `json:"client"`     // ClientWire or ClientPaho
+	Pipelined            bool    `json:"pipelined"`  // wire client, QoS 1: each connection's reader sends the next publishes (see pipeline)
+	WriteEach            bool    `json:"write_each"` // wire client: a write per packet
+	TS                   bool    `json:"ts"`         // events carry a "ts"
 	QoS                  int     `json:"qos"`
 	Publishers           int     `json:"publishers"`
 	InFlight             int     `json:"inflight"`                         // per publisher, as asked
 	InFlightEffective    int     `json:"inflight_effective"`               // per publisher, as run
 	ServerReceiveMaximum int     `json:"server_receive_maximum,omitempty"` // MQTT 5: the broker's cap on the QoS 1 window
 	Payload              string  `json:"payload"`
-	TS                   bool    `json:"ts,omitempty"` // every event carried a ts
 	Contents             int     `json:"contents"`
 	ContentPrefix        string  `json:"content_prefix"`
 	Reactions            int     `json:"reactions"`
@@ -65,6 +66,13 @@ type Report struct {
 	// the warm-up's backlog read during the measured phase.
 	Confirmed     int64   `json:"confirmed,omitempty"`
 	ConfirmedRate float64 `json:"confirmed_rate,omitempty"`
+
+	// With Options.BrokerPID: the broker's CPU time (user + system) from the start of
+	// the measured phase until its last publish completed, and that per event
+	// acknowledged (QoS 1) or confirmed read (QoS 0), in µs; and the generator's own.
+	BrokerCPUSeconds    float64 `json:"broker_cpu_s,omitempty"`
+	BrokerCPUPerEventUS float64 `json:"broker_cpu_per_event_us,omitempty"`
+	GeneratorCPUSeconds float64 `json:"generator_cpu_s,omitempty"`
 
 	AckLatency *Latency    `json:"ack_latency,omitempty"`        // QoS 1: publish to PUBACK
 	Visibility *Visibility `json:"visibility_latency,omitempty"` // with Options.HTTPURL: publish to visible over HTTP
@@ -160,6 +168,11 @@ type runner struct {
 	received atomic.Int64
 	recvBase atomic.Int64 // received when the measured phase began
 	lastRecv atomic.Int64 // time.Duration of the last message
+
+	// CPU time (Options.BrokerPID) at the start and the end of the measured phase.
+	brokerCPU0, brokerCPU1 time.Duration
+	genCPU0, genCPU1       time.Duration
+	cpuErr                 error
 }
 
 // publisher is one connection and its counters. The counters are shared by its workers.
@@ -263,7 +276,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // It returns the smallest Receive Maximum the broker announced (MQTT 5).
 func (r *runner) connect(ctx context.Context) (uint16, error) {
 	var receiveMax uint16
-	d := dialOptions{addr: r.o.Broker, login: r.o.Login, protocol: r.o.Protocol, qos: r.o.QoS, ackTimeout: r.o.AckTimeout, client: r.o.Client}
+	d := dialOptions{addr: r.o.Broker, login: r.o.Login, protocol: r.o.Protocol, qos: r.o.QoS, ackTimeout: r.o.AckTimeout, client: r.o.Client, writeEach: r.o.WriteEach}
 	prefix := r.o.ClientIDPrefix
 	if prefix == "" {
 		prefix = "arina-bench-" + r.runID + "-"
@@ -372,6 +385,7 @@ func (r *runner) drive(ctx context.Context) (interrupted bool) {
 			}
 		}
 	}
+	r.readCPU(&r.brokerCPU1, &r.genCPU1)
 	close(r.probes) // every sender (worker) has returned
 	poller.Wait()
 	return interrupted
@@ -431,6 +445,7 @@ func (r *runner) beginMeasured() <-chan time.Time {
 	if r.phase.Load() != phaseWarmup {
 		return nil // stopped during the warm-up
 	}
+	r.readCPU(&r.brokerCPU0, &r.genCPU0)
 	r.measuredAt.Store(int64(time.Since(r.start)))
 	r.recvBase.Store(r.received.Load())
 	r.startMarks = r.barriers()
@@ -810,6 +825,7 @@ func (r *runner) report(receiveMax uint16, interrupted bool) *Report {
 		InFlightEffective:    r.window,
 		ServerReceiveMaximum: int(receiveMax),
 		Payload:              o.Payload,
+		WriteEach:            o.WriteEach && o.Client == ClientWire,
 		TS:                   o.TS,
 		Contents:             o.Contents,
 		ContentPrefix:        o.ContentPrefix,
@@ -857,6 +873,17 @@ func (r *runner) report(receiveMax uint16, interrupted bool) *Report {
 		rep.Acked = ok
 		rep.AckRate = rate(ok, dur)
 		rep.AckLatency = ack.latency()
+	}
+	if o.BrokerPID > 0 && r.cpuErr == nil {
+		rep.BrokerCPUSeconds = (r.brokerCPU1 - r.brokerCPU0).Seconds()
+		rep.GeneratorCPUSeconds = (r.genCPU1 - r.genCPU0).Seconds()
+		n := rep.Acked
+		if o.QoS == 0 {
+			n = rep.Confirmed
+		}
+		if n > 0 {
+			rep.BrokerCPUPerEventUS = math.Round(rep.BrokerCPUSeconds/float64(n)*1e8) / 100
+		}
 	}
 	if o.HTTPURL != "" {
 		rep.Visibility = &Visibility{

@@ -64,6 +64,10 @@ type Options struct {
 	// the paho client does, instead of letting each connection's reader send the next
 	// publish of a slot as its PUBACK arrives (see pipeline).
 	NoPipeline bool
+	// WriteEach makes the wire client write every packet with a write of its own, as
+	// paho and a device's MQTT stack do, instead of gathering what its workers queued
+	// into one write.
+	WriteEach  bool
 	QoS        byte // 0 or 1
 	Publishers int  // connections publishing in parallel
 	InFlight   int  // publishes outstanding per connection (QoS 1: awaiting PUBACK; QoS 0: being written)
@@ -85,6 +89,11 @@ type Options struct {
 	Payload       string  // PayloadText (default) or PayloadJSON
 	TS            bool    // give every event a "ts", the generator's clock in unix ms (PayloadJSON only)
 	Seed          uint64  // seed of the id generators; runs with equal seeds draw equal sequences per worker
+
+	// BrokerPID, when set, is the broker's process id on this machine: its CPU time
+	// (user and system, from /proc/<pid>/stat) over the measured phase is reported, and
+	// divided by the events it acknowledged (QoS 1) or confirmed reading (QoS 0).
+	BrokerPID int
 
 	// HTTPURL, when set, is an Arina HTTP API (http://host:port). One publisher then
 	// replaces every SampleEvery-th event of its own, when no probe is outstanding, with
@@ -150,6 +159,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Payload == "" {
 		o.Payload = PayloadText
+		if o.TS {
+			o.Payload = PayloadJSON
+		}
 	}
 	if o.SampleEvery == 0 {
 		o.SampleEvery = DefaultSampleEvery
@@ -225,6 +237,9 @@ func (o *Options) validate() error {
 	}
 	if o.HTTPURL != "" && !strings.HasPrefix(o.HTTPURL, "http://") && !strings.HasPrefix(o.HTTPURL, "https://") {
 		bad("http_url", fmt.Sprintf("%q", o.HTTPURL), "want http://host:port")
+	}
+	if o.BrokerPID < 0 {
+		bad("broker_pid", o.BrokerPID, "want a process id or 0")
 	}
 	if o.SampleEvery < 1 {
 		bad("sample_every", o.SampleEvery, "want at least 1")

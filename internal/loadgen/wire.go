@@ -46,6 +46,7 @@ type wireConn struct {
 	ackTimeout time.Duration
 	keepAlive  time.Duration
 	onMessage  func()
+	writeEach  bool // a write per packet (Options.WriteEach)
 
 	acks   []chan byte    // by packet identifier: the PUBACK reason code (0 for MQTT 3.1.1)
 	sentAt []atomic.Int64 // by packet identifier: unix ns the publish waiting for it was queued; 0: none
@@ -112,6 +113,7 @@ func dialWire(ctx context.Context, d dialOptions) (*wireConn, uint16, error) {
 		ackTimeout: d.ackTimeout,
 		keepAlive:  time.Duration(ack.keepAlive) * time.Second,
 		onMessage:  d.onMessage,
+		writeEach:  d.writeEach,
 		acks:       make([]chan byte, d.window+1),
 		sentAt:     make([]atomic.Int64, d.window+1),
 		pending:    make([]byte, 0, 4096),
@@ -309,7 +311,7 @@ func (c *wireConn) writeLoop() {
 				break
 			}
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.ackTimeout))
-			_, err := c.nc.Write(out)
+			err := c.write(out)
 			c.mu.Lock()
 			c.spare = out[:0]
 			c.written.Broadcast()
@@ -323,6 +325,36 @@ func (c *wireConn) writeLoop() {
 			idle.Reset(c.keepAlive / 2)
 		}
 	}
+}
+
+// write writes out, the packets one by one with writeEach.
+func (c *wireConn) write(out []byte) error {
+	if !c.writeEach {
+		_, err := c.nc.Write(out)
+		return err
+	}
+	for len(out) > 0 {
+		n := packetLen(out)
+		if _, err := c.nc.Write(out[:n]); err != nil {
+			return err
+		}
+		out = out[n:]
+	}
+	return nil
+}
+
+// packetLen returns the length of the MQTT packet that b begins with, all of b if it
+// cannot tell (the generator encodes every packet it queues, so it always can).
+func packetLen(b []byte) int {
+	n, shift := 0, 0
+	for i := 1; i < len(b) && i <= 4; i++ {
+		n |= int(b[i]&0x7f) << shift
+		shift += 7
+		if b[i] < 0x80 {
+			return min(len(b), 1+i+n)
+		}
+	}
+	return len(b)
 }
 
 // errRemaining is a remaining length longer than MQTT's four bytes.

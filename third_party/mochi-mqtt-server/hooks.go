@@ -164,13 +164,37 @@ func (h *Hooks) Add(hook Hook, config any) error {
 		i = []Hook{}
 	}
 
-	i = append(i, hook)
+	// Patched for Arina: the hook is kept with the answers of its Provides, asked once
+	// here, so that the dispatch of every packet, which asks each hook for each event,
+	// reads a bit instead of calling the hook (mochi's own hooks search a list).
+	i = append(i, newProvidesCache(hook))
 	h.internal.Store(i)
 	atomic.AddInt64(&h.qty, 1)
 	h.wg.Add(1)
 
 	return nil
 }
+
+// providesCache is a hook with the answers of its Provides, for every event, asked
+// once when it was added (patched for Arina). A hook's answers must not change once it
+// is initialised, which holds for every hook in this module and in Arina.
+type providesCache struct {
+	Hook
+	provides [4]uint64 // bit b: Provides(b)
+}
+
+func newProvidesCache(hook Hook) *providesCache {
+	c := &providesCache{Hook: hook}
+	for b := 0; b < 256; b++ {
+		if hook.Provides(byte(b)) {
+			c.provides[b>>6] |= 1 << (b & 63)
+		}
+	}
+	return c
+}
+
+// Provides answers from the cache.
+func (c *providesCache) Provides(b byte) bool { return c.provides[b>>6]&(1<<(b&63)) != 0 }
 
 // GetAll returns a slice of all the hooks.
 func (h *Hooks) GetAll() []Hook {

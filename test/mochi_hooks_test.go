@@ -1,0 +1,68 @@
+package test
+
+// mochi patch 23 (third_party/mochi-mqtt-server/PATCHES.md): a hook's Provides is asked
+// once per event when the hook is added, not on every packet's dispatch.
+
+import (
+	"sync/atomic"
+	"testing"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// countingHook provides OnPublish only and counts the calls of its Provides and of
+// OnPublish.
+type countingHook struct {
+	mqtt.HookBase
+	provides, published atomic.Int64
+}
+
+func (h *countingHook) ID() string { return "counting" }
+
+func (h *countingHook) Provides(b byte) bool {
+	h.provides.Add(1)
+	return b == mqtt.OnPublish
+}
+
+func (h *countingHook) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	h.published.Add(1)
+	return pk, nil
+}
+
+func TestMochiHooks_ProvidesAskedOnce(t *testing.T) {
+	s := mqtt.New(&mqtt.Options{InlineClient: true})
+	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	h := new(countingHook)
+	if err := s.AddHook(h, nil); err != nil {
+		t.Fatal(err)
+	}
+	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
+	if err := s.AddListener(tcp); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	asked := h.provides.Load()
+	if asked == 0 || asked > 256 {
+		t.Fatalf("Provides asked %d times while the hook was added, want once per event (at most 256)", asked)
+	}
+
+	c := MustConnect311(t, tcp.Address(), "hooks-pub")
+	const n = 50
+	for range n {
+		MustPublish(t, c, "kitchen/c1/fire", 1, "add sam")
+	}
+	if got := h.published.Load(); got != n {
+		t.Errorf("OnPublish called %d times, want %d: the cached answer must still dispatch", got, n)
+	}
+	if got := h.provides.Load(); got != asked {
+		t.Errorf("Provides asked %d more times while %d publishes were handled, want none", got-asked, n)
+	}
+}
