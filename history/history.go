@@ -77,7 +77,7 @@ type set struct {
 	c          *content
 	reaction   string
 	prev, next *set
-	last       int64    // step of the last change
+	last       int64 // step of the last change
 	// ring is the count at the end of each step, index step % (steps+1), followed by
 	// a bit per step saying whether the count changed during it (one allocation).
 	ring []uint32
@@ -134,7 +134,9 @@ func (h *History) Collectors() []prometheus.Collector {
 func (h *History) Resolution() time.Duration { return time.Duration(h.res) * time.Millisecond }
 
 // Window returns the span kept: Steps × Resolution.
-func (h *History) Window() time.Duration { return time.Duration(h.res*int64(h.steps)) * time.Millisecond }
+func (h *History) Window() time.Duration {
+	return time.Duration(h.res*int64(h.steps)) * time.Millisecond
+}
 
 func (h *History) step() int64 { return h.now().UnixMilli() / h.res }
 

@@ -69,7 +69,7 @@ func TestHistory_Content(t *testing.T) {
 	h.Apply([]ingest.Change{add("Stew", "fire", 3)}) // it was 2 before
 	c.Add(3 * time.Second)
 	h.Apply([]ingest.Change{add("Stew", "fire", 4), add("Stew", "yum", 1)}) // same step: the last count wins
-	c.Add(20 * time.Second)                                                   // step 2
+	c.Add(20 * time.Second)                                                 // step 2
 	h.Apply([]ingest.Change{remove("Stew", "fire", 3)})
 
 	want := []history.Series{
