@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/arina-dev/arina/feed"
+	"github.com/arina-dev/arina/history"
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/store"
@@ -63,6 +64,9 @@ type Options struct {
 	TTL func(reactionType string) time.Duration
 	// Feed, if set, serves GET /api/v1/stream.
 	Feed *feed.Hub
+	// History, if set, serves GET /api/v1/contents/{content_id}/history and
+	// GET /api/v1/activity (history.go).
+	History *history.History
 	// Tokens, if set, is the tokens file: every route but /healthz and /readyz needs a
 	// bearer token, with the read scope for GET and the write scope for POST (see
 	// auth.go). nil: the API is open.

@@ -30,6 +30,7 @@ type Config struct {
 	Reactions []ReactionRule `mapstructure:"reactions"`
 	Bridge    BridgeConfig   `mapstructure:"bridge"`
 	Log       LogConfig      `mapstructure:"log"`
+	History   HistoryConfig  `mapstructure:"history"` // historyconfig.go
 }
 
 // MQTTConfig is the mqtt section.
@@ -142,7 +143,8 @@ func DefaultConfig() Config {
 		Store: StoreConfig{Backend: BackendEmbedded, Redis: RedisConfig{Addrs: []string{}, Mode: "single", KeyPrefix: "arina:"},
 			DataDir: "./data", Durability: daemon.DurabilitySync, SyncInterval: 100 * time.Millisecond, MinFreeBytes: 64 << 20,
 			TombstoneTTL: 24 * time.Hour},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log:     LogConfig{Level: "info", Format: "text"},
+		History: defaultHistory(),
 	}
 }
 
@@ -301,6 +303,7 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", c.Log.Format, fmt.Errorf("%w: text, json", ErrInvalidChoice))
 	}
+	c.History.validate(bad)
 	return errors.Join(errs...)
 }
 
@@ -462,6 +465,7 @@ func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
 		Reloaders:       sec.reloaders(),
 		Redis:           ro,
 	}
+	c.History.apply(&o)
 	return o, nil
 }
 
