@@ -153,6 +153,8 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/api/v1/users/{user_id}/memberships", s.userMemberships)
 	handle(http.MethodGet, "/api/v1/contents/{content_id}/reactions/{reaction_type}/members", s.members)
 	handle(http.MethodGet, "/api/v1/stream", s.stream)
+	handle(http.MethodGet, "/api/v1/contents/{content_id}/history", s.contentHistory)
+	handle(http.MethodGet, "/api/v1/activity", s.activity)
 	handle(http.MethodGet, "/{$}", s.index)
 	handle(http.MethodGet, "/healthz", s.healthz)
 	handle(http.MethodGet, "/readyz", s.readyz)
