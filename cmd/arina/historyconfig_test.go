@@ -17,12 +17,14 @@ func TestHistoryConfig_Validate(t *testing.T) {
 		mutate func(*HistoryConfig)
 	}{
 		{"Defaults", "", func(*HistoryConfig) {}},
-		{"Boundaries", "", func(h *HistoryConfig) { h.Resolution, h.Window, h.MaxSets = 100*time.Millisecond, 4096*100*time.Millisecond, 1 }},
+		{"Boundaries", "", func(h *HistoryConfig) {
+			h.Resolution, h.Window, h.MaxSets = 100*time.Millisecond, 4096*100*time.Millisecond, 1
+		}},
 		{"Disabled", "", func(h *HistoryConfig) { h.Enabled = false }},
 		{"ResolutionLow", "history.resolution", func(h *HistoryConfig) { h.Resolution = 99 * time.Millisecond }},
 		{"ResolutionHigh", "history.resolution", func(h *HistoryConfig) { h.Resolution = time.Hour + 1 }},
 		{"WindowBelowResolution", "history.window", func(h *HistoryConfig) { h.Window = 5 * time.Second }},
-		{"WindowTooManySteps", "history.window", func(h *HistoryConfig) { h.Resolution, h.Window = time.Second, 4097 * time.Second }},
+		{"WindowTooManySteps", "history.window", func(h *HistoryConfig) { h.Resolution, h.Window = time.Second, 4097*time.Second }},
 		{"MaxSetsZero", "history.max_sets", func(h *HistoryConfig) { h.MaxSets = 0 }},
 		{"MaxSetsHigh", "history.max_sets", func(h *HistoryConfig) { h.MaxSets = 10_000_001 }},
 	} {
