@@ -1,9 +1,12 @@
 package api_test
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,5 +146,53 @@ func TestServer_History_Scopes(t *testing.T) {
 		checkError(t, h.request(t, http.MethodGet, path, "Bearer "+tokWrite, ""), http.StatusForbidden, "forbidden")
 		// Past authentication: this harness has no history, so the route's own 404.
 		checkError(t, h.request(t, http.MethodGet, path, "Bearer "+tokRead, ""), http.StatusNotFound, "not_found")
+	}
+}
+
+// TestServer_Stream_Batch: with ?batch=1 the stream sends one "changes" event, a JSON
+// array, per writer batch (the page asks for it to keep up with busy floors).
+func TestServer_Stream_Batch(t *testing.T) {
+	h, _ := startWithHistory(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.ts.URL+"/api/v1/stream?batch=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := h.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	next := func(event string) string { // the data of the next event of that name
+		t.Helper()
+		for name := ""; sc.Scan(); {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: ") && name == event:
+				return strings.TrimPrefix(line, "data: ")
+			}
+		}
+		t.Fatalf("stream ended before a %q event: %v", event, sc.Err())
+		return ""
+	}
+	next("ready")
+	body := `[` + eventJSON("add", "Stew", "fire", "sam") + `,` + eventJSON("add", "Soup", "yum", "ann") + `]`
+	if r := h.do(t, http.MethodPost, "/api/v1/reactions", "application/json", body); r.status != http.StatusOK {
+		t.Fatalf("batch: %d %s", r.status, r.body)
+	}
+	var got []map[string]any
+	for len(got) < 2 { // the two may come in one writer batch or two
+		var evs []map[string]any
+		if err := json.Unmarshal([]byte(next("changes")), &evs); err != nil || len(evs) == 0 {
+			t.Fatalf("changes event: %v %v", evs, err)
+		}
+		got = append(got, evs...)
+	}
+	if got[0]["content_id"] != "Stew" || got[0]["action"] != "add" || got[1]["content_id"] != "Soup" || got[1]["count"] != 1.0 {
+		t.Fatalf("changes %v", got)
 	}
 }
