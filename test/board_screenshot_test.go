@@ -18,7 +18,7 @@ import (
 // runs it): a daemon with 1 s history steps over 1 min is seeded over MQTT for
 // ARINA_SCREENSHOT_SECONDS (default 40) — one station filling up, one emptying, a
 // busy flat prep line, a flickering fryer alarm, background dish stations — then
-// headless Chromium shows it at 1600×900, sorted by what rose most, one row open,
+// headless Chromium shows it at 1600×900 (ARINA_SCREENSHOT_SIZE), sorted by what rose most, one row open,
 // and the screenshot goes to ARINA_SCREENSHOT. Skipped unless that is set.
 func TestWeb_BoardScreenshot(t *testing.T) {
 	path := os.Getenv("ARINA_SCREENSHOT")
@@ -75,7 +75,13 @@ func TestWeb_BoardScreenshot(t *testing.T) {
 	}
 
 	b := openBoard(t, d.HTTPURL, "#board")
-	if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(1600, 900)); err != nil {
+	w, h := int64(1600), int64(900) // ARINA_SCREENSHOT_SIZE=390x844 for a phone
+	if v := os.Getenv("ARINA_SCREENSHOT_SIZE"); v != "" {
+		if _, err := fmt.Sscanf(v, "%dx%d", &w, &h); err != nil {
+			t.Fatalf("ARINA_SCREENSHOT_SIZE %q: want WxH", v)
+		}
+	}
+	if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(w, h, chromedp.EmulateScale(1))); err != nil {
 		t.Fatal(err)
 	}
 	b.wait(`document.body.dataset.ready || ""`, "1")
