@@ -222,3 +222,19 @@ func TestWeb_Trends(t *testing.T) {
 		t.Fatalf("the page reloaded: %q", got)
 	}
 }
+
+// TestWeb_NoHistory: with history.enabled false the page still shows live counts,
+// without sparklines or an activity chart.
+func TestWeb_NoHistory(t *testing.T) {
+	d := arinatest.Start(t, func(o *daemon.Options) { o.NoHistory = true })
+	pub := MustConnect311(t, d.MQTTAddr, "floor")
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add sam")
+	b := openBoard(t, d.HTTPURL, "#board")
+	b.wait(`document.body.dataset.ready || ""`, "1")
+	b.wait(cellExpr("Stew", "fire"), "1")
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add ann")
+	b.wait(cellExpr("Stew", "fire"), "2")
+	if got := pageText(t, b.ctx, `document.querySelectorAll("#board svg.spark").length + "/" + document.getElementById("actlabel").textContent`); got != "0/" {
+		t.Fatalf("sparklines/activity label without history: %q, want none", got)
+	}
+}
