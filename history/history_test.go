@@ -218,3 +218,36 @@ func TestHistory_Concurrent(t *testing.T) {
 	hub.Close()
 	h.Close()
 }
+
+// TestHistory_Start_Lagged: a history that falls behind the feed is cut off; it counts
+// that (arina_history_lagged_total), watches again, and follows the later changes.
+func TestHistory_Start_Lagged(t *testing.T) {
+	hub := feed.New(1)
+	h := history.New(history.Options{Resolution: 100 * time.Millisecond, Window: 10 * time.Second})
+	h.Start(hub)
+	defer func() { hub.Close(); h.Close() }()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	h.Lock() // the goroutine stalls in Apply with the first batch
+	hub.Publish([]ingest.Change{add("A", "fire", 1)})
+	hub.Publish([]ingest.Change{add("B", "fire", 1)}) // fills the buffer (1)
+	hub.Publish([]ingest.Change{add("C", "fire", 1)}) // no room: the watcher is cut off
+	h.Unlock()
+	waitFor("the lag to be counted", func() bool { return testutil.ToFloat64(h.Collectors()[2]) == 1 })
+	if h.Content("C") != nil {
+		t.Fatal("C was published after the cut, yet it is in the history")
+	}
+	// Published until seen: the history watches again just after counting the lag.
+	waitFor("a change after the lag", func() bool {
+		hub.Publish([]ingest.Change{add("D", "fire", 1)})
+		return h.Content("D") != nil
+	})
+}
