@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/arina-dev/arina/feed"
+	"github.com/arina-dev/arina/history"
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/store"
@@ -63,6 +64,9 @@ type Options struct {
 	TTL func(reactionType string) time.Duration
 	// Feed, if set, serves GET /api/v1/stream.
 	Feed *feed.Hub
+	// History, if set, serves GET /api/v1/contents/{content_id}/history and
+	// GET /api/v1/activity (history.go).
+	History *history.History
 	// Tokens, if set, is the tokens file: every route but /healthz and /readyz needs a
 	// bearer token, with the read scope for GET and the write scope for POST (see
 	// auth.go). nil: the API is open.
@@ -149,6 +153,8 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/api/v1/users/{user_id}/memberships", s.userMemberships)
 	handle(http.MethodGet, "/api/v1/contents/{content_id}/reactions/{reaction_type}/members", s.members)
 	handle(http.MethodGet, "/api/v1/stream", s.stream)
+	handle(http.MethodGet, "/api/v1/contents/{content_id}/history", s.contentHistory)
+	handle(http.MethodGet, "/api/v1/activity", s.activity)
 	handle(http.MethodGet, "/{$}", s.index)
 	handle(http.MethodGet, "/healthz", s.healthz)
 	handle(http.MethodGet, "/readyz", s.readyz)

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/arina-dev/arina/api"
+	"github.com/arina-dev/arina/history"
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/store"
@@ -51,6 +52,9 @@ type harnessOptions struct {
 	ingest ingest.Options
 	wrap   func(store.Store) store.Store // wraps the memory store for the writer and the API; nil: none
 	checks []api.Check                   // nil: one check, "writer", on Writer.Running
+	// history, if set, feeds the writer's changes through a feed.Hub to a History
+	// with these options, served by the history routes (history_test.go).
+	history *history.Options
 }
 
 // MustStart builds store → writer → api.Server and serves its Handler.
@@ -66,6 +70,10 @@ func MustStart(tb testing.TB, o harnessOptions) *harness {
 	var st store.Store = h.mem
 	if o.wrap != nil {
 		st = o.wrap(h.mem)
+	}
+	var apiOpts api.Options
+	if o.history != nil {
+		apiOpts.Feed, apiOpts.History = mustHistory(tb, &o.ingest, *o.history)
 	}
 	w, err := ingest.NewWriter(st, o.ingest, logger, h.reg)
 	if err != nil {
@@ -84,7 +92,8 @@ func MustStart(tb testing.TB, o harnessOptions) *harness {
 	if checks == nil {
 		checks = []api.Check{{Name: "writer", OK: w.Running}}
 	}
-	srv, err := api.New(api.Options{Gatherer: h.reg, Registerer: h.reg, Checks: checks}, st, w, logger)
+	apiOpts.Gatherer, apiOpts.Registerer, apiOpts.Checks = h.reg, h.reg, checks
+	srv, err := api.New(apiOpts, st, w, logger)
 	if err != nil {
 		tb.Fatalf("api.New: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/arina-dev/arina/history"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/daemon"
@@ -156,4 +157,84 @@ func TestWeb_WithTokens(t *testing.T) {
 	waitPage(cellExpr("Stew", "fire"), "1")
 	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add ann")
 	waitPage(cellExpr("Stew", "fire"), "2")
+}
+
+// TestWeb_Trends: the page shows the recent history. A row's sparkline starts from
+// GET .../history (events before the page loaded) and gains a point for an event
+// published over MQTT, the activity chart moves, all without a reload; rows sort by
+// name, count and change over the window; a content's row opens onto its members
+// and follows them.
+func TestWeb_Trends(t *testing.T) {
+	d := arinatest.Start(t, func(o *daemon.Options) {
+		o.History = history.Options{Resolution: time.Second, Window: time.Minute}
+	})
+	pub := MustConnect311(t, d.MQTTAddr, "floor")
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add sam")
+
+	b := openBoard(t, d.HTTPURL, "#board")
+	b.wait(`document.body.dataset.ready || ""`, "1")
+	pageText(t, b.ctx, `window.loadedOnce = "yes"`) // gone if the page reloads
+	b.wait(cellExpr("Stew", "fire"), "1")
+	points := func(content, reaction string) string {
+		return fmt.Sprintf(`(() => { for (const tr of document.querySelectorAll("#board tbody tr")) {
+			if (tr.dataset.content === %q) { const s = tr.querySelector('td[data-reaction=%q] svg.spark'); return s ? s.dataset.points : "no sparkline"; } }
+			return "no row"; })()`, content, reaction)
+	}
+	b.wait(points("Stew", "fire"), "1") // from the history route: published before the page loaded
+	total0 := pageText(t, b.ctx, `document.getElementById("activity-chart").dataset.total`)
+	if total0 == "" || total0 == "0" {
+		t.Fatalf("activity chart total %q before the page's own events, want the earlier add", total0)
+	}
+
+	// The next event lands in a later step than sam's, so it is a new point.
+	b.wait(`String(stepOf(serverNow()) > Math.max(...hist.get(key("Stew", "fire")).samples.keys()))`, "true")
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add ann") // returns on the PUBACK
+	acked := time.Now()
+	b.wait(points("Stew", "fire"), "2")
+	t.Logf("PUBACK to the sparkline's new point: %v (polled every 50ms or so)", time.Since(acked).Round(time.Millisecond))
+	b.wait(cellExpr("Stew", "fire"), "2")
+	b.wait(fmt.Sprintf(`String(+document.getElementById("activity-chart").dataset.total > %s)`, total0), "true")
+
+	// Sorting: Apple 1 (+1), Soup 3 (+3), Stew 2 (+2).
+	MustPublish(t, pub, "kitchen/Apple/yum", 1, "add kim")
+	for _, u := range []string{"a", "b", "c"} {
+		MustPublish(t, pub, "kitchen/Soup/yum", 1, "add "+u)
+	}
+	order := `[...document.querySelectorAll("#board tbody tr[data-content]")].map(tr => tr.dataset.content).join(",")`
+	b.wait(cellExpr("Soup", "yum"), "3")
+	for _, tc := range []struct{ by, want string }{
+		{"name", "Apple,Soup,Stew"}, {"count", "Soup,Stew,Apple"}, {"rising", "Soup,Stew,Apple"}, {"falling", "Apple,Stew,Soup"},
+	} {
+		pageText(t, b.ctx, fmt.Sprintf(`(() => { const s = document.getElementById("sort"); s.value = %q; s.dispatchEvent(new Event("change")); return ""; })()`, tc.by))
+		b.wait(order, tc.want)
+	}
+	b.wait(`[...document.querySelectorAll("#board tbody td.delta")].map(td => td.textContent).join(",")`, "+1,+2,+3")
+
+	// A row opens onto its members, and follows them.
+	if err := chromedp.Do(b.ctx, chromedp.Click(`#board tbody tr[data-content="Stew"] td.name`)); err != nil {
+		t.Fatalf("opening Stew: %v", err)
+	}
+	membersOf := `(() => { const tr = document.querySelector("#board tr.members"); return tr ? tr.dataset.membersOf + ": " + tr.textContent : "closed"; })()`
+	b.wait(membersOf, "Stew: fire: ann, sam")
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "remove sam")
+	b.wait(membersOf, "Stew: fire: ann")
+	if got := pageText(t, b.ctx, `window.loadedOnce || "reloaded"`); got != "yes" {
+		t.Fatalf("the page reloaded: %q", got)
+	}
+}
+
+// TestWeb_NoHistory: with history.enabled false the page still shows live counts,
+// without sparklines or an activity chart.
+func TestWeb_NoHistory(t *testing.T) {
+	d := arinatest.Start(t, func(o *daemon.Options) { o.NoHistory = true })
+	pub := MustConnect311(t, d.MQTTAddr, "floor")
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add sam")
+	b := openBoard(t, d.HTTPURL, "#board")
+	b.wait(`document.body.dataset.ready || ""`, "1")
+	b.wait(cellExpr("Stew", "fire"), "1")
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add ann")
+	b.wait(cellExpr("Stew", "fire"), "2")
+	if got := pageText(t, b.ctx, `document.querySelectorAll("#board svg.spark").length + "/" + document.getElementById("actlabel").textContent`); got != "0/" {
+		t.Fatalf("sparklines/activity label without history: %q, want none", got)
+	}
 }

@@ -31,6 +31,7 @@ type Config struct {
 	Bridge    BridgeConfig   `mapstructure:"bridge"`
 	Memory    MemoryConfig   `mapstructure:"memory"`
 	Log       LogConfig      `mapstructure:"log"`
+	History   HistoryConfig  `mapstructure:"history"` // historyconfig.go
 }
 
 // MQTTConfig is the mqtt section.
@@ -143,8 +144,9 @@ func DefaultConfig() Config {
 		Store: StoreConfig{Backend: BackendEmbedded, Redis: RedisConfig{Addrs: []string{}, Mode: "single", KeyPrefix: "arina:"},
 			DataDir: "./data", Durability: daemon.DurabilitySync, SyncInterval: 100 * time.Millisecond, MinFreeBytes: 64 << 20,
 			TombstoneTTL: 24 * time.Hour},
-		Memory: MemoryConfig{Limit: MemoryLimitAuto},
-		Log:    LogConfig{Level: "info", Format: "text"},
+		Memory:  MemoryConfig{Limit: MemoryLimitAuto},
+		Log:     LogConfig{Level: "info", Format: "text"},
+		History: defaultHistory(),
 	}
 }
 
@@ -306,6 +308,7 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", c.Log.Format, fmt.Errorf("%w: text, json", ErrInvalidChoice))
 	}
+	c.History.validate(bad)
 	return errors.Join(errs...)
 }
 
@@ -468,6 +471,7 @@ func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
 		Redis:           ro,
 		MemoryLimit:     c.memoryLimit(log),
 	}
+	c.History.apply(&o)
 	return o, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/arina-dev/arina/api"
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/feed"
+	"github.com/arina-dev/arina/history"
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/store"
 	"github.com/arina-dev/arina/store/redis"
@@ -54,6 +55,11 @@ type Options struct {
 
 	// Build says which build runs, for the arina_build_info metric.
 	Build Build
+
+	// History configures the recent history of the counts (the page's sparklines and
+	// activity chart, GET .../history and /api/v1/activity); NoHistory turns it off.
+	History   history.Options
+	NoHistory bool
 }
 
 // Build identifies a build of arina: its version, VCS commit and build date as stamped
@@ -148,7 +154,8 @@ type Daemon struct {
 	API      *api.Server
 	Registry *prometheus.Registry
 	Feed     *feed.Hub
-	Bridge   *broker.Bridge // nil without upstreams
+	Bridge   *broker.Bridge   // nil without upstreams
+	History  *history.History // nil with NoHistory
 
 	log       *slog.Logger
 	timeout   time.Duration
@@ -182,6 +189,16 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 
 	var storeOK func() bool
 	d.Feed = feed.New(0)
+	if !opts.NoHistory {
+		// A watcher of the feed with its own goroutine: off the writer's path.
+		d.History = history.New(opts.History)
+		for _, c := range d.History.Collectors() {
+			if err = reg.Register(c); err != nil {
+				return d, fmt.Errorf("registering history metrics: %w", err)
+			}
+		}
+		d.History.Start(d.Feed)
+	}
 	var writer atomic.Pointer[ingest.Writer] // for remote expiries, once it exists
 	var reached atomic.Bool                  // a store unreachable at Open answered
 	if d.Store, storeOK, err = openStore(opts, logger.With("component", "store"), d.Feed, reg, writer.Load, &reached); err != nil {
@@ -216,6 +233,7 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	httpOpts.Gatherer, httpOpts.Registerer = reg, reg
 	httpOpts.TTL = opts.Ingest.TTL
 	httpOpts.Feed = d.Feed
+	httpOpts.History = d.History
 	httpOpts.Checks = []api.Check{
 		{Name: "broker", OK: d.Broker.Running},
 		{Name: "writer", OK: d.Writer.Running},
@@ -306,6 +324,9 @@ func (d *Daemon) Close(ctx context.Context) error {
 	}
 	if d.Feed != nil {
 		d.Feed.Close() // ends the change streams, which would hold the HTTP shutdown
+	}
+	if d.History != nil {
+		d.History.Close()
 	}
 	if d.API != nil {
 		errs = append(errs, d.API.Close(ctx))
