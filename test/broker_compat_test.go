@@ -1128,26 +1128,7 @@ func TestCompat_ReasonCodes(t *testing.T) {
 	t.Run("InvalidFilter311", func(t *testing.T) {
 		// paho.mqtt.golang refuses "a/#/b" before sending it, as good clients do; write
 		// the SUBSCRIBE by hand to see the broker's answer: 0x80 (failure).
-		conn, err := net.DialTimeout("tcp", d.MQTTAddr, compatTimeout)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			_ = pkt311.NewControlPacket(pkt311.Disconnect).Write(conn)
-			conn.Close()
-		}()
-		_ = conn.SetDeadline(time.Now().Add(compatTimeout))
-		connect := pkt311.NewControlPacket(pkt311.Connect).(*pkt311.ConnectPacket)
-		connect.ProtocolName, connect.ProtocolVersion = "MQTT", 4
-		connect.CleanSession, connect.Keepalive, connect.ClientIdentifier = true, 30, "rc-raw311"
-		if err := connect.Write(conn); err != nil {
-			t.Fatal(err)
-		}
-		if cp, err := pkt311.ReadPacket(conn); err != nil {
-			t.Fatalf("reading CONNACK: %v", err)
-		} else if ca, ok := cp.(*pkt311.ConnackPacket); !ok || ca.ReturnCode != 0 {
-			t.Fatalf("got %v, want a successful CONNACK", cp)
-		}
+		conn := compatDialRaw311(t, d.MQTTAddr, func(c *pkt311.ConnectPacket) { c.ClientIdentifier = "rc-raw311" })
 		sub := pkt311.NewControlPacket(pkt311.Subscribe).(*pkt311.SubscribePacket)
 		sub.MessageID, sub.Topics, sub.Qoss = 1, []string{"plant/ok/#", "a/#/b"}, []byte{1, 1}
 		if err := sub.Write(conn); err != nil {
@@ -1720,4 +1701,34 @@ func TestCompat_PacketIDsPerDirection(t *testing.T) {
 			t.Fatalf("got %s, want the unacknowledged message again", cp)
 		}
 	})
+}
+
+// compatDialRaw311 connects to addr with a hand-written MQTT 3.1.1 CONNECT (clean
+// session, keepalive 30, then adjusted by edit), checks for a successful CONNACK and
+// returns the connection, with a deadline of compatTimeout; the test's end sends
+// DISCONNECT and closes it. For what paho.mqtt.golang would refuse to send.
+func compatDialRaw311(t *testing.T, addr string, edit func(*pkt311.ConnectPacket)) net.Conn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, compatTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = pkt311.NewControlPacket(pkt311.Disconnect).Write(conn)
+		conn.Close()
+	})
+	_ = conn.SetDeadline(time.Now().Add(compatTimeout))
+	connect := pkt311.NewControlPacket(pkt311.Connect).(*pkt311.ConnectPacket)
+	connect.ProtocolName, connect.ProtocolVersion = "MQTT", 4
+	connect.CleanSession, connect.Keepalive = true, 30
+	edit(connect)
+	if err := connect.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	if cp, err := pkt311.ReadPacket(conn); err != nil {
+		t.Fatalf("reading CONNACK: %v", err)
+	} else if ca, ok := cp.(*pkt311.ConnackPacket); !ok || ca.ReturnCode != 0 {
+		t.Fatalf("got %v, want a successful CONNACK", cp)
+	}
+	return conn
 }

@@ -39,29 +39,10 @@ func TestCompat_EmptyPassword(t *testing.T) {
 	})
 
 	t.Run("MQTT311", func(t *testing.T) {
-		conn, err := net.DialTimeout("tcp", d.MQTTAddr, compatTimeout)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			_ = pkt311.NewControlPacket(pkt311.Disconnect).Write(conn)
-			conn.Close()
-		}()
-		_ = conn.SetDeadline(time.Now().Add(compatTimeout))
-		connect := pkt311.NewControlPacket(pkt311.Connect).(*pkt311.ConnectPacket)
-		connect.ProtocolName, connect.ProtocolVersion = "MQTT", 4
-		connect.CleanSession, connect.Keepalive, connect.ClientIdentifier = true, 30, "emptypw311"
-		connect.UsernameFlag, connect.PasswordFlag = true, true
-		if err := connect.Write(conn); err != nil {
-			t.Fatal(err)
-		}
-		cp, err := pkt311.ReadPacket(conn)
-		if err != nil {
-			t.Fatalf("reading CONNACK: %v", err)
-		}
-		if ca, ok := cp.(*pkt311.ConnackPacket); !ok || ca.ReturnCode != 0 {
-			t.Fatalf("got %v, want a successful CONNACK", cp)
-		}
+		compatDialRaw311(t, d.MQTTAddr, func(c *pkt311.ConnectPacket) {
+			c.ClientIdentifier = "emptypw311"
+			c.UsernameFlag, c.PasswordFlag = true, true // both empty
+		})
 	})
 }
 
