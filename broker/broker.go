@@ -35,6 +35,9 @@ type Options struct {
 
 	CountsPrefix   string        // retained count topics <CountsPrefix>/<content_id>; "": none
 	CountsInterval time.Duration // at most one count message per content per interval; default 250ms
+	// NoReactionCountTopics: no <CountsPrefix>/<content_id>/<reaction_type> topics (a
+	// bare count per reaction, published besides the JSON one).
+	NoReactionCountTopics bool
 
 	// Users, if set, is the users file: clients must log in and the ACLs apply (see
 	// auth.go). nil: every client may connect and use every topic.

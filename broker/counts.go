@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,7 +33,9 @@ type countsMessage struct {
 
 // counts keeps the retained topics <prefix>/<content_id> up to date: it watches the
 // change feed, gathers the contents that changed, and at most once per interval
-// publishes each one's counts, read from the store. It runs on its own goroutine,
+// publishes each one's counts, read from the store. With perReaction, it also keeps
+// <prefix>/<content_id>/<reaction_type> (a bare integer) for each reaction that
+// changed. It runs on its own goroutine,
 // never on the writer's, and a publish that stalls behind a slow subscriber stalls
 // only this goroutine.
 type counts struct {
@@ -41,8 +44,10 @@ type counts struct {
 	reader   CountsReader
 	prefix   string
 	interval time.Duration
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	// perReaction: also publish <prefix>/<content_id>/<reaction_type>.
+	perReaction bool
+	stop        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // StartCounts starts publishing retained count topics under prefix for the changes
@@ -54,7 +59,8 @@ func (s *Server) StartCounts(hub *feed.Hub, r CountsReader, prefix string, inter
 	if interval <= 0 {
 		interval = DefaultCountsInterval
 	}
-	c := &counts{s: s, hub: hub, reader: r, prefix: prefix, interval: interval, stop: make(chan struct{})}
+	c := &counts{s: s, hub: hub, reader: r, prefix: prefix, interval: interval, stop: make(chan struct{}),
+		perReaction: !s.opts.NoReactionCountTopics}
 	s.counts = c
 	c.wg.Add(1)
 	go c.run()
@@ -67,7 +73,9 @@ func (c *counts) close() {
 
 func (c *counts) run() {
 	defer c.wg.Done()
-	dirty := make(map[string]struct{})
+	// dirty: the contents changed since the last tick, each with the reactions that
+	// changed (the per-reaction topics are published only for those).
+	dirty := make(map[string]map[string]struct{})
 	w := c.hub.Watch()
 	c.resync() // retained messages do not survive a restart: publish every content once
 	tick := time.NewTicker(c.interval)
@@ -79,7 +87,12 @@ func (c *counts) run() {
 			return
 		case batch := <-w.C:
 			for i := range batch {
-				dirty[batch[i].ContentID] = struct{}{}
+				rs := dirty[batch[i].ContentID]
+				if rs == nil {
+					rs = make(map[string]struct{}, 1)
+					dirty[batch[i].ContentID] = rs
+				}
+				rs[batch[i].ReactionType] = struct{}{}
 			}
 		case <-w.Lagged():
 			// Fell behind: start over from the store.
@@ -88,8 +101,8 @@ func (c *counts) run() {
 			clear(dirty)
 			c.resync()
 		case <-tick.C:
-			for id := range dirty {
-				c.publish(id)
+			for id, rs := range dirty {
+				c.publish(id, rs)
 				delete(dirty, id)
 			}
 		}
@@ -109,7 +122,7 @@ func (c *counts) resync() {
 				return
 			default:
 			}
-			c.publish(id)
+			c.publish(id, nil)
 		}
 		if len(ids) < 1000 {
 			return
@@ -118,7 +131,10 @@ func (c *counts) resync() {
 	}
 }
 
-func (c *counts) publish(contentID string) {
+// publish publishes a content's count JSON and, with perReaction, the count of each
+// reaction in changed (nil: every reaction the content has). A reaction in changed
+// that the store no longer holds has its topic cleared (an empty retained message).
+func (c *counts) publish(contentID string, changed map[string]struct{}) {
 	rc, err := c.reader.Counts(context.Background(), contentID)
 	if err != nil {
 		return
@@ -131,12 +147,38 @@ func (c *counts) publish(contentID string) {
 	if err != nil {
 		return
 	}
+	c.inject(c.prefix+"/"+contentID, payload,
+		packets.Properties{ContentType: "application/json", PayloadFormat: 1, PayloadFormatFlag: true})
+	if !c.perReaction {
+		return
+	}
+	each := func(reaction string, n int64, present bool) {
+		var p []byte // empty: clears the retained message
+		if present {
+			p = strconv.AppendInt(nil, n, 10) // not reused: the broker keeps it retained
+		}
+		c.inject(c.prefix+"/"+contentID+"/"+reaction, p, packets.Properties{PayloadFormat: 1, PayloadFormatFlag: true})
+	}
+	if changed == nil {
+		for _, r := range rc {
+			each(r.ReactionType, r.Count, true)
+		}
+		return
+	}
+	for reaction := range changed {
+		n, present := msg.ReactionCount[reaction]
+		each(reaction, n, present)
+	}
+}
+
+// inject publishes a retained QoS 1 message from the broker itself.
+func (c *counts) inject(topic string, payload []byte, props packets.Properties) {
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
-		TopicName:   c.prefix + "/" + contentID,
+		TopicName:   topic,
 		Payload:     payload,
 		PacketID:    1, // inline publishes are not acknowledged; mochi wants an id for QoS > 0
-		Properties:  packets.Properties{ContentType: "application/json", PayloadFormat: 1, PayloadFormatFlag: true},
+		Properties:  props,
 	}
 	if err := c.s.mochi.InjectPacket(c.s.hook.relay, pk); err != nil {
 		c.s.log.Debug("count topics: publishing", "topic", pk.TopicName, "err", err)

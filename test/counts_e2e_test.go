@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func TestCountTopics(t *testing.T) {
 	d := arinatest.Start(t, withCounts)
 	sub := MustConnect311(t, d.MQTTAddr, "dashboard")
 	got := make(chan string, 100)
-	if tok := sub.Subscribe("arina/counts/#", 1, func(_ pahomqtt.Client, m pahomqtt.Message) {
+	if tok := sub.Subscribe("arina/counts/+", 1, func(_ pahomqtt.Client, m pahomqtt.Message) {
 		got <- m.Topic() + " " + string(m.Payload())
 	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
@@ -95,5 +96,100 @@ func TestCountTopics_AfterRestart(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no retained count message after restart")
+	}
+}
+
+// TestCountTopics_PerReaction: besides the JSON, each reaction that changed gets its
+// count as a bare integer on the retained arina/counts/<content>/<reaction>, coalesced
+// like the JSON; a reaction that did not change is not republished, and a late
+// subscriber (the real mosquitto_sub) gets the number retained.
+func TestCountTopics_PerReaction(t *testing.T) {
+	d := arinatest.Start(t, withCounts)
+	sub := MustConnect311(t, d.MQTTAddr, "gauge")
+	got := make(chan string, 100)
+	if tok := sub.Subscribe("arina/counts/#", 1, func(_ pahomqtt.Client, m pahomqtt.Message) {
+		got <- m.Topic() + " " + string(m.Payload())
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	pub := MustConnect311(t, d.MQTTAddr, "badges")
+	for _, m := range []string{"add sam", "add ann", "add kim", "remove ann"} {
+		MustPublish(t, pub, "kitchen/Stew/fire", 1, m)
+	}
+	// waitFor reads messages until want arrives, returning those on the per-reaction
+	// topics of Stew seen on the way.
+	waitFor := func(want string) []string {
+		t.Helper()
+		var seen []string
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case m := <-got:
+				if strings.HasPrefix(m, "arina/counts/Stew/") {
+					seen = append(seen, m)
+				}
+				if m == want {
+					return seen
+				}
+			case <-deadline:
+				t.Fatalf("no %q; per-reaction messages seen: %q", want, seen)
+			}
+		}
+	}
+	if seen := waitFor("arina/counts/Stew/fire 2"); len(seen) > 4 {
+		t.Fatalf("%d per-reaction messages for 4 quick changes: not coalesced (%q)", len(seen), seen)
+	}
+	MustPublish(t, pub, "kitchen/Stew/yum", 1, "add sam")
+	if seen := waitFor(`arina/counts/Stew {"content_id":"Stew","reaction_count":{"fire":2,"yum":1}}`); len(seen) != 0 {
+		t.Fatalf("per-reaction message before the JSON: %q", seen)
+	}
+	// The content's per-reaction messages follow its JSON: then the next JSON (of
+	// another content) comes after every one of them.
+	MustPublish(t, pub, "kitchen/Soup/fire", 1, "add sam")
+	if seen := waitFor(`arina/counts/Soup {"content_id":"Soup","reaction_count":{"fire":1}}`); !slices.Equal(seen, []string{"arina/counts/Stew/yum 1"}) {
+		t.Fatalf("per-reaction messages after a change of yum only: %q, want only Stew/yum", seen)
+	}
+
+	bin := arinatest.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
+	host, port, _ := strings.Cut(d.MQTTAddr, ":")
+	out, err := exec.Command(bin, "-h", host, "-p", port, "-t", "arina/counts/Stew/fire", "-C", "1", "-W", "5").Output()
+	if err != nil {
+		t.Fatalf("mosquitto_sub: %v", err)
+	}
+	if got := string(out); got != "2\n" {
+		t.Fatalf("retained arina/counts/Stew/fire for a late subscriber: %q, want \"2\\n\"", got)
+	}
+}
+
+// TestCountTopics_PerReactionOff: with NoReactionCountTopics (mqtt.counts_per_reaction
+// false) only the JSON topics are published.
+func TestCountTopics_PerReactionOff(t *testing.T) {
+	d := arinatest.Start(t, withCounts, func(o *daemon.Options) { o.MQTT.NoReactionCountTopics = true })
+	sub := MustConnect311(t, d.MQTTAddr, "gauge")
+	got := make(chan string, 100)
+	if tok := sub.Subscribe("arina/counts/#", 1, func(_ pahomqtt.Client, m pahomqtt.Message) {
+		got <- m.Topic()
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	pub := MustConnect311(t, d.MQTTAddr, "badges")
+	// A content's per-reaction messages follow its JSON: once Soup's JSON, published
+	// after Stew's arrived, is here, any of Stew's would be too.
+	var topics []string
+	for _, content := range []string{"Stew", "Soup"} {
+		MustPublish(t, pub, "kitchen/"+content+"/fire", 1, "add sam")
+		for !slices.Contains(topics, "arina/counts/"+content) {
+			select {
+			case tp := <-got:
+				topics = append(topics, tp)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no count JSON for %s; got %q", content, topics)
+			}
+		}
+	}
+	for _, tp := range topics {
+		if strings.Count(tp, "/") > 2 {
+			t.Fatalf("per-reaction topic %s published though turned off (all: %q)", tp, topics)
+		}
 	}
 }

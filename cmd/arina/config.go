@@ -42,6 +42,8 @@ type MQTTConfig struct {
 	MaxBatchPayload int           `mapstructure:"max_batch_payload"`
 	CountsPrefix    string        `mapstructure:"counts_prefix"`
 	CountsInterval  time.Duration `mapstructure:"counts_interval"`
+	// CountsPerReaction: also <counts_prefix>/<content_id>/<reaction_type>, a bare count.
+	CountsPerReaction bool `mapstructure:"counts_per_reaction"`
 
 	AllowAnonymous bool     `mapstructure:"allow_anonymous"`
 	Auth           MQTTAuth `mapstructure:"auth"`
@@ -129,7 +131,7 @@ func DefaultConfig() Config {
 	return Config{
 		MQTT: MQTTConfig{Listen: ":1883", TopicPrefix: "kitchen", MaxEventPayload: broker.DefaultMaxEventPayload,
 			MaxBatchPayload: broker.DefaultMaxBatchPayload,
-			CountsPrefix:    broker.DefaultCountsPrefix, CountsInterval: broker.DefaultCountsInterval,
+			CountsPrefix:    broker.DefaultCountsPrefix, CountsInterval: broker.DefaultCountsInterval, CountsPerReaction: true,
 			TLS:            MQTTTLS{Listen: ":8883"},
 			WS:             MQTTWS{AllowedOrigins: []string{}},
 			MaxConnections: broker.DefaultMaxConnections, MaxPacketSize: broker.DefaultMaxPacketSize,
@@ -453,7 +455,8 @@ func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
 		Upstreams: ups,
 		MQTT: broker.Options{Listen: binds["mqtt.listen"], TopicPrefix: m.TopicPrefix, MaxEventPayload: m.MaxEventPayload,
 			MaxBatchPayload: m.MaxBatchPayload, CountsPrefix: m.CountsPrefix, CountsInterval: m.CountsInterval,
-			Users: sec.users, TLS: tlsConfig(sec.mqttTLS), TLSListen: binds["mqtt.tls.listen"],
+			NoReactionCountTopics: !m.CountsPerReaction,
+			Users:                 sec.users, TLS: tlsConfig(sec.mqttTLS), TLSListen: binds["mqtt.tls.listen"],
 			WSListen: binds["mqtt.ws.listen"], WSSListen: binds["mqtt.ws.tls_listen"],
 			Limits: broker.Limits{MaxConnections: m.MaxConnections, MaxPacketSize: uint32(m.MaxPacketSize),
 				MaxClientIDLen: m.MaxClientIDLen, PublishRate: m.PublishRate, PublishBurst: m.PublishBurst,
