@@ -38,6 +38,9 @@ type Options struct {
 	// NoReactionCountTopics: no <CountsPrefix>/<content_id>/<reaction_type> topics (a
 	// bare count per reaction, published besides the JSON one).
 	NoReactionCountTopics bool
+	// HomeAssistant, if set, publishes Home Assistant MQTT discovery configs for the
+	// count topics and the availability topic StatusTopic (homeassistant.go).
+	HomeAssistant *HomeAssistant
 
 	// Users, if set, is the users file: clients must log in and the ACLs apply (see
 	// auth.go). nil: every client may connect and use every topic.
@@ -113,6 +116,11 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	if opts.CountsPrefix != "" {
 		if err := ValidateCountsPrefix(opts.CountsPrefix, opts.TopicPrefix); err != nil {
 			return nil, err
+		}
+	}
+	if opts.HomeAssistant != nil && opts.HomeAssistant.DiscoveryPrefix != "" {
+		if err := ValidatePrefix(opts.HomeAssistant.DiscoveryPrefix); err != nil {
+			return nil, fmt.Errorf("home assistant discovery prefix: %w", err)
 		}
 	}
 	if opts.MaxEventPayload <= 0 {
@@ -236,6 +244,16 @@ func (s *Server) Close(ctx context.Context) error {
 	s.running.Store(false)
 	if s.counts != nil {
 		s.counts.close()
+		if s.counts.ha != nil {
+			// Retained for whoever subscribes later, and written to the subscribers
+			// before they are disconnected (bounded: a stalled one does not hold us).
+			s.publishStatus("offline")
+			wait := time.Second
+			if dl, ok := ctx.Deadline(); ok {
+				wait = min(wait, time.Until(dl)/2)
+			}
+			s.drainWrites(wait)
+		}
 	}
 	done := make(chan struct{})
 	go func() {

@@ -46,6 +46,7 @@ type counts struct {
 	interval time.Duration
 	// perReaction: also publish <prefix>/<content_id>/<reaction_type>.
 	perReaction bool
+	ha          *homeAssistant // nil: no Home Assistant discovery
 	stop        chan struct{}
 	wg          sync.WaitGroup
 }
@@ -61,6 +62,9 @@ func (s *Server) StartCounts(hub *feed.Hub, r CountsReader, prefix string, inter
 	}
 	c := &counts{s: s, hub: hub, reader: r, prefix: prefix, interval: interval, stop: make(chan struct{}),
 		perReaction: !s.opts.NoReactionCountTopics}
+	if s.opts.HomeAssistant != nil {
+		c.ha = newHomeAssistant(c, *s.opts.HomeAssistant)
+	}
 	s.counts = c
 	c.wg.Add(1)
 	go c.run()
@@ -77,6 +81,9 @@ func (c *counts) run() {
 	// changed (the per-reaction topics are published only for those).
 	dirty := make(map[string]map[string]struct{})
 	w := c.hub.Watch()
+	if c.ha != nil {
+		c.s.publishStatus("online")
+	}
 	c.resync() // retained messages do not survive a restart: publish every content once
 	tick := time.NewTicker(c.interval)
 	defer tick.Stop()
@@ -132,8 +139,9 @@ func (c *counts) resync() {
 }
 
 // publish publishes a content's count JSON and, with perReaction, the count of each
-// reaction in changed (nil: every reaction the content has). A reaction in changed
-// that the store no longer holds has its topic cleared (an empty retained message).
+// reaction in changed (nil: every reaction the content has), each after its Home
+// Assistant config the first time. A reaction in changed that the store no longer
+// holds has its topics cleared (empty retained messages).
 func (c *counts) publish(contentID string, changed map[string]struct{}) {
 	rc, err := c.reader.Counts(context.Background(), contentID)
 	if err != nil {
@@ -149,15 +157,20 @@ func (c *counts) publish(contentID string, changed map[string]struct{}) {
 	}
 	c.inject(c.prefix+"/"+contentID, payload,
 		packets.Properties{ContentType: "application/json", PayloadFormat: 1, PayloadFormatFlag: true})
-	if !c.perReaction {
+	if !c.perReaction && c.ha == nil {
 		return
 	}
 	each := func(reaction string, n int64, present bool) {
-		var p []byte // empty: clears the retained message
-		if present {
-			p = strconv.AppendInt(nil, n, 10) // not reused: the broker keeps it retained
+		if c.ha != nil {
+			c.ha.reaction(contentID, reaction, present) // the config before the state
 		}
-		c.inject(c.prefix+"/"+contentID+"/"+reaction, p, packets.Properties{PayloadFormat: 1, PayloadFormatFlag: true})
+		if c.perReaction {
+			var p []byte // empty: clears the retained message
+			if present {
+				p = strconv.AppendInt(nil, n, 10) // not reused: the broker keeps it retained
+			}
+			c.inject(c.prefix+"/"+contentID+"/"+reaction, p, packets.Properties{PayloadFormat: 1, PayloadFormatFlag: true})
+		}
 	}
 	if changed == nil {
 		for _, r := range rc {

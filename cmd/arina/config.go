@@ -44,6 +44,8 @@ type MQTTConfig struct {
 	CountsInterval  time.Duration `mapstructure:"counts_interval"`
 	// CountsPerReaction: also <counts_prefix>/<content_id>/<reaction_type>, a bare count.
 	CountsPerReaction bool `mapstructure:"counts_per_reaction"`
+	// HomeAssistant: discovery configs for the count topics (haconfig.go).
+	HomeAssistant HomeAssistantConfig `mapstructure:"homeassistant"`
 
 	AllowAnonymous bool     `mapstructure:"allow_anonymous"`
 	Auth           MQTTAuth `mapstructure:"auth"`
@@ -132,6 +134,7 @@ func DefaultConfig() Config {
 		MQTT: MQTTConfig{Listen: ":1883", TopicPrefix: "kitchen", MaxEventPayload: broker.DefaultMaxEventPayload,
 			MaxBatchPayload: broker.DefaultMaxBatchPayload,
 			CountsPrefix:    broker.DefaultCountsPrefix, CountsInterval: broker.DefaultCountsInterval, CountsPerReaction: true,
+			HomeAssistant:  defaultHomeAssistant(),
 			TLS:            MQTTTLS{Listen: ":8883"},
 			WS:             MQTTWS{AllowedOrigins: []string{}},
 			MaxConnections: broker.DefaultMaxConnections, MaxPacketSize: broker.DefaultMaxPacketSize,
@@ -311,6 +314,7 @@ func (c *Config) Validate() error {
 		bad("log.format", c.Log.Format, fmt.Errorf("%w: text, json", ErrInvalidChoice))
 	}
 	c.History.validate(bad)
+	c.MQTT.HomeAssistant.validate(c.MQTT.CountsPrefix, bad)
 	return errors.Join(errs...)
 }
 
@@ -475,6 +479,7 @@ func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
 		MemoryLimit:     c.memoryLimit(log),
 	}
 	c.History.apply(&o)
+	c.MQTT.HomeAssistant.apply(&o)
 	return o, nil
 }
 

@@ -221,6 +221,11 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 		d.Writer.ReloadExpiries()
 	}
 
+	if ha := opts.MQTT.HomeAssistant; ha != nil && ha.SWVersion == "" {
+		h := *ha
+		h.SWVersion = opts.Build.Version
+		opts.MQTT.HomeAssistant = &h
+	}
 	if d.Broker, err = broker.New(opts.MQTT, d.Writer, logger.With("component", "mqtt"), reg); err != nil {
 		return d, err
 	}

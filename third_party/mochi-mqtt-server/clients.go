@@ -231,6 +231,12 @@ func (cl *Client) pendingOutbound() int {
 	return 0
 }
 
+// PendingWrites returns how many packets queued to the client are not yet written
+// (Arina patch 24). It can be briefly negative while a packet is queued.
+func (cl *Client) PendingWrites() int {
+	return int(atomic.LoadInt32(&cl.State.outboundQty))
+}
+
 // WriteLoop ranges over pending outbound messages and writes them to the client connection.
 func (cl *Client) WriteLoop(outbound <-chan *packets.Packet) {
 	for {
