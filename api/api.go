@@ -95,6 +95,10 @@ type Server struct {
 	ln        net.Listener
 	serveDone chan struct{} // closed when the Serve goroutine has returned
 	closed    atomic.Bool
+	// patterns are the mux patterns of the routes ("GET /healthz"), in registration
+	// order; openapi_test.go checks that the OpenAPI document describes each.
+	patterns    []string
+	openapiJSON []byte // GET /api/v1/openapi.json
 
 	requests     *prometheus.CounterVec
 	limitHits    *prometheus.CounterVec // limits net/http enforces (limits.go)
@@ -122,6 +126,11 @@ func New(opts Options, r Reader, in Ingester, logger *slog.Logger) (*Server, err
 	if err := s.initAuth(); err != nil {
 		return nil, err
 	}
+	doc, err := openapiDoc()
+	if err != nil {
+		return nil, err
+	}
+	s.openapiJSON = doc
 	s.handler = s.routes()
 	return s, nil
 }
@@ -133,6 +142,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(method, path string, h http.HandlerFunc) {
 		mux.HandleFunc(method+" "+path, h)
+		s.patterns = append(s.patterns, method+" "+path)
 		// The same path with another method: a JSON 405 rather than the mux's text one.
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			allow := method
@@ -158,16 +168,23 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/{$}", s.index)
 	handle(http.MethodGet, "/healthz", s.healthz)
 	handle(http.MethodGet, "/readyz", s.readyz)
+	handle(http.MethodGet, "/api/v1/openapi.json", s.openapi)
 	if s.opts.Gatherer != nil {
 		mh := promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError)})
 		handle(http.MethodGet, "/metrics", mh.ServeHTTP)
 	}
 	if s.opts.Pprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		for _, r := range []struct {
+			pattern string
+			h       http.HandlerFunc
+		}{
+			{"GET /debug/pprof/", pprof.Index}, {"GET /debug/pprof/cmdline", pprof.Cmdline},
+			{"GET /debug/pprof/profile", pprof.Profile}, {"GET /debug/pprof/symbol", pprof.Symbol},
+			{"GET /debug/pprof/trace", pprof.Trace},
+		} {
+			mux.HandleFunc(r.pattern, r.h)
+			s.patterns = append(s.patterns, r.pattern)
+		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))

@@ -24,8 +24,9 @@ const (
 )
 
 // openPaths answer without a token: probes must work without credentials, and the
-// board page holds no data (it asks for a token and sends it with its requests).
-var openPaths = map[string]bool{"/healthz": true, "/readyz": true, "/": true}
+// board page and the OpenAPI document hold no data (the page asks for a token and
+// sends it with its requests).
+var openPaths = map[string]bool{"/healthz": true, "/readyz": true, "/": true, "/api/v1/openapi.json": true}
 
 // streamPath may carry its token as ?access_token= (RFC 6750 2.3): a browser's
 // EventSource cannot send an Authorization header.
@@ -52,9 +53,9 @@ func (s *Server) initAuth() error {
 	return nil
 }
 
-// requiredScope returns the scope a request needs: none for /healthz and /readyz
-// (open), read for GET and HEAD (the API, the stream, the page, /metrics), write for
-// anything else (POST routes). Routes added later need a token too: the default is
+// requiredScope returns the scope a request needs: none for openPaths (GET, HEAD),
+// read for GET and HEAD (the API, the stream, /metrics), write for anything else
+// (POST routes). Routes added later need a token too: the default is
 // closed.
 func requiredScope(r *http.Request) (need auth.Scopes, open bool) {
 	if openPaths[r.URL.Path] && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
