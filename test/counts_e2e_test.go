@@ -25,13 +25,7 @@ func withCounts(o *daemon.Options) {
 // retained (checked with the real mosquitto_sub).
 func TestCountTopics(t *testing.T) {
 	d := arinatest.Start(t, withCounts)
-	sub := MustConnect311(t, d.MQTTAddr, "dashboard")
-	got := make(chan string, 100)
-	if tok := sub.Subscribe("arina/counts/+", 1, func(_ pahomqtt.Client, m pahomqtt.Message) {
-		got <- m.Topic() + " " + string(m.Payload())
-	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
+	got := countsSubscriber(t, d.MQTTAddr, "dashboard", "arina/counts/+")
 	pub := MustConnect311(t, d.MQTTAddr, "badges")
 	for _, m := range []string{"add sam", "add ann", "add kim", "remove ann"} {
 		MustPublish(t, pub, "kitchen/Stew/fire", 1, m)
@@ -105,13 +99,7 @@ func TestCountTopics_AfterRestart(t *testing.T) {
 // subscriber (the real mosquitto_sub) gets the number retained.
 func TestCountTopics_PerReaction(t *testing.T) {
 	d := arinatest.Start(t, withCounts)
-	sub := MustConnect311(t, d.MQTTAddr, "gauge")
-	got := make(chan string, 100)
-	if tok := sub.Subscribe("arina/counts/#", 1, func(_ pahomqtt.Client, m pahomqtt.Message) {
-		got <- m.Topic() + " " + string(m.Payload())
-	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
+	got := countsSubscriber(t, d.MQTTAddr, "gauge", "arina/counts/#")
 	pub := MustConnect311(t, d.MQTTAddr, "badges")
 	for _, m := range []string{"add sam", "add ann", "add kim", "remove ann"} {
 		MustPublish(t, pub, "kitchen/Stew/fire", 1, m)
@@ -192,4 +180,18 @@ func TestCountTopics_PerReactionOff(t *testing.T) {
 			t.Fatalf("per-reaction topic %s published though turned off (all: %q)", tp, topics)
 		}
 	}
+}
+
+// countsSubscriber subscribes a new MQTT 3.1.1 client to filter (QoS 1) and returns
+// what it receives, each message as "<topic> <payload>".
+func countsSubscriber(t *testing.T, addr, clientID, filter string) <-chan string {
+	t.Helper()
+	sub := MustConnect311(t, addr, clientID)
+	got := make(chan string, 100)
+	if tok := sub.Subscribe(filter, 1, func(_ pahomqtt.Client, m pahomqtt.Message) {
+		got <- m.Topic() + " " + string(m.Payload())
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe %s: %v", filter, tok.Error())
+	}
+	return got
 }
