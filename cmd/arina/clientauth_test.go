@@ -451,38 +451,16 @@ func TestRun_PubAgreesWithMosquittoPub(t *testing.T) {
 // is an error that says nothing answered within --timeout, for pub, counts, watch and bench.
 func TestRun_ClientSilentServer(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c) // held open, never answered
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
-	})
+	addr := silentListener(t)
 	for _, args := range [][]string{
-		{"pub", "--broker", ln.Addr().String(), "--timeout", "300ms", "--content", "Stew", "--reaction", "fire", "--user", "sam"},
-		{"counts", "--server", ln.Addr().String(), "--timeout", "300ms", "Stew"},
-		{"watch", "--server", ln.Addr().String(), "--timeout", "300ms"},
-		{"bench", "--broker", ln.Addr().String(), "--no-store-check", "--ack-timeout", "300ms", "--events", "10"},
+		{"pub", "--broker", addr, "--timeout", "300ms", "--content", "Stew", "--reaction", "fire", "--user", "sam"},
+		{"counts", "--server", addr, "--timeout", "300ms", "Stew"},
+		{"watch", "--server", addr, "--timeout", "300ms"},
+		{"bench", "--broker", addr, "--no-store-check", "--ack-timeout", "300ms", "--events", "10"},
 	} {
 		_, _, err := MustRun(t, nil, args...)
-		if err == nil || !(strings.Contains(err.Error(), "no answer from "+ln.Addr().String()+" within --timeout") ||
-			strings.Contains(err.Error(), "at http://"+ln.Addr().String()+": no answer within --timeout")) {
+		if err == nil || !(strings.Contains(err.Error(), "no answer from "+addr+" within --timeout") ||
+			strings.Contains(err.Error(), "at http://"+addr+": no answer within --timeout")) {
 			t.Errorf("arina %s = %v, want an error saying nothing answered within --timeout", args[0], err)
 		}
 	}

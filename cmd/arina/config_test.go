@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/arina-dev/arina/broker"
+	"github.com/arina-dev/arina/internal/daemon"
 )
 
 // exampleConfig is the example the lead maintains; a test keeps it loadable and valid.
@@ -301,19 +303,9 @@ func TestConfig_Validate(t *testing.T) {
 			t.Parallel()
 			c := DefaultConfig()
 			tc.mutate(&c)
-			err := c.Validate()
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want nil", err)
-				}
+			err := wantValidate(t, c, tc.key, tc.want)
+			if err == nil {
 				return
-			}
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("Validate() = %v, want it to wrap %v", err, tc.want)
-			}
-			var ce *ConfigError
-			if !errors.As(err, &ce) || ce.Key != tc.key {
-				t.Fatalf("Validate() = %v, want a *ConfigError for key %s", err, tc.key)
 			}
 			if !strings.HasPrefix(err.Error(), tc.key+" ") {
 				t.Fatalf("Validate() = %q, want it to start with the key %s", err, tc.key)
@@ -584,4 +576,38 @@ func TestConfig_Validate_DurationRanges(t *testing.T) {
 			t.Errorf("Validate() = %v, want ErrOutOfRange naming %s", err, tc.key)
 		}
 	}
+}
+
+// wantValidate checks c.Validate(): nil when key is "", else a *ConfigError of key
+// that wraps is (when is is not nil). It returns Validate's error.
+func wantValidate(t *testing.T, c Config, key string, is error) error {
+	t.Helper()
+	err := c.Validate()
+	if key == "" {
+		if err != nil {
+			t.Fatalf("Validate() = %v, want nil", err)
+		}
+		return nil
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Key != key || (is != nil && !errors.Is(err, is)) {
+		t.Fatalf("Validate() = %v, want a *ConfigError for key %s wrapping %v", err, key, is)
+	}
+	return err
+}
+
+// mustEnvOptions loads the configuration from env as check-config does and returns
+// the daemon options it makes.
+func mustEnvOptions(t *testing.T, env map[string]string) daemon.Options {
+	t.Helper()
+	getenv := mapEnv(env)
+	cfg, err := loadConfig(MustFlags(t, getenv, "check-config"), getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := cfg.daemonOptions(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }

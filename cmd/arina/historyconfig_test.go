@@ -1,9 +1,6 @@
 package main
 
 import (
-	"errors"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -31,37 +28,19 @@ func TestHistoryConfig_Validate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
 			tc.mutate(&c.History)
-			err := c.Validate()
-			if tc.key == "" {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want nil", err)
-				}
-				return
-			}
-			var ce *ConfigError
-			if !errors.As(err, &ce) || ce.Key != tc.key || !errors.Is(err, ErrOutOfRange) {
-				t.Fatalf("Validate() = %v, want %s out of range", err, tc.key)
-			}
+			wantValidate(t, c, tc.key, ErrOutOfRange)
 		})
 	}
 }
 
 func TestHistoryConfig_Env(t *testing.T) {
 	t.Parallel()
-	env := mapEnv(map[string]string{"ARINA_HISTORY_WINDOW": "5m", "ARINA_HISTORY_RESOLUTION": "1s",
+	o := mustEnvOptions(t, map[string]string{"ARINA_HISTORY_WINDOW": "5m", "ARINA_HISTORY_RESOLUTION": "1s",
 		"ARINA_HISTORY_MAX_SETS": "7", "ARINA_STORE_DURABILITY": "none"})
-	cfg, err := loadConfig(MustFlags(t, env, "check-config"), env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := cfg.daemonOptions(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	if o.NoHistory || o.History.Window != 5*time.Minute || o.History.Resolution != time.Second || o.History.MaxSets != 7 {
 		t.Fatalf("daemon history options %+v (off %v), want 1s over 5m, 7 sets", o.History, o.NoHistory)
 	}
-	env = mapEnv(map[string]string{"ARINA_HISTORY_ENABLED": "false", "ARINA_HISTORY_WINDOW": "1s"})
+	env := mapEnv(map[string]string{"ARINA_HISTORY_ENABLED": "false", "ARINA_HISTORY_WINDOW": "1s"})
 	if _, err := loadConfig(MustFlags(t, env, "check-config"), env); err == nil || !strings.Contains(err.Error(), "history.window") {
 		t.Fatalf("a window below the resolution: %v, want a history.window error", err)
 	}

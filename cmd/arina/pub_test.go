@@ -81,12 +81,26 @@ func TestRun_PubFailureReason(t *testing.T) {
 // counts them, until the test ends: the address of a "broker" that a command must not
 // reach.
 func countingListener(tb testing.TB) (addr string, accepted *atomic.Int64) {
+	return testListener(tb, false)
+}
+
+// silentListener listens on a loopback port and holds every connection it accepts
+// open without answering, until the test ends: a server that never answers.
+func silentListener(tb testing.TB) (addr string) {
+	addr, _ = testListener(tb, true)
+	return addr
+}
+
+// testListener accepts and counts connections on a loopback port until the test ends;
+// it closes each at once, or with hold keeps them open, unanswered, until then.
+func testListener(tb testing.TB, hold bool) (addr string, accepted *atomic.Int64) {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	accepted = new(atomic.Int64)
+	var held []net.Conn
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -96,9 +110,19 @@ func countingListener(tb testing.TB) (addr string, accepted *atomic.Int64) {
 				return
 			}
 			accepted.Add(1)
-			c.Close()
+			if hold {
+				held = append(held, c)
+			} else {
+				c.Close()
+			}
 		}
 	}()
-	tb.Cleanup(func() { ln.Close(); <-done })
+	tb.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range held {
+			c.Close()
+		}
+	})
 	return ln.Addr().String(), accepted
 }
