@@ -20,7 +20,8 @@ import (
 	"github.com/arina-dev/arina/internal/arinatest"
 )
 
-// TelegrafEnv names a telegraf binary for TestTelegraf_Run; unset, telegraf on PATH.
+// TelegrafEnv names the telegraf binary TestTelegraf_Run runs; unset, the test looks
+// in examples/telegraf/.runtime (where examples/telegraf/install builds it), then on PATH.
 const TelegrafEnv = "ARINA_TELEGRAF"
 
 // telegrafConfig is what examples/telegraf/arina.conf may say: the options of
@@ -66,7 +67,7 @@ const telegrafConf = "telegraf/arina.conf"
 // in mqtt_consumer's topic_parser.go, the value parser's integer type), turns the
 // count messages of a real daemon, received by a real client subscribed to the
 // config's topics at its QoS, into arina_count{content, reaction} = the count.
-// (Telegraf itself is not in Debian; TestTelegraf_Run runs it when it is installed.)
+// It needs no Telegraf; TestTelegraf_Run runs the real one.
 func TestTelegraf_Config(t *testing.T) {
 	raw, err := os.ReadFile(telegrafConf)
 	if err != nil {
@@ -167,16 +168,18 @@ func TestTelegraf_Config(t *testing.T) {
 	}
 }
 
-// TestTelegraf_Run runs the real Telegraf (ARINA_TELEGRAF or telegraf on PATH; it is
-// not in Debian, so this test skips without it, also in CI) with
-// examples/telegraf/arina.conf, its server pointed at a daemon, and checks the metrics
-// it prints.
+// TestTelegraf_Run runs the real Telegraf (examples/telegraf/install builds it; it is
+// not in Debian) with examples/telegraf/arina.conf, its server pointed at a daemon,
+// and checks the metrics it prints: the measurement arina_count with the tags content
+// and reaction and the count as an integer field.
 func TestTelegraf_Run(t *testing.T) {
 	bin := os.Getenv(TelegrafEnv)
 	if bin == "" {
-		var err error
-		if bin, err = exec.LookPath("telegraf"); err != nil {
-			t.Skipf("telegraf not installed (not in Debian; set %s to a telegraf binary); TestTelegraf_Config checks the configuration without it", TelegrafEnv)
+		bin = filepath.Join("telegraf", ".runtime", "telegraf")
+		if _, err := os.Stat(bin); err != nil {
+			if bin, err = exec.LookPath("telegraf"); err != nil {
+				missing(t, fmt.Sprintf("telegraf not found in telegraf/.runtime nor on PATH (run examples/telegraf/install, or set %s to a telegraf binary)", TelegrafEnv))
+			}
 		}
 	}
 	raw, err := os.ReadFile(telegrafConf)
