@@ -23,6 +23,7 @@ import (
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/store"
 )
 
 // bridgeTo makes the daemon take events from one upstream broker.
@@ -202,7 +203,7 @@ func TestBridge_NothingAckedIsLost(t *testing.T) {
 	m := arinatest.StartMosquitto(t)
 	dir := t.TempDir()
 	start := func() *arinatest.Daemon {
-		return arinatest.Start(t, durable(dir, daemon.DurabilitySync),
+		return arinatest.Start(t, durable(dir, store.DurabilitySync),
 			bridgeTo(m.Addr, "arina-node1", "kitchen/{content}/{reaction}"))
 	}
 	d := start()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/store"
 )
 
 func withCounts(o *daemon.Options) {
@@ -66,12 +67,12 @@ func TestCountTopics(t *testing.T) {
 // restarted arina republishes every content's counts from its durable store.
 func TestCountTopics_AfterRestart(t *testing.T) {
 	dir := t.TempDir()
-	d := arinatest.Start(t, durable(dir, daemon.DurabilitySync), withCounts)
+	d := arinatest.Start(t, durable(dir, store.DurabilitySync), withCounts)
 	MustPublish(t, MustConnect311(t, d.MQTTAddr, "p1"), "kitchen/Soup/yum", 1, "add sam")
 	if err := d.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	d2 := arinatest.Start(t, durable(dir, daemon.DurabilitySync), withCounts)
+	d2 := arinatest.Start(t, durable(dir, store.DurabilitySync), withCounts)
 	// Subscribe only once the republish is done: mochi v2.7.9 scans retained messages
 	// for a new subscription without the lock their writers take (mochi-mqtt/server#200).
 	arinatest.WaitFor(t, 5*time.Second, func() error {

@@ -32,6 +32,7 @@ import (
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/store"
 )
 
 // deployDir is deploy/ seen from this package's directory (go test runs tests there).
@@ -1578,7 +1579,7 @@ func TestDeploy_GrafanaDashboard(t *testing.T) {
 	// expiry exports every series. It has the default, durable store (the engine's
 	// panels).
 	d := arinatest.Start(t, func(o *daemon.Options) {
-		o.Durability = daemon.DurabilitySync
+		o.Durability = store.DurabilitySync
 		o.Durable.Dir = t.TempDir()
 		o.Ingest.TTL = func(r string) time.Duration {
 			if r == "deploy_ttl" {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/store"
 )
 
 // TestDurable_DiskFull: while the data directory's disk is nearly full, nothing is
@@ -20,7 +21,7 @@ import (
 func TestDurable_DiskFull(t *testing.T) {
 	mnt := arinatest.MustTmpfs(t, "64m")
 	d := arinatest.Start(t, func(o *daemon.Options) {
-		o.Durability = daemon.DurabilitySync
+		o.Durability = store.DurabilitySync
 		o.Durable.Dir = mnt + "/data"
 		o.Durable.MinFreeBytes = 16 << 20
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/store"
 )
 
 func withHomeAssistant(o *daemon.Options) {
@@ -236,12 +237,12 @@ func TestHomeAssistant_JSONStateWithoutPerReactionTopics(t *testing.T) {
 // durable store holds, without waiting for a change.
 func TestHomeAssistant_AtStart(t *testing.T) {
 	dir := t.TempDir()
-	d := arinatest.Start(t, durable(dir, daemon.DurabilitySync), withCounts)
+	d := arinatest.Start(t, durable(dir, store.DurabilitySync), withCounts)
 	MustPublish(t, MustConnect311(t, d.MQTTAddr, "p1"), "kitchen/Soup/yum", 1, "add sam")
 	if err := d.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	d2 := arinatest.Start(t, durable(dir, daemon.DurabilitySync), withCounts, withHomeAssistant)
+	d2 := arinatest.Start(t, durable(dir, store.DurabilitySync), withCounts, withHomeAssistant)
 	bin := arinatest.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
 	host, port, _ := strings.Cut(d2.MQTTAddr, ":")
 	arinatest.WaitFor(t, 5*time.Second, func() error {

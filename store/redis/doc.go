@@ -122,9 +122,9 @@
 // P+"changes", in the same step: one message per Apply in single mode, one per content
 // group in cluster mode (PUBLISH reaches subscribers on every cluster node). A message
 // carries the id of the node that sent it (random, made at Open) and the send time;
-// the format is in feed.go. When Options.OnRemoteChange is set, Open subscribes, and a
-// goroutine (stopped by Close) decodes each message from another node and hands its
-// changes to it, in the order they were published.
+// the format is in feed.go. Follow subscribes, and a goroutine (stopped by Close)
+// decodes each message from another node and hands its changes (store.Change values)
+// to the function Follow was given, in the order they were published.
 //
 // Redis pub/sub delivers at most once: a node whose subscription drops (Redis restart,
 // network fault, a subscriber too slow for the server's output buffer limit) misses
