@@ -20,7 +20,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
-	"github.com/arina-dev/arina/broker"
+	"github.com/arina-dev/arina/bridge"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
 	"github.com/arina-dev/arina/store"
@@ -29,7 +29,7 @@ import (
 // bridgeTo makes the daemon take events from one upstream broker.
 func bridgeTo(addr, clientID string, topics ...string) func(*daemon.Options) {
 	return func(o *daemon.Options) {
-		o.Upstreams = []broker.Upstream{{
+		o.Upstreams = []bridge.Upstream{{
 			Name: "factory", URL: "tcp://" + addr, ClientID: clientID, Topics: topics,
 			MaxReconnectInterval: 500 * time.Millisecond,
 		}}
@@ -314,7 +314,7 @@ func TestBridge_TLSUpstream(t *testing.T) {
 	roots.AppendCertsFromPEM(pemCA)
 	upstream := func(tc *tls.Config) func(*daemon.Options) {
 		return func(o *daemon.Options) {
-			o.Upstreams = []broker.Upstream{{Name: "factory", URL: "ssl://" + tlsAddr, ClientID: "arina-tls",
+			o.Upstreams = []bridge.Upstream{{Name: "factory", URL: "ssl://" + tlsAddr, ClientID: "arina-tls",
 				Topics: []string{"site1/{content}/{reaction}"}, TLS: tc, MaxReconnectInterval: 500 * time.Millisecond}}
 		}
 	}

@@ -13,7 +13,7 @@ import (
 
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/arina-dev/arina/broker"
+	"github.com/arina-dev/arina/bridge"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
 	"github.com/arina-dev/arina/store"
@@ -156,7 +156,7 @@ func TestScaleOut_SharedSubscription(t *testing.T) {
 	node := func(id string) *arinatest.Daemon {
 		return arinatest.Start(t, func(o *daemon.Options) {
 			o.Redis = &redis.Options{Addrs: []string{rs.Addr()}}
-			o.Upstreams = []broker.Upstream{{Name: "factory", URL: "tcp://" + m.Addr, ClientID: id,
+			o.Upstreams = []bridge.Upstream{{Name: "factory", URL: "tcp://" + m.Addr, ClientID: id,
 				Topics: []string{"plant/{content}/{reaction}"}, ShareGroup: "arina", MaxReconnectInterval: 500 * time.Millisecond}}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/arina-dev/arina/api"
+	"github.com/arina-dev/arina/bridge"
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/feed"
 	"github.com/arina-dev/arina/history"
@@ -38,7 +39,7 @@ type Options struct {
 	Store store.Store
 
 	// Upstreams are remote brokers to take events from (the bridge); none by default.
-	Upstreams []broker.Upstream
+	Upstreams []bridge.Upstream
 
 	// Reloaders re-read files on Reload (SIGHUP): users, tokens, certificates.
 	Reloaders []func() error
@@ -124,7 +125,7 @@ type Daemon struct {
 	API      *api.Server
 	Registry *prometheus.Registry
 	Feed     *feed.Hub
-	Bridge   *broker.Bridge   // nil without upstreams
+	Bridge   *bridge.Bridge   // nil without upstreams
 	History  *history.History // nil with NoHistory
 
 	log       *slog.Logger
@@ -222,7 +223,7 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 		{Name: "memory", OK: memoryOK, Optional: true},
 	}
 	if len(opts.Upstreams) > 0 {
-		if d.Bridge, err = broker.NewBridge(opts.Upstreams, d.Writer, logger.With("component", "bridge"), reg); err != nil {
+		if d.Bridge, err = bridge.New(opts.Upstreams, d.Writer, logger.With("component", "bridge"), reg); err != nil {
 			return d, err
 		}
 		for _, c := range d.Bridge.Checks() {

@@ -1,4 +1,9 @@
-package broker
+// Package bridge takes events from remote MQTT brokers (upstreams): a paho client per
+// upstream subscribes with a persistent session, hands each message on a topic its
+// patterns match to the ingest writer, and acknowledges it upstream once the writer
+// applied it. Nothing is acknowledged that was not applied; what is not acknowledged
+// at shutdown the upstream delivers again to the next session.
+package bridge
 
 import (
 	"context"
@@ -19,6 +24,12 @@ import (
 	"github.com/arina-dev/arina/store"
 )
 
+// Sink takes the events the bridge accepts. *ingest.Writer implements it.
+type Sink interface {
+	Enqueue(ctx context.Context, ev ingest.Event, ack ingest.Ack) error
+	Reject(src ingest.Source, code ingest.Code)
+}
+
 // Upstream is one remote broker the bridge subscribes to.
 type Upstream struct {
 	Name     string // label in logs, metrics and /readyz; unique among upstreams
@@ -34,7 +45,7 @@ type Upstream struct {
 	// ShareGroup, if set, subscribes with $share/<ShareGroup>/ so that the nodes of one
 	// group split the stream: each message goes to one of them.
 	ShareGroup string
-	// MaxPayload is the largest payload taken as an event; default DefaultMaxEventPayload.
+	// MaxPayload is the largest payload taken as an event; default ingest.DefaultMaxPayload.
 	MaxPayload int
 	// MaxReconnectInterval caps the back-off between connection attempts; default 30s.
 	MaxReconnectInterval time.Duration
@@ -262,9 +273,9 @@ func newBridgeMetrics(reg prometheus.Registerer) (*bridgeMetrics, error) {
 	return m, nil
 }
 
-// NewBridge returns a bridge to the given upstreams, feeding sink. Its metrics are
+// New returns a bridge to the given upstreams, feeding sink. Its metrics are
 // registered with reg (nil: not registered). Start connects.
-func NewBridge(ups []Upstream, sink Sink, logger *slog.Logger, reg prometheus.Registerer) (*Bridge, error) {
+func New(ups []Upstream, sink Sink, logger *slog.Logger, reg prometheus.Registerer) (*Bridge, error) {
 	if err := CheckUpstreams(ups); err != nil {
 		return nil, err
 	}
@@ -275,7 +286,7 @@ func NewBridge(ups []Upstream, sink Sink, logger *slog.Logger, reg prometheus.Re
 	b := &Bridge{sink: sink, log: logger, stop: make(chan struct{}), m: m}
 	for _, cfg := range ups {
 		if cfg.MaxPayload <= 0 {
-			cfg.MaxPayload = DefaultMaxEventPayload
+			cfg.MaxPayload = ingest.DefaultMaxPayload
 		}
 		if cfg.MaxReconnectInterval <= 0 {
 			cfg.MaxReconnectInterval = 30 * time.Second
