@@ -218,12 +218,9 @@ type upstream struct {
 	connects prometheus.Counter
 	results  map[string]prometheus.Counter // by arina_bridge_messages_total's result
 
-	mu    sync.Mutex
-	in    []paho.Message // handler -> forwarder, guarded by mu
-	acks  []*bridgeMsg   // writer -> acker, guarded by mu
-	inW   chan struct{}  // wakes the forwarder
-	ackW  chan struct{}  // wakes the acker
-	ackCh chan struct{}  // closed by Close: the acker flushes and returns
+	in    *ingest.Drain[paho.Message] // handler -> forwarder
+	acks  *ingest.Drain[*bridgeMsg]   // writer (and forwarder) -> acker
+	ackCh chan struct{}               // closed by Close: the acker flushes and returns
 }
 
 // bridgeMsg is one upstream message on its way through the writer; it is the
@@ -294,7 +291,7 @@ func New(ups []Upstream, sink Sink, logger *slog.Logger, reg prometheus.Register
 		if cfg.ConnectTimeout <= 0 {
 			cfg.ConnectTimeout = 10 * time.Second
 		}
-		u := &upstream{b: b, cfg: cfg, inW: make(chan struct{}, 1), ackW: make(chan struct{}, 1), ackCh: make(chan struct{})}
+		u := &upstream{b: b, cfg: cfg, in: ingest.NewDrain[paho.Message](), acks: ingest.NewDrain[*bridgeMsg](), ackCh: make(chan struct{})}
 		for _, t := range cfg.Topics {
 			tp, _ := parsePattern(t) // checked above
 			u.patterns = append(u.patterns, tp)
@@ -449,31 +446,17 @@ func (u *upstream) onConnectionLost(_ paho.Client, err error) {
 	u.b.log.Warn("bridge connection lost; reconnecting", "upstream", u.cfg.Name, "err", err)
 }
 
-// onMessage runs on paho's router goroutine: it queues and returns.
+// onMessage runs on paho's router goroutine, the only one pushing to u.in (so the
+// queue cannot grow between Len and Push): it queues and returns.
 func (u *upstream) onMessage(_ paho.Client, msg paho.Message) {
-	u.mu.Lock()
-	if msg.Qos() == 0 && len(u.in) >= maxQueuedQoS0 {
-		u.mu.Unlock()
+	if msg.Qos() == 0 && u.in.Len() >= maxQueuedQoS0 {
 		u.results["dropped"].Inc()
 		return
 	}
-	u.in = append(u.in, msg)
-	u.mu.Unlock()
-	select {
-	case u.inW <- struct{}{}:
-	default:
-	}
+	u.in.Push(msg)
 }
 
-func (u *upstream) pushAck(m *bridgeMsg) {
-	u.mu.Lock()
-	u.acks = append(u.acks, m)
-	u.mu.Unlock()
-	select {
-	case u.ackW <- struct{}{}:
-	default:
-	}
-}
+func (u *upstream) pushAck(m *bridgeMsg) { u.acks.Push(m) }
 
 // forward hands queued messages to the sink in arrival order, waiting while the
 // writer's queue is full: nothing is dropped for overload, the upstream just waits for
@@ -485,11 +468,9 @@ func (u *upstream) forward() {
 		select {
 		case <-u.b.stop:
 			return
-		case <-u.inW:
+		case <-u.in.Wake():
 		}
-		u.mu.Lock()
-		batch, u.in = u.in, batch[:0]
-		u.mu.Unlock()
+		batch = u.in.Take(batch)
 		for i, msg := range batch {
 			if !u.handle(msg) {
 				return
@@ -571,14 +552,12 @@ func (u *upstream) ack() {
 	for {
 		if !closing {
 			select {
-			case <-u.ackW:
+			case <-u.acks.Wake():
 			case <-u.ackCh:
 				closing = true
 			}
 		}
-		u.mu.Lock()
-		batch, u.acks = u.acks, batch[:0]
-		u.mu.Unlock()
+		batch = u.acks.Take(batch)
 		if closing && len(batch) == 0 {
 			return
 		}
