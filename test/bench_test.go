@@ -9,6 +9,7 @@ import (
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/store"
 )
 
@@ -73,7 +74,7 @@ func benchIngest(b *testing.B, mode string, qos byte, publishers int) {
 	wg.Wait()
 	total := float64(per * publishers)
 	if qos == 0 {
-		arinatest.WaitFor(b, time.Minute, func() error {
+		testutil.WaitFor(b, time.Minute, func() error {
 			if got := metric(b, d.HTTPURL, `arina_events_applied_total{source="mqtt"}`) - applied0; got < total {
 				return fmt.Errorf("applied %v of %v", got, total)
 			}

@@ -47,7 +47,7 @@ func TestDurable_DiskFull(t *testing.T) {
 		t.Fatalf("publish before the disk filled: reason %#x", rc)
 	}
 	ballast := testutil.FillDisk(t, mnt, 8<<20)
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if code := ready(); code != http.StatusServiceUnavailable {
 			return fmt.Errorf("/readyz = %d, want 503 on a full disk", code)
 		}
@@ -66,7 +66,7 @@ func TestDurable_DiskFull(t *testing.T) {
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if code := ready(); code != http.StatusOK {
 			return fmt.Errorf("/readyz = %d after the disk was freed, want 200", code)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/store"
 )
 
@@ -211,7 +212,7 @@ func TestHomeAssistant_Discovery(t *testing.T) {
 	}
 
 	// A non-Go client arriving later gets the config retained.
-	bin := arinatest.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
+	bin := testutil.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
 	host, port, _ := strings.Cut(d.MQTTAddr, ":")
 	out, err := exec.Command(bin, "-h", host, "-p", port, "-t", topic, "-C", "1", "-W", "5").Output()
 	if err != nil {
@@ -243,9 +244,9 @@ func TestHomeAssistant_AtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	d2 := arinatest.Start(t, durable(dir, store.DurabilitySync), withCounts, withHomeAssistant)
-	bin := arinatest.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
+	bin := testutil.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
 	host, port, _ := strings.Cut(d2.MQTTAddr, ":")
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		out, err := exec.Command(bin, "-h", host, "-p", port, "-t", "homeassistant/sensor/arina_Soup_yum/config", "-C", "1", "-W", "1").Output()
 		if err != nil {
 			return fmt.Errorf("mosquitto_sub: %v", err)

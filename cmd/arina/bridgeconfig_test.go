@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/arina-dev/arina/bridge"
-	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // TestDaemonOptions_FromConfig: what the file says reaches the parts: count topics,
@@ -130,7 +130,7 @@ func TestServe_SIGHUPDoesNotStop(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if !strings.Contains(s.Stderr.String(), "reloaded") {
 			return errors.New(`no "reloaded" log line yet`)
 		}
