@@ -79,8 +79,9 @@ const (
 
 // follow receives the change feed until ctx ends, handing other nodes' changes to
 // onChange. go-redis reconnects and subscribes again after an error; what was
-// published meanwhile is lost (see the package doc). confirmed says whether Open took
-// the subscription's first confirmation (it does unless Redis was unreachable).
+// published meanwhile is lost (see "Change feed" in docs/SCALE-OUT.md). confirmed
+// says whether Follow took the subscription's first confirmation (it does unless
+// Redis was unreachable).
 func (s *Store) follow(ctx context.Context, ps *goredis.PubSub, confirmed bool, onChange func([]store.Change)) {
 	backoff := feedMinBackoff
 	timer := time.NewTimer(0)
@@ -144,11 +145,12 @@ func (s *Store) deliver(payload string, onChange func([]store.Change)) {
 }
 
 // Follow subscribes to the change feed and hands the changes other nodes apply to
-// onChange, as they arrive (at most once; see the package doc), from one goroutine,
-// in arrival order; onChange must not block for long: the feed waits for it. When
-// Redis answers, Follow returns once subscribed, so every change applied after it
-// returns reaches onChange; when Redis cannot be reached yet (Options.StartUnreachable)
-// it subscribes once Redis answers. Call it once, before Close.
+// onChange as they arrive (at most once: see "Change feed" in docs/SCALE-OUT.md),
+// from one goroutine, in arrival order; onChange must not block for long: the feed
+// waits for it. When Redis answers, Follow returns once subscribed, so every change
+// applied after it returns reaches onChange; when Redis cannot be reached yet
+// (Options.StartUnreachable) it subscribes once Redis answers. Call it once, before
+// Close.
 func (s *Store) Follow(ctx context.Context, onChange func([]store.Change)) error {
 	s.feedMu.Lock()
 	defer s.feedMu.Unlock()

@@ -86,7 +86,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		TLSConfig:  opts.TLS,
 		MasterName: opts.MasterName,
 		// Nothing is resent behind Apply's back: a resent script would find its ops
-		// applied already and report them unchanged (see "Failed batches" in doc.go).
+		// applied already and report them unchanged (see "Failed batches" in docs/SCALE-OUT.md).
 		MaxRetries:            -1,
 		DialTimeout:           opts.DialTimeout,
 		DialerRetries:         1,
