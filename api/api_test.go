@@ -27,7 +27,7 @@ import (
 	"github.com/arina-dev/arina/api"
 	"github.com/arina-dev/arina/history"
 	"github.com/arina-dev/arina/ingest"
-	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/store"
 	"github.com/arina-dev/arina/store/storetest"
 )
@@ -725,7 +725,7 @@ func TestServer_PostReaction_Overload(t *testing.T) {
 	a := postAsync("A")
 	MustBlockInApply(t, bs, a)
 	b := postAsync("B")
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if n := h.w.QueueLen(); n != 1 {
 			return fmt.Errorf("queue length = %d, want 1", n)
 		}
@@ -804,7 +804,7 @@ func TestServer_PostReaction_ShuttingDown(t *testing.T) {
 	}
 	checkJSON(t, r.body, `{"content_id":"Stew","reaction_count":{"fire":1}}`)
 	// The writer check fails.
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		r := h.do(t, http.MethodGet, "/readyz", "", "")
 		if r.status != http.StatusServiceUnavailable {
 			return fmt.Errorf("readyz status = %d, want 503; body %s", r.status, r.body)

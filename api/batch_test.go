@@ -14,7 +14,7 @@ import (
 
 	"github.com/arina-dev/arina/api"
 	"github.com/arina-dev/arina/ingest"
-	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/store"
 )
 
@@ -439,7 +439,7 @@ func TestServer_PostReactions_SharesWriterBatches(t *testing.T) {
 		t.Fatal("the writer never called Apply for A")
 	}
 	batch := h.sendAsync(reactionsPath, ndjsonType, ndjson(manyItems(n, n)...))
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if got := h.w.QueueLen(); got != n {
 			return fmt.Errorf("queue length = %d, want the whole batch, %d", got, n)
 		}
@@ -502,7 +502,7 @@ func TestServer_PostReactions_Overload(t *testing.T) {
 		annWith("user_id", ""),
 		eventJSON("add", "Stew", "fire", "D"),
 	))
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if n := h.w.QueueLen(); n != 1 {
 			return fmt.Errorf("queue length = %d, want 1", n)
 		}
@@ -524,7 +524,7 @@ func TestServer_PostReactions_Overload(t *testing.T) {
 		t.Errorf("503 after %v, want at least the enqueue timeout %v", elapsed, enqueueTimeout)
 	}
 	// C, D, E and F are all refused while the writer is still stuck.
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if got := h.metric(t, "arina_events_rejected_total", "source", "http", "reason", "overload"); got != 4 {
 			return fmt.Errorf("arina_events_rejected_total{source=http,reason=overload} = %v, want 4", got)
 		}

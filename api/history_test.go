@@ -14,7 +14,7 @@ import (
 	"github.com/arina-dev/arina/feed"
 	"github.com/arina-dev/arina/history"
 	"github.com/arina-dev/arina/ingest"
-	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -58,7 +58,7 @@ func (h *harness) waitJSON(t *testing.T, path, want string) {
 	if err := json.Unmarshal([]byte(want), &w); err != nil {
 		t.Fatalf("want %s: %v", want, err)
 	}
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		r := h.do(t, http.MethodGet, path, "", "")
 		var got any
 		if err := json.Unmarshal(r.body, &got); err != nil || r.status != http.StatusOK {

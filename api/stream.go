@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/store"
 )
 
 // Stream timing.
@@ -24,7 +24,7 @@ type snapshotEvent struct {
 
 // changeEvent is one applied change.
 type changeEvent struct {
-	ingest.Change
+	store.Change
 	Action string `json:"action"` // add, remove or expire
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // These tests start the whole daemon with a users file and drive it with real paho
@@ -95,7 +96,7 @@ func authStart(t *testing.T, usersYAML ...string) *authDaemon {
 		o.MQTT.CountsInterval = 10 * time.Millisecond
 	})
 	t.Cleanup(func() {
-		arinatest.WaitFor(t, authTimeout, func() error {
+		testutil.WaitFor(t, authTimeout, func() error {
 			if n := authMetric(t, d, "arina_mqtt_clients_connected", ""); n != 0 {
 				return fmt.Errorf("%v MQTT clients still connected", n)
 			}

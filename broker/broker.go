@@ -56,7 +56,7 @@ type Options struct {
 }
 
 // DefaultMaxEventPayload is the default limit on an ingest payload, in bytes.
-const DefaultMaxEventPayload = 4096
+const DefaultMaxEventPayload = ingest.DefaultMaxPayload
 
 // ErrInvalidTopicPrefix is returned by New for a prefix that cannot start a topic.
 var ErrInvalidTopicPrefix = errors.New("invalid topic prefix")

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/store"
 )
 
 // DefaultBuffer is how many change batches a watcher may fall behind before it is cut off.
@@ -25,8 +25,8 @@ type Hub struct {
 
 // Watcher receives change batches on C until Lagged or Done is closed.
 type Watcher struct {
-	C      <-chan []ingest.Change
-	c      chan []ingest.Change
+	C      <-chan []store.Change
+	c      chan []store.Change
 	lagged chan struct{}
 	once   sync.Once
 }
@@ -47,7 +47,7 @@ func (h *Hub) Done() <-chan struct{} { return h.done }
 
 // Watch adds a watcher; call Unwatch when done with it.
 func (h *Hub) Watch() *Watcher {
-	c := make(chan []ingest.Change, h.buffer)
+	c := make(chan []store.Change, h.buffer)
 	w := &Watcher{C: c, c: c, lagged: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -69,8 +69,9 @@ func (h *Hub) Unwatch(w *Watcher) {
 func (w *Watcher) cut() { w.once.Do(func() { close(w.lagged) }) }
 
 // Publish hands a copy of changes to every watcher, without blocking: a watcher whose
-// buffer is full is cut off. It is called by the writer goroutine.
-func (h *Hub) Publish(changes []ingest.Change) {
+// buffer is full is cut off. It is safe to call from any goroutine: the writer's, and
+// the one receiving other nodes' changes.
+func (h *Hub) Publish(changes []store.Change) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if len(h.subs) == 0 {

@@ -6,13 +6,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/arina-dev/arina/feed"
-	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/store"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func change(user string, count int64) []ingest.Change {
-	return []ingest.Change{{ContentID: "Stew", ReactionType: "fire", UserID: user, Count: count}}
+func change(user string, count int64) []store.Change {
+	return []store.Change{{ContentID: "Stew", ReactionType: "fire", UserID: user, Count: count}}
 }
 
 func TestHub_Publish(t *testing.T) {

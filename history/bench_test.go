@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/arina-dev/arina/history"
-	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/store"
 )
 
@@ -53,7 +52,7 @@ func BenchmarkHistory_Memory50k(b *testing.B) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("station-%05d", i)
 	}
-	batch := make([]ingest.Change, 1024)
+	batch := make([]store.Change, 1024)
 	var heap, rss, rssDelta float64
 	var steps int
 	for b.Loop() {
@@ -67,7 +66,7 @@ func BenchmarkHistory_Memory50k(b *testing.B) {
 				n := min(len(batch), sets-i)
 				for k := range n {
 					// A fresh string per change, as the writer's changes are.
-					batch[k] = ingest.Change{ContentID: string([]byte(ids[i+k])), ReactionType: "active",
+					batch[k] = store.Change{ContentID: string([]byte(ids[i+k])), ReactionType: "active",
 						UserID: "u", Action: store.Add, Count: int64(step + 1)}
 				}
 				h.Apply(batch[:n])
@@ -97,9 +96,9 @@ func BenchmarkHistory_Memory50k(b *testing.B) {
 func BenchmarkHistory_Apply(b *testing.B) {
 	clk := &clock{t: t0}
 	h := history.New(history.Options{Now: clk.Now})
-	batch := make([]ingest.Change, 256)
+	batch := make([]store.Change, 256)
 	for i := range batch {
-		batch[i] = ingest.Change{ContentID: fmt.Sprint("c", i), ReactionType: "active", Action: store.Add, Count: int64(i)}
+		batch[i] = store.Change{ContentID: fmt.Sprint("c", i), ReactionType: "active", Action: store.Add, Count: int64(i)}
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arina-dev/arina/feed"
-	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/store"
 )
 
@@ -142,7 +141,7 @@ func (h *History) step() int64 { return h.now().UnixMilli() / h.res }
 
 // Apply records a batch of changes as happening now. Start calls it for every batch
 // of the feed; tests call it directly.
-func (h *History) Apply(changes []ingest.Change) {
+func (h *History) Apply(changes []store.Change) {
 	if len(changes) == 0 {
 		return
 	}
@@ -177,7 +176,7 @@ func clamp(n int64) uint32 {
 	return uint32(n)
 }
 
-func (h *History) record(c *ingest.Change, now int64) {
+func (h *History) record(c *store.Change, now int64) {
 	ct := h.contents[c.ContentID]
 	var st *set
 	if ct != nil {

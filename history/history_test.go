@@ -13,7 +13,6 @@ import (
 
 	"github.com/arina-dev/arina/feed"
 	"github.com/arina-dev/arina/history"
-	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/store"
 )
 
@@ -47,12 +46,12 @@ func newHistory(opts history.Options) (*history.History, *clock) {
 	return history.New(opts), c
 }
 
-func add(content, reaction string, count int64) ingest.Change {
-	return ingest.Change{ContentID: content, ReactionType: reaction, UserID: "u", Action: store.Add, Count: count}
+func add(content, reaction string, count int64) store.Change {
+	return store.Change{ContentID: content, ReactionType: reaction, UserID: "u", Action: store.Add, Count: count}
 }
 
-func remove(content, reaction string, count int64) ingest.Change {
-	return ingest.Change{ContentID: content, ReactionType: reaction, UserID: "u", Action: store.Remove, Count: count}
+func remove(content, reaction string, count int64) store.Change {
+	return store.Change{ContentID: content, ReactionType: reaction, UserID: "u", Action: store.Remove, Count: count}
 }
 
 func ms(d time.Duration) int64 { return t0.Add(d).UnixMilli() }
@@ -62,15 +61,15 @@ func TestHistory_Content(t *testing.T) {
 	if got := h.Content("Stew"); got != nil {
 		t.Fatalf("history of a content never seen: %+v", got)
 	}
-	h.Apply([]ingest.Change{remove("Pot", "fire", 0)}) // first seen on a remove: it was 1
+	h.Apply([]store.Change{remove("Pot", "fire", 0)}) // first seen on a remove: it was 1
 	if got := h.Content("Pot"); len(got) != 1 || got[0].StartCount != 1 || got[0].Count != 0 {
 		t.Fatalf("Pot: %+v, want 1 → 0", got)
 	}
-	h.Apply([]ingest.Change{add("Stew", "fire", 3)}) // it was 2 before
+	h.Apply([]store.Change{add("Stew", "fire", 3)}) // it was 2 before
 	c.Add(3 * time.Second)
-	h.Apply([]ingest.Change{add("Stew", "fire", 4), add("Stew", "yum", 1)}) // same step: the last count wins
-	c.Add(20 * time.Second)                                                 // step 2
-	h.Apply([]ingest.Change{remove("Stew", "fire", 3)})
+	h.Apply([]store.Change{add("Stew", "fire", 4), add("Stew", "yum", 1)}) // same step: the last count wins
+	c.Add(20 * time.Second)                                                // step 2
+	h.Apply([]store.Change{remove("Stew", "fire", 3)})
 
 	want := []history.Series{
 		{ReactionType: "fire", Count: 3, StartCount: 2, Samples: []history.Sample{{At: ms(0), Count: 4}, {At: ms(20 * time.Second), Count: 3}}},
@@ -93,7 +92,7 @@ func TestHistory_Content(t *testing.T) {
 
 	// A change long after: the ring holds no stale step.
 	c.Add(10 * time.Minute)
-	h.Apply([]ingest.Change{add("Stew", "fire", 4)})
+	h.Apply([]store.Change{add("Stew", "fire", 4)})
 	got = h.Content("Stew")
 	if len(got) != 1 || got[0].StartCount != 3 || len(got[0].Samples) != 1 || got[0].Samples[0].Count != 4 {
 		t.Fatalf("after a long idle time: %+v", got)
@@ -104,9 +103,9 @@ func TestHistory_IdleSetsAreDropped(t *testing.T) {
 	h, c := newHistory(history.Options{})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(h.Collectors()...)
-	h.Apply([]ingest.Change{add("Stew", "fire", 1), add("Soup", "yum", 1)})
+	h.Apply([]store.Change{add("Stew", "fire", 1), add("Soup", "yum", 1)})
 	c.Add(30 * time.Second)
-	h.Apply([]ingest.Change{add("Soup", "yum", 2)})
+	h.Apply([]store.Change{add("Soup", "yum", 2)})
 	if n := testutil.ToFloat64(h.Collectors()[0]); n != 2 {
 		t.Fatalf("arina_history_sets = %v, want 2", n)
 	}
@@ -128,13 +127,13 @@ func TestHistory_IdleSetsAreDropped(t *testing.T) {
 
 func TestHistory_MaxSets(t *testing.T) {
 	h, c := newHistory(history.Options{MaxSets: 2})
-	h.Apply([]ingest.Change{add("A", "fire", 1)})
+	h.Apply([]store.Change{add("A", "fire", 1)})
 	c.Add(time.Second)
-	h.Apply([]ingest.Change{add("B", "fire", 1)})
+	h.Apply([]store.Change{add("B", "fire", 1)})
 	c.Add(time.Second)
-	h.Apply([]ingest.Change{add("A", "fire", 2)}) // A is now the most recently changed
+	h.Apply([]store.Change{add("A", "fire", 2)}) // A is now the most recently changed
 	c.Add(time.Second)
-	h.Apply([]ingest.Change{add("C", "fire", 1)}) // over the cap: B goes
+	h.Apply([]store.Change{add("C", "fire", 1)}) // over the cap: B goes
 	if h.Content("B") != nil || h.Content("A") == nil || h.Content("C") == nil {
 		t.Fatalf("after the cap: A %v, B %v, C %v; want B dropped", h.Content("A"), h.Content("B"), h.Content("C"))
 	}
@@ -142,7 +141,7 @@ func TestHistory_MaxSets(t *testing.T) {
 		t.Fatalf("arina_history_dropped_total = %v, want 1", n)
 	}
 	// The dropped content being the one changing again.
-	h.Apply([]ingest.Change{add("A", "yum", 1)}) // A/fire (changed before C) is now the oldest: it goes
+	h.Apply([]store.Change{add("A", "yum", 1)}) // A/fire (changed before C) is now the oldest: it goes
 	if got := h.Content("A"); len(got) != 1 || got[0].ReactionType != "yum" {
 		t.Fatalf("A after dropping its older set: %+v", got)
 	}
@@ -153,9 +152,9 @@ func TestHistory_MaxSets(t *testing.T) {
 
 func TestHistory_Activity(t *testing.T) {
 	h, c := newHistory(history.Options{})
-	h.Apply([]ingest.Change{add("A", "fire", 1), add("B", "fire", 1)})
+	h.Apply([]store.Change{add("A", "fire", 1), add("B", "fire", 1)})
 	c.Add(10 * time.Second)
-	h.Apply([]ingest.Change{add("A", "fire", 2)})
+	h.Apply([]store.Change{add("A", "fire", 2)})
 	c.Add(25 * time.Second) // step 3
 	got := h.Activity()
 	want := []history.ActivitySample{
@@ -167,7 +166,7 @@ func TestHistory_Activity(t *testing.T) {
 		t.Fatalf("activity:\n got %+v\nwant %+v", got, want)
 	}
 	c.Add(time.Hour) // everything left the window; old counts must not come back
-	h.Apply([]ingest.Change{add("A", "fire", 3)})
+	h.Apply([]store.Change{add("A", "fire", 3)})
 	got = h.Activity()
 	var sum uint64
 	for _, s := range got {
@@ -185,7 +184,7 @@ func TestHistory_Start(t *testing.T) {
 	h := history.New(history.Options{Resolution: 100 * time.Millisecond, Window: 10 * time.Second})
 	h.Start(hub)
 	defer h.Close()
-	hub.Publish([]ingest.Change{add("Stew", "fire", 1)})
+	hub.Publish([]store.Change{add("Stew", "fire", 1)})
 	deadline := time.Now().Add(5 * time.Second)
 	for h.Content("Stew") == nil {
 		if time.Now().After(deadline) {
@@ -207,7 +206,7 @@ func TestHistory_Concurrent(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := range 2000 {
-			hub.Publish([]ingest.Change{add(fmt.Sprint("c", i%97), fmt.Sprint("r", i%3), int64(i))})
+			hub.Publish([]store.Change{add(fmt.Sprint("c", i%97), fmt.Sprint("r", i%3), int64(i))})
 		}
 	}()
 	for range 200 {
@@ -237,9 +236,9 @@ func TestHistory_Start_Lagged(t *testing.T) {
 		}
 	}
 	h.Lock() // the goroutine stalls in Apply with the first batch
-	hub.Publish([]ingest.Change{add("A", "fire", 1)})
-	hub.Publish([]ingest.Change{add("B", "fire", 1)}) // fills the buffer (1)
-	hub.Publish([]ingest.Change{add("C", "fire", 1)}) // no room: the watcher is cut off
+	hub.Publish([]store.Change{add("A", "fire", 1)})
+	hub.Publish([]store.Change{add("B", "fire", 1)}) // fills the buffer (1)
+	hub.Publish([]store.Change{add("C", "fire", 1)}) // no room: the watcher is cut off
 	h.Unlock()
 	waitFor("the lag to be counted", func() bool { return testutil.ToFloat64(h.Collectors()[2]) == 1 })
 	if h.Content("C") != nil {
@@ -247,7 +246,7 @@ func TestHistory_Start_Lagged(t *testing.T) {
 	}
 	// Published until seen: the history watches again just after counting the lag.
 	waitFor("a change after the lag", func() bool {
-		hub.Publish([]ingest.Change{add("D", "fire", 1)})
+		hub.Publish([]store.Change{add("D", "fire", 1)})
 		return h.Content("D") != nil
 	})
 }

@@ -44,6 +44,10 @@ type Event struct {
 	EventID string // optional, from the payload
 }
 
+// DefaultMaxPayload is the default limit on the payload of one event from MQTT or the
+// bridge, in bytes.
+const DefaultMaxPayload = 4096
+
 // MaxClockAhead is how far an event's ts may be ahead of this server's clock.
 const MaxClockAhead = 5 * time.Minute
 

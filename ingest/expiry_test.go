@@ -187,3 +187,39 @@ func BenchmarkWriter_Expire1M(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/expiry")
 }
+
+// TestWriter_RemoteChanges: changes another node applied to a shared store reach
+// OnChanges, and the writer expires the memberships they add with an expiry, which
+// it did not read at its start; its own changes carry their expiry too.
+func TestWriter_RemoteChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := store.NewMemory()
+		var log changeLog
+		w, _ := MustStartWriter(t, st, ingest.Options{TTL: activeTTL(2 * time.Second), OnChanges: log.add})
+		res := mustSubmit(t, w, active("own", store.Add))
+		// Another node adds sam with a TTL after this writer read the expiries.
+		exp := time.Now().Add(time.Second).UnixMilli()
+		storetest.MustApply(t, st, store.Op{ContentID: "stove-3", ReactionType: "active", UserID: "sam",
+			Action: store.Add, ExpiresAt: exp})
+		remote := store.Change{ContentID: "stove-3", ReactionType: "active", UserID: "sam", Action: store.Add,
+			Count: 2, At: time.Now().UnixMilli(), ExpiresAt: exp}
+		w.RemoteChanges([]store.Change{remote})
+		time.Sleep(1001 * time.Millisecond)
+		synctest.Wait()
+		mustCount(t, st, "stove-3", "active", 1) // sam expired, own (2s) not yet
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		if len(log.changes) != 3 {
+			t.Fatalf("changes %+v, want own's add, sam's remote add, sam's expiry", log.changes)
+		}
+		if c := log.changes[0]; c.UserID != "own" || c.ExpiresAt != res.Expiry || res.Expiry == 0 {
+			t.Errorf("own change %+v, want its expiry %d", c, res.Expiry)
+		}
+		if log.changes[1] != remote {
+			t.Errorf("remote change reached OnChanges as %+v, want %+v", log.changes[1], remote)
+		}
+		if c := log.changes[2]; c.UserID != "sam" || c.Action != store.Expire || c.Count != 1 || c.ExpiresAt != 0 {
+			t.Errorf("expiry change %+v, want sam expired, count 1, no expiry", c)
+		}
+	})
+}

@@ -23,10 +23,10 @@ func at(e ingest.Event, ts time.Time) ingest.Event {
 // changeLog is an OnChanges that keeps copies of the changes.
 type changeLog struct {
 	mu      sync.Mutex
-	changes []ingest.Change
+	changes []store.Change
 }
 
-func (l *changeLog) add(cs []ingest.Change) {
+func (l *changeLog) add(cs []store.Change) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.changes = append(l.changes, cs...)

@@ -25,9 +25,10 @@ type Options struct {
 	TTL func(reactionType string) time.Duration
 
 	// OnChanges, if set, is called by the writer goroutine after every applied batch
-	// (events and expiries) with the changes it made, in order. It must not block and
-	// must not keep the slice.
-	OnChanges func([]Change)
+	// (events and expiries) with the changes it made, in order, and by RemoteChanges
+	// with the changes other nodes made to a shared store: so it may run on two
+	// goroutines at once. It must not block and must not keep the slice.
+	OnChanges func([]store.Change)
 
 	// TombstoneTTL is how long the store is asked to remember the ts of a user who left
 	// a set (a tombstone, see store.Op.TS); default 24h. Every TombstoneTTL/24 (at most
@@ -38,15 +39,11 @@ type Options struct {
 	TombstoneTTL time.Duration
 }
 
-// Change is one applied change of a set: a member added, removed or expired.
-type Change struct {
-	ContentID    string       `json:"content_id"`
-	ReactionType string       `json:"reaction_type"`
-	UserID       string       `json:"user_id"`
-	Action       store.Action `json:"-"`
-	Count        int64        `json:"count"` // the set's size after the change
-	At           int64        `json:"at"`    // unix ms when it was applied
-}
+// Change is store.Change.
+//
+// Deprecated: use store.Change; this alias only keeps code written against
+// ingest.Change building.
+type Change = store.Change
 
 // emit hands the changes among ops to OnChanges.
 func (w *Writer) emit(ops []store.Op, out []store.Result, at int64) {
@@ -56,8 +53,8 @@ func (w *Writer) emit(ops []store.Op, out []store.Result, at int64) {
 	w.changes = w.changes[:0]
 	for i := range ops {
 		if out[i].Changed {
-			w.changes = append(w.changes, Change{ContentID: ops[i].ContentID, ReactionType: ops[i].ReactionType,
-				UserID: ops[i].UserID, Action: ops[i].Action, Count: out[i].Count, At: at})
+			w.changes = append(w.changes, store.Change{ContentID: ops[i].ContentID, ReactionType: ops[i].ReactionType,
+				UserID: ops[i].UserID, Action: ops[i].Action, Count: out[i].Count, At: at, ExpiresAt: out[i].Expiry})
 		}
 	}
 	if len(w.changes) > 0 {
@@ -136,7 +133,7 @@ type Writer struct {
 	stamped  bool                     // writer goroutine only: an event with a ts went to the store
 	expiries expiryHeap               // writer goroutine only: scheduled expiry checks
 	ttls     map[string]time.Duration // writer goroutine only: cache of opts.TTL
-	changes  []Change                 // writer goroutine only: buffer for OnChanges
+	changes  []store.Change           // writer goroutine only: buffer for OnChanges
 }
 
 // NewWriter returns a writer applying events to st. Its metrics are registered with reg
@@ -408,17 +405,24 @@ func (w *Writer) purgeTombstones(now time.Time) {
 	w.log.Debug("tombstones purged", "tombstones", n, "before", before)
 }
 
-// ScheduleExpiry makes the writer check, at expiresAt (unix ms), whether a membership
-// that another node added to a shared store has expired, as it does for its own: so a
-// membership with a TTL expires even if the node that added it is gone. It never
-// blocks; it returns false when too many are waiting (the membership then expires when
-// its own node checks it, or at the next start of any node).
-func (w *Writer) ScheduleExpiry(contentID, reactionType, userID string, expiresAt int64) bool {
-	select {
-	case w.remote <- expiry{at: expiresAt, content: contentID, reaction: reactionType, user: userID}:
-		return true
-	default:
-		return false
+// RemoteChanges takes the changes that other nodes applied to a shared store (a Redis
+// store's change feed): they reach OnChanges as the writer's own do, and the writer
+// checks the expiry of every membership they add with one, as it does for its own, so
+// that a membership with a TTL expires even if the node that added it is gone. It may
+// be called before Start and from any goroutine, and never blocks: when too many
+// expiry checks are waiting, the membership expires when its own node checks it, or
+// at the next start of any node.
+func (w *Writer) RemoteChanges(changes []store.Change) {
+	for i := range changes {
+		if c := &changes[i]; c.ExpiresAt > 0 && c.Action == store.Add {
+			select {
+			case w.remote <- expiry{at: c.ExpiresAt, content: c.ContentID, reaction: c.ReactionType, user: c.UserID}:
+			default:
+			}
+		}
+	}
+	if w.opts.OnChanges != nil {
+		w.opts.OnChanges(changes)
 	}
 }
 

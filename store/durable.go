@@ -52,9 +52,6 @@ var (
 	ErrCorrupt = errors.New("data directory is corrupt")
 	// ErrFormat is returned for a data directory written in an unknown format.
 	ErrFormat = errors.New("data directory has an unknown format version")
-	// ErrUnavailable is returned by Apply while the store cannot persist (for example
-	// the disk is full); nothing of the batch was applied.
-	ErrUnavailable = errors.New("store unavailable")
 )
 
 // DurableOptions configure a Durable store.

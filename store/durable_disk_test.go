@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/store"
 	"github.com/arina-dev/arina/store/storetest"
 )
@@ -19,7 +19,7 @@ import (
 // applying anything and reports unhealthy; once space is freed it accepts them again by
 // itself.
 func TestDurable_DiskFull(t *testing.T) {
-	dir := arinatest.MustTmpfs(t, "64m")
+	dir := testutil.MustTmpfs(t, "64m")
 	s, err := store.OpenDurable(store.DurableOptions{Dir: filepath.Join(dir, "data"), Sync: true, MinFreeBytes: 16 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +27,7 @@ func TestDurable_DiskFull(t *testing.T) {
 	defer s.Close()
 	storetest.MustApply(t, s, store.Op{ContentID: "c", ReactionType: "r", UserID: "before", Action: store.Add})
 
-	ballast := arinatest.FillDisk(t, dir, 8<<20) // below MinFreeBytes
+	ballast := testutil.FillDisk(t, dir, 8<<20) // below MinFreeBytes
 
 	op := []store.Op{{ContentID: "c", ReactionType: "r", UserID: "during", Action: store.Add}}
 	waitFor(t, 5*time.Second, func() bool { return !s.Healthy() })

@@ -11,6 +11,18 @@ var ErrNotFound = errors.New("not found")
 // ErrClosed is returned by a Store used after Close.
 var ErrClosed = errors.New("store closed")
 
+// ErrUnavailable is returned by Apply while the store cannot persist (for example
+// the disk is full, or Redis cannot be reached); nothing of the batch was applied.
+var ErrUnavailable = errors.New("store unavailable")
+
+// Durability modes: how the daemon keeps what the writer applied (store.durability in
+// the configuration). A Redis store has its own.
+const (
+	DurabilitySync  = "sync"  // the durable store fsyncs every batch before it is acknowledged
+	DurabilityAsync = "async" // the durable store fsyncs every sync interval
+	DurabilityNone  = "none"  // memory only
+)
+
 // Action says whether an Op adds a user to a set or removes one.
 type Action uint8
 
@@ -69,6 +81,19 @@ type Result struct {
 	// Stale: the Op was older than what the store remembered (see Op.TS) and changed
 	// nothing; Count, Expiry and PrevExpiry are then the current ones.
 	Stale bool
+}
+
+// Change is one applied change of a set: a member added, removed or expired. The
+// writer hands its own to ingest.Options.OnChanges; a Redis store receives other
+// nodes' from its change feed.
+type Change struct {
+	ContentID    string `json:"content_id"`
+	ReactionType string `json:"reaction_type"`
+	UserID       string `json:"user_id"`
+	Action       Action `json:"-"`
+	Count        int64  `json:"count"` // the set's size after the change
+	At           int64  `json:"at"`    // unix ms when it was applied (by another node: when it sent the batch)
+	ExpiresAt    int64  `json:"-"`     // the membership's expiry after the change (unix ms; 0: none)
 }
 
 // Membership is one (content, reaction) a user holds.

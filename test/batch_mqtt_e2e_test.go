@@ -10,6 +10,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 func batchItem(content, reaction, user, action string) string {
@@ -20,7 +21,7 @@ func batchItem(content, reaction, user, action string) string {
 // kitchen/batch, as NDJSON (mosquitto_pub, MQTT 3.1.1) and as a JSON array (paho, MQTT
 // 5); the PUBACK means every valid item is applied, in order.
 func TestMQTTBatch_Gateway(t *testing.T) {
-	bin := arinatest.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
+	bin := testutil.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
 	d := arinatest.Start(t)
 
 	var lines []string

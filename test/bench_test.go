@@ -9,14 +9,15 @@ import (
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/arina-dev/arina/internal/arinatest"
-	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
+	"github.com/arina-dev/arina/store"
 )
 
 // BenchmarkIngest_EndToEnd publishes events from several paho publishers to a real
 // embedded broker and measures until every event is applied (QoS 0: until the applied
 // counter reaches the total; QoS 1: until every PUBACK arrived, which means applied).
 func BenchmarkIngest_EndToEnd(b *testing.B) {
-	for _, mode := range []string{daemon.DurabilityNone, daemon.DurabilitySync} {
+	for _, mode := range []string{store.DurabilityNone, store.DurabilitySync} {
 		for _, qos := range []byte{0, 1} {
 			b.Run(fmt.Sprintf("store=%s/qos=%d/publishers=8", mode, qos), func(b *testing.B) {
 				benchIngest(b, mode, qos, 8)
@@ -73,7 +74,7 @@ func benchIngest(b *testing.B, mode string, qos byte, publishers int) {
 	wg.Wait()
 	total := float64(per * publishers)
 	if qos == 0 {
-		arinatest.WaitFor(b, time.Minute, func() error {
+		testutil.WaitFor(b, time.Minute, func() error {
 			if got := metric(b, d.HTTPURL, `arina_events_applied_total{source="mqtt"}`) - applied0; got < total {
 				return fmt.Errorf("applied %v of %v", got, total)
 			}

@@ -20,15 +20,17 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
-	"github.com/arina-dev/arina/broker"
+	"github.com/arina-dev/arina/bridge"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
+	"github.com/arina-dev/arina/store"
 )
 
 // bridgeTo makes the daemon take events from one upstream broker.
 func bridgeTo(addr, clientID string, topics ...string) func(*daemon.Options) {
 	return func(o *daemon.Options) {
-		o.Upstreams = []broker.Upstream{{
+		o.Upstreams = []bridge.Upstream{{
 			Name: "factory", URL: "tcp://" + addr, ClientID: clientID, Topics: topics,
 			MaxReconnectInterval: 500 * time.Millisecond,
 		}}
@@ -90,7 +92,7 @@ func readyz(tb testing.TB, baseURL string) (int, string, map[string]string) {
 // what is published after it subscribed.
 func waitBridgeUp(tb testing.TB, d *arinatest.Daemon) {
 	tb.Helper()
-	arinatest.WaitFor(tb, 10*time.Second, func() error {
+	testutil.WaitFor(tb, 10*time.Second, func() error {
 		if _, _, checks := readyz(tb, d.HTTPURL); checks["bridge:factory"] != "ok" {
 			return fmt.Errorf("bridge check %q", checks["bridge:factory"])
 		}
@@ -100,7 +102,7 @@ func waitBridgeUp(tb testing.TB, d *arinatest.Daemon) {
 
 func waitCount(tb testing.TB, baseURL, content, reaction string, want int64) {
 	tb.Helper()
-	arinatest.WaitFor(tb, 30*time.Second, func() error {
+	testutil.WaitFor(tb, 30*time.Second, func() error {
 		counts, _ := arinatest.Counts(tb, baseURL, content)
 		if got := counts[reaction]; got != want {
 			return fmt.Errorf("%s/%s count %d, want %d", content, reaction, got, want)
@@ -145,7 +147,7 @@ func TestBridge_MochiUpstream(t *testing.T) {
 	publishUntilAcked(t, pub, "site1/stove-3/other/active", "add badge-7")   // not subscribed
 	publishUntilAcked(t, pub, "site1/stove-3/events/active", "add badge-5")  // marks the end
 	waitCount(t, d.HTTPURL, "stove-3", "active", 5)                          // 0,2,3,4,5
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if got := metric(t, d.HTTPURL, `arina_bridge_messages_total{result="acked",upstream="factory"}`); got != 8 {
 			return fmt.Errorf("acked %v, want 8", got)
 		}
@@ -171,7 +173,7 @@ func TestBridge_MochiUpstream(t *testing.T) {
 // detail, but the node keeps answering (200, "degraded"); once the upstream comes up
 // the bridge connects by itself.
 func TestBridge_UpstreamDownIsDegradedNotUnready(t *testing.T) {
-	m := arinatest.StartMosquitto(t)
+	m := testutil.StartMosquitto(t)
 	// Kill, not Stop: StartMosquitto returns once mosquitto accepts TCP connections, which
 	// it does before its main loop starts, and mosquitto 2.0 sets its run flag only then:
 	// a SIGTERM in between is lost, and Stop waits for an exit that never comes (seen
@@ -183,7 +185,7 @@ func TestBridge_UpstreamDownIsDegradedNotUnready(t *testing.T) {
 		t.Fatalf("/readyz with the upstream down: %d %q %v, want 200 degraded bridge:factory down", code, status, checks)
 	}
 	m.Start()
-	arinatest.WaitFor(t, 15*time.Second, func() error {
+	testutil.WaitFor(t, 15*time.Second, func() error {
 		if code, status, _ := readyz(t, d.HTTPURL); code != http.StatusOK || status != "ready" {
 			return fmt.Errorf("/readyz %d %q", code, status)
 		}
@@ -199,14 +201,14 @@ func TestBridge_UpstreamDownIsDegradedNotUnready(t *testing.T) {
 // restarted mid-stream too (on its durable store, same bridge client id). Every event
 // the factory broker acknowledged is counted, exactly once.
 func TestBridge_NothingAckedIsLost(t *testing.T) {
-	m := arinatest.StartMosquitto(t)
+	m := testutil.StartMosquitto(t)
 	dir := t.TempDir()
 	start := func() *arinatest.Daemon {
-		return arinatest.Start(t, durable(dir, daemon.DurabilitySync),
+		return arinatest.Start(t, durable(dir, store.DurabilitySync),
 			bridgeTo(m.Addr, "arina-node1", "kitchen/{content}/{reaction}"))
 	}
 	d := start()
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if _, status, _ := readyz(t, d.HTTPURL); status != "ready" {
 			return fmt.Errorf("/readyz %q", status)
 		}
@@ -227,7 +229,7 @@ func TestBridge_NothingAckedIsLost(t *testing.T) {
 		}
 	}()
 	waitPublished := func(k int64) {
-		arinatest.WaitFor(t, 30*time.Second, func() error {
+		testutil.WaitFor(t, 30*time.Second, func() error {
 			if p := published.Load(); p < k {
 				return fmt.Errorf("%d published, waiting for %d", p, k)
 			}
@@ -257,7 +259,7 @@ func TestBridge_NothingAckedIsLost(t *testing.T) {
 // published on the factory's mosquitto reach the board in headless Chromium and the
 // retained count topic on Arina's broker.
 func TestBridge_WebPageFollowsFactoryBroker(t *testing.T) {
-	m := arinatest.StartMosquitto(t)
+	m := testutil.StartMosquitto(t)
 	d := arinatest.Start(t, withCounts, bridgeTo(m.Addr, "arina-node1", "site1/kitchen/{content}/{reaction}"))
 	waitBridgeUp(t, d)
 	// A dashboard follows the count topics. It subscribes before any count is
@@ -293,12 +295,12 @@ func TestBridge_WebPageFollowsFactoryBroker(t *testing.T) {
 // TestBridge_TLSUpstream: the bridge reaches a factory broker over ssl:// (mosquitto's
 // TLS listener with a certificate of the test CA), and refuses one it cannot verify.
 func TestBridge_TLSUpstream(t *testing.T) {
-	certs := arinatest.MakeCerts(t)
-	tlsPort := arinatest.FreePort(t)
-	m := arinatest.StartMosquitto(t, fmt.Sprintf("listener %d 127.0.0.1", tlsPort),
+	certs := testutil.MakeCerts(t)
+	tlsPort := testutil.FreePort(t)
+	m := testutil.StartMosquitto(t, fmt.Sprintf("listener %d 127.0.0.1", tlsPort),
 		"certfile "+certs.ServerCert, "keyfile "+certs.ServerKey)
 	tlsAddr := fmt.Sprintf("127.0.0.1:%d", tlsPort)
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		c, err := net.Dial("tcp", tlsAddr)
 		if err != nil {
 			return err
@@ -313,7 +315,7 @@ func TestBridge_TLSUpstream(t *testing.T) {
 	roots.AppendCertsFromPEM(pemCA)
 	upstream := func(tc *tls.Config) func(*daemon.Options) {
 		return func(o *daemon.Options) {
-			o.Upstreams = []broker.Upstream{{Name: "factory", URL: "ssl://" + tlsAddr, ClientID: "arina-tls",
+			o.Upstreams = []bridge.Upstream{{Name: "factory", URL: "ssl://" + tlsAddr, ClientID: "arina-tls",
 				Topics: []string{"site1/{content}/{reaction}"}, TLS: tc, MaxReconnectInterval: 500 * time.Millisecond}}
 		}
 	}

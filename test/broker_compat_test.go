@@ -42,6 +42,7 @@ import (
 	pkt311 "github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // compatTimeout bounds every wait for a packet, a message or a client shutdown.
@@ -136,7 +137,7 @@ func compatAwaitSync(tb testing.TB, syncs <-chan string, want string) {
 // reached any will of a departed client has already been queued to its subscribers.
 func compatClientsConnected(tb testing.TB, d *arinatest.Daemon, want int) {
 	tb.Helper()
-	arinatest.WaitFor(tb, compatTimeout, func() error {
+	testutil.WaitFor(tb, compatTimeout, func() error {
 		got, err := compatConnectedCount(d)
 		if err != nil {
 			return err
@@ -469,7 +470,7 @@ func compatIsPayload311(payload string) func(pahomqtt.Message) bool {
 // compatMosquitto runs mosquitto_sub or mosquitto_pub against addr and returns stdout.
 func compatMosquitto(tb testing.TB, addr, program string, args ...string) string {
 	tb.Helper()
-	path := arinatest.NeedProgram(tb, program, "mosquitto-clients")
+	path := testutil.NeedProgram(tb, program, "mosquitto-clients")
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		tb.Fatal(err)
@@ -519,7 +520,7 @@ func TestCompat_Retained(t *testing.T) {
 	})
 
 	t.Run("MosquittoClients", func(t *testing.T) {
-		arinatest.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
+		testutil.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
 		// paho publishes, mosquitto_sub (3.1.1 and 5) reads: retain flag set, QoS kept,
 		// and no message expiry attached (%E is empty).
 		pub := MustConnect311(t, d.MQTTAddr, "ret-pub-m")
@@ -545,7 +546,7 @@ func TestCompat_Retained(t *testing.T) {
 	})
 
 	t.Run("EmptyPayloadClears", func(t *testing.T) {
-		arinatest.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
+		testutil.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
 		pub := MustConnect311(t, d.MQTTAddr, "ret-pub-c")
 		compatPublish311(t, pub, "plant/line4/status", 2, true, "on")
 		sub := compatConnect311(t, d.MQTTAddr, "ret-sub-c", nil)
@@ -623,7 +624,7 @@ func TestCompat_Retained(t *testing.T) {
 		compatPublish5(t, pub, &paho.Publish{Topic: "plant/exp/long", QoS: 2, Retain: true, Payload: []byte("long")})
 
 		sub := compatConnect5(t, d.MQTTAddr, &paho.Connect{ClientID: "exp-sub", CleanStart: true}, nil)
-		arinatest.WaitFor(t, 5*time.Second, func() error {
+		testutil.WaitFor(t, 5*time.Second, func() error {
 			// Each SUBSCRIBE (retain handling 0) sends the retained messages again, before
 			// the marker published next.
 			compatSub5(t, sub, "plant/exp/#", 0) // QoS 0: no deliveries awaiting PUBACK while re-subscribing
@@ -1059,7 +1060,7 @@ func TestCompat_MQTT5Properties(t *testing.T) {
 
 		seen := map[string]int{}
 		per := make([]int, len(group))
-		arinatest.WaitFor(t, compatTimeout, func() error {
+		testutil.WaitFor(t, compatTimeout, func() error {
 			for i, c := range group {
 				for len(c.msgs) > 0 {
 					seen[string((<-c.msgs).Payload)]++
@@ -1542,7 +1543,7 @@ func TestCompat_WillProperties(t *testing.T) {
 	// (Properties.Pack packs them for PUBLISH only), so the dying client here is a
 	// mosquitto_sub, killed with SIGKILL.
 	t.Parallel()
-	path := arinatest.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
+	path := testutil.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
 	d := compatStart(t)
 	sub := compatConnect5(t, d.MQTTAddr, &paho.Connect{ClientID: "willprops-sub", CleanStart: true}, nil)
 	compatSub5(t, sub, "plant/line1/#", 1)

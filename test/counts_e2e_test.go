@@ -13,6 +13,8 @@ import (
 
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
+	"github.com/arina-dev/arina/store"
 )
 
 func withCounts(o *daemon.Options) {
@@ -44,7 +46,7 @@ func TestCountTopics(t *testing.T) {
 		}
 	}
 
-	bin := arinatest.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
+	bin := testutil.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
 	host, port, _ := strings.Cut(d.MQTTAddr, ":")
 	out, err := exec.Command(bin, "-h", host, "-p", port, "-t", "arina/counts/Stew", "-C", "1", "-W", "5", "-v").Output()
 	if err != nil {
@@ -66,15 +68,15 @@ func TestCountTopics(t *testing.T) {
 // restarted arina republishes every content's counts from its durable store.
 func TestCountTopics_AfterRestart(t *testing.T) {
 	dir := t.TempDir()
-	d := arinatest.Start(t, durable(dir, daemon.DurabilitySync), withCounts)
+	d := arinatest.Start(t, durable(dir, store.DurabilitySync), withCounts)
 	MustPublish(t, MustConnect311(t, d.MQTTAddr, "p1"), "kitchen/Soup/yum", 1, "add sam")
 	if err := d.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	d2 := arinatest.Start(t, durable(dir, daemon.DurabilitySync), withCounts)
+	d2 := arinatest.Start(t, durable(dir, store.DurabilitySync), withCounts)
 	// Subscribe only once the republish is done: mochi v2.7.9 scans retained messages
 	// for a new subscription without the lock their writers take (mochi-mqtt/server#200).
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if n := metric(t, d2.HTTPURL, "arina_mqtt_retained_messages"); n < 1 {
 			return fmt.Errorf("%v retained messages, want the republished count", n)
 		}
@@ -138,7 +140,7 @@ func TestCountTopics_PerReaction(t *testing.T) {
 		t.Fatalf("per-reaction messages after a change of yum only: %q, want only Stew/yum", seen)
 	}
 
-	bin := arinatest.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
+	bin := testutil.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
 	host, port, _ := strings.Cut(d.MQTTAddr, ":")
 	out, err := exec.Command(bin, "-h", host, "-p", port, "-t", "arina/counts/Stew/fire", "-C", "1", "-W", "5").Output()
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // Helpers in this file are prefixed with "crash" so they cannot collide with those of
@@ -592,7 +593,7 @@ func crashStart(t *testing.T, bin, dir string, extraEnv ...string) *crashProc {
 // mustReady polls GET /readyz until it answers 200.
 func (p *crashProc) mustReady(t *testing.T) {
 	t.Helper()
-	arinatest.WaitFor(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, func() error {
 		select {
 		case <-p.exited:
 			t.Fatalf("arina exited: %v\n%s", p.waitErr, p.stderr.tail())

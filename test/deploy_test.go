@@ -32,6 +32,8 @@ import (
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
+	"github.com/arina-dev/arina/store"
 )
 
 // deployDir is deploy/ seen from this package's directory (go test runs tests there).
@@ -276,7 +278,7 @@ func TestDeploy_SystemdUnit(t *testing.T) {
 		t.Errorf("TimeoutStopSec=%s, want more than ingest.shutdown_timeout (%v)", u.one("Service", "TimeoutStopSec"), stopAfter)
 	}
 
-	analyze := arinatest.NeedProgram(t, "systemd-analyze", "systemd")
+	analyze := testutil.NeedProgram(t, "systemd-analyze", "systemd")
 	bin := crashBuild(t)
 	unit := filepath.Join(t.TempDir(), "arina.service")
 	patched := strings.Replace(string(data), "ExecStart=/usr/local/bin/arina ", "ExecStart="+bin+" ", 1)
@@ -297,7 +299,7 @@ func TestDeploy_SystemdUnit(t *testing.T) {
 	}
 
 	// The user comes from deploy/arina.sysusers; --root keeps the dry run off /etc.
-	sysusers := arinatest.NeedProgram(t, "systemd-sysusers", "systemd")
+	sysusers := testutil.NeedProgram(t, "systemd-sysusers", "systemd")
 	abs, err := filepath.Abs(filepath.Join(deployDir, "arina.sysusers"))
 	if err != nil {
 		t.Fatal(err)
@@ -732,7 +734,7 @@ func TestDeploy_Compose(t *testing.T) {
 // TestDeploy_ComposeBroker: the Compose broker's configuration loads in a real
 // Mosquitto 2 and lets an anonymous client connect.
 func TestDeploy_ComposeBroker(t *testing.T) {
-	mosquitto := arinatest.NeedProgram(t, "mosquitto", "mosquitto")
+	mosquitto := testutil.NeedProgram(t, "mosquitto", "mosquitto")
 	conf := string(deployRead(t, "compose/mosquitto.conf"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -762,7 +764,7 @@ func TestDeploy_ComposeBroker(t *testing.T) {
 		_ = cmd.Process.Kill()
 		<-exited
 	})
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		select {
 		case err := <-exited:
 			exited <- err
@@ -1578,7 +1580,7 @@ func TestDeploy_GrafanaDashboard(t *testing.T) {
 	// expiry exports every series. It has the default, durable store (the engine's
 	// panels).
 	d := arinatest.Start(t, func(o *daemon.Options) {
-		o.Durability = daemon.DurabilitySync
+		o.Durability = store.DurabilitySync
 		o.Durable.Dir = t.TempDir()
 		o.Ingest.TTL = func(r string) time.Duration {
 			if r == "deploy_ttl" {
@@ -1602,7 +1604,7 @@ func TestDeploy_GrafanaDashboard(t *testing.T) {
 		}
 	}
 	var series map[string]map[string]bool
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		series = deployExportedSeries(t, d.HTTPURL)
 		var missing []string
 		for _, name := range deployMetricRef.FindAllString(all, -1) {

@@ -12,15 +12,17 @@ import (
 
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
+	"github.com/arina-dev/arina/store"
 )
 
 // TestDurable_DiskFull: while the data directory's disk is nearly full, nothing is
 // acknowledged: MQTT 5 gets a failure reason code, HTTP a 503, /readyz fails; when the
 // space returns, ingest resumes by itself.
 func TestDurable_DiskFull(t *testing.T) {
-	mnt := arinatest.MustTmpfs(t, "64m")
+	mnt := testutil.MustTmpfs(t, "64m")
 	d := arinatest.Start(t, func(o *daemon.Options) {
-		o.Durability = daemon.DurabilitySync
+		o.Durability = store.DurabilitySync
 		o.Durable.Dir = mnt + "/data"
 		o.Durable.MinFreeBytes = 16 << 20
 	})
@@ -44,8 +46,8 @@ func TestDurable_DiskFull(t *testing.T) {
 	if rc := pub("before"); rc != 0 {
 		t.Fatalf("publish before the disk filled: reason %#x", rc)
 	}
-	ballast := arinatest.FillDisk(t, mnt, 8<<20)
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	ballast := testutil.FillDisk(t, mnt, 8<<20)
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if code := ready(); code != http.StatusServiceUnavailable {
 			return fmt.Errorf("/readyz = %d, want 503 on a full disk", code)
 		}
@@ -64,7 +66,7 @@ func TestDurable_DiskFull(t *testing.T) {
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if code := ready(); code != http.StatusOK {
 			return fmt.Errorf("/readyz = %d after the disk was freed, want 200", code)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/store"
 )
 
 func durable(dir, mode string) func(*daemon.Options) {
@@ -47,7 +48,7 @@ func metric(tb testing.TB, baseURL, sample string) float64 {
 // acknowledged event survives a restart on the same directory.
 func TestDurable_PipelinedAcks(t *testing.T) {
 	dir := t.TempDir()
-	d := arinatest.Start(t, durable(dir, daemon.DurabilitySync))
+	d := arinatest.Start(t, durable(dir, store.DurabilitySync))
 	c := MustConnect311(t, d.MQTTAddr, "gateway-1")
 	const n = 500
 	toks := make([]pahomqtt.Token, n)
@@ -73,7 +74,7 @@ func TestDurable_PipelinedAcks(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d2 := arinatest.Start(t, durable(dir, daemon.DurabilitySync))
+	d2 := arinatest.Start(t, durable(dir, store.DurabilitySync))
 	got2, _ := arinatest.Counts(t, d2.HTTPURL, "Line")
 	if !maps.Equal(got, got2) {
 		t.Fatalf("after restart counts = %v, want %v", got2, got)

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -64,7 +65,7 @@ func TestIngest_QoS0(t *testing.T) {
 	for i := range 50 {
 		MustPublish(t, c, "kitchen/Soup/fire", 0, fmt.Sprintf("add u%d", i))
 	}
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		got, _ := arinatest.Counts(t, d.HTTPURL, "Soup")
 		if got["fire"] != 50 {
 			return fmt.Errorf("fire = %d, want 50", got["fire"])

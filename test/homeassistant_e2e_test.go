@@ -15,6 +15,8 @@ import (
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
+	"github.com/arina-dev/arina/store"
 )
 
 func withHomeAssistant(o *daemon.Options) {
@@ -210,7 +212,7 @@ func TestHomeAssistant_Discovery(t *testing.T) {
 	}
 
 	// A non-Go client arriving later gets the config retained.
-	bin := arinatest.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
+	bin := testutil.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
 	host, port, _ := strings.Cut(d.MQTTAddr, ":")
 	out, err := exec.Command(bin, "-h", host, "-p", port, "-t", topic, "-C", "1", "-W", "5").Output()
 	if err != nil {
@@ -236,15 +238,15 @@ func TestHomeAssistant_JSONStateWithoutPerReactionTopics(t *testing.T) {
 // durable store holds, without waiting for a change.
 func TestHomeAssistant_AtStart(t *testing.T) {
 	dir := t.TempDir()
-	d := arinatest.Start(t, durable(dir, daemon.DurabilitySync), withCounts)
+	d := arinatest.Start(t, durable(dir, store.DurabilitySync), withCounts)
 	MustPublish(t, MustConnect311(t, d.MQTTAddr, "p1"), "kitchen/Soup/yum", 1, "add sam")
 	if err := d.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	d2 := arinatest.Start(t, durable(dir, daemon.DurabilitySync), withCounts, withHomeAssistant)
-	bin := arinatest.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
+	d2 := arinatest.Start(t, durable(dir, store.DurabilitySync), withCounts, withHomeAssistant)
+	bin := testutil.NeedProgram(t, "mosquitto_sub", "mosquitto-clients")
 	host, port, _ := strings.Cut(d2.MQTTAddr, ":")
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		out, err := exec.Command(bin, "-h", host, "-p", port, "-t", "homeassistant/sensor/arina_Soup_yum/config", "-C", "1", "-W", "1").Output()
 		if err != nil {
 			return fmt.Errorf("mosquitto_sub: %v", err)

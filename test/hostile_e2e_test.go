@@ -48,6 +48,7 @@ import (
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/internal/tlsconf"
 )
 
@@ -172,7 +173,7 @@ type hostileEnv struct {
 	wsAddr string            // open's WebSocket listener
 
 	auth    *arinatest.Daemon // users file, tokens file, MQTT over TLS with client certificates
-	certs   *arinatest.Certs
+	certs   *testutil.Certs
 	tlsAddr string // auth's MQTT over TLS listener
 }
 
@@ -192,7 +193,7 @@ func hostileStart(tb testing.TB, opts ...func(*daemon.Options)) *arinatest.Daemo
 	tb.Helper()
 	d := arinatest.Start(tb, opts...)
 	tb.Cleanup(func() {
-		arinatest.WaitFor(tb, hostileTimeout, func() error {
+		testutil.WaitFor(tb, hostileTimeout, func() error {
 			if n := hostileSnapshot(tb, d)["arina_mqtt_clients_connected"]; n != 0 {
 				return fmt.Errorf("%v MQTT clients still connected", n)
 			}
@@ -252,7 +253,7 @@ func hostileCheckMetrics(t *testing.T, d *arinatest.Daemon, before map[string]fl
 		expected[s.sample] += s.delta
 	}
 	var after map[string]float64
-	arinatest.WaitFor(t, hostileTimeout, func() error {
+	testutil.WaitFor(t, hostileTimeout, func() error {
 		after = hostileSnapshot(t, d)
 		var short []string
 		for sample, delta := range expected {
@@ -322,7 +323,7 @@ func hostileSetup(t *testing.T) *hostileEnv {
 	e.v5 = ingestMustConnectV5(t, e.open.MQTTAddr, "hostile-v5")
 	e.v3 = MustConnect311(t, e.open.MQTTAddr, "hostile-v3")
 
-	e.certs = arinatest.MakeCerts(t)
+	e.certs = testutil.MakeCerts(t)
 	dir := t.TempDir()
 	var hashes []any
 	for _, pw := range []string{"pw-sensor", "pw-viewer"} {
@@ -594,7 +595,7 @@ func hostileWantClosed(t *testing.T, conn net.Conn) []byte {
 // combined output and exit error.
 func hostileMosquitto(t *testing.T, program, addr string, args ...string) (string, error) {
 	t.Helper()
-	bin := arinatest.NeedProgram(t, program, "mosquitto-clients")
+	bin := testutil.NeedProgram(t, program, "mosquitto-clients")
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
@@ -1138,7 +1139,7 @@ func hostileRows() []hostileRow {
 				// The listener accepts connections one after the other: once a later client
 				// has its CONNACK, the half-open one is being served.
 				MustConnect311(t, d.MQTTAddr, "hostile-after-idle").Disconnect(100)
-				arinatest.WaitFor(t, hostileTimeout, func() error {
+				testutil.WaitFor(t, hostileTimeout, func() error {
 					if n := hostileSnapshot(t, d)["arina_mqtt_clients_connected"]; n != 0 {
 						return fmt.Errorf("%v clients connected", n)
 					}

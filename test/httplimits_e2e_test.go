@@ -11,6 +11,7 @@ import (
 
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // TestHTTPLimits_Counted: the limits net/http enforces before any handler (header
@@ -47,7 +48,7 @@ func TestHTTPLimits_Counted(t *testing.T) {
 		t.Fatalf("oversized header: %v %v", resp, err)
 	}
 	conn.Close()
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if h := hits("header_size"); h != 1 {
 			return fmt.Errorf("header_size %v, want 1", h)
 		}
@@ -60,7 +61,7 @@ func TestHTTPLimits_Counted(t *testing.T) {
 	}
 	defer slow.Close()
 	fmt.Fprint(slow, "GET /healthz HTTP/1.1\r\nHost: x\r\n") // and nothing more
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if s := hits("slow_client"); s != 1 {
 			return fmt.Errorf("slow_client %v, want 1", s)
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/store"
 	"github.com/arina-dev/arina/store/storetest"
 )
@@ -114,7 +115,7 @@ func ingestStart(t *testing.T, opts ...func(*daemon.Options)) *arinatest.Daemon 
 		if !d.Broker.Running() {
 			return // the test closed the daemon itself
 		}
-		arinatest.WaitFor(t, 10*time.Second, func() error {
+		testutil.WaitFor(t, 10*time.Second, func() error {
 			if n := ingestMetric(t, d.HTTPURL, "arina_mqtt_clients_connected"); n != 0 {
 				return fmt.Errorf("%v MQTT clients still connected", n)
 			}
@@ -272,7 +273,7 @@ func ingestMosquittoPub(tb testing.TB, bin, addr string, args ...string) (string
 // TestMosquittoPub_DoneScenario drives the scenario with the real mosquitto_pub
 // binary and checks every HTTP answer: QoS 1 acks mean applied, so nothing is polled.
 func TestMosquittoPub_DoneScenario(t *testing.T) {
-	bin := arinatest.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
+	bin := testutil.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
 	d := ingestStart(t)
 
 	for _, m := range []struct{ topic, msg string }{
@@ -524,14 +525,14 @@ func TestIngest_Overload(t *testing.T) {
 
 	// A is taken by the writer, which is held in Apply; B fills the one-slot queue.
 	resA := held(ingestMustConnectV5(t, d.MQTTAddr, "ovl-v5-a"), "kitchen/Over/first", "add A")
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if n := st.entered.Load(); n < 1 {
 			return errors.New("the writer has not called Apply yet")
 		}
 		return nil
 	})
 	resB := held(ingestMustConnectV5(t, d.MQTTAddr, "ovl-v5-b"), "kitchen/Over/second", "add B")
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if n := d.Writer.QueueLen(); n != 1 {
 			return fmt.Errorf("queue length %d, want 1", n)
 		}
@@ -556,7 +557,7 @@ func TestIngest_Overload(t *testing.T) {
 		if _, err := c.Publish(context.Background(), &paho.Publish{Topic: "kitchen/Over/qos0", QoS: 0, Payload: []byte("add E")}); err != nil {
 			t.Fatalf("QoS 0 publish: %v", err)
 		}
-		arinatest.WaitFor(t, 5*time.Second, func() error {
+		testutil.WaitFor(t, 5*time.Second, func() error {
 			if got := overload(); got != 2 {
 				return fmt.Errorf("overload rejections = %v, want 2", got)
 			}
@@ -572,7 +573,7 @@ func TestIngest_Overload(t *testing.T) {
 	c311 := ingestConnect311(t, d.MQTTAddr, "ovl-311", pahomqtt.NewClientOptions().SetCleanSession(false).SetStore(ms).
 		SetConnectionLostHandler(func(_ pahomqtt.Client, err error) { lost <- err }))
 	tokD := c311.Publish("kitchen/Over/v311", 1, false, "add D")
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if got := overload(); got != 3 {
 			return fmt.Errorf("overload rejections = %v, want 3", got)
 		}
@@ -605,7 +606,7 @@ func TestIngest_Overload(t *testing.T) {
 	if tok := c311.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("reconnecting the 3.1.1 client: %v", tok.Error())
 	}
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if n := len(ms.All()); n != 0 {
 			return fmt.Errorf("3.1.1 client store still holds %d messages: the resend was not acked", n)
 		}
@@ -729,7 +730,7 @@ func testIngestDrain(t *testing.T, qos byte) {
 			}
 		})
 	}
-	arinatest.WaitFor(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, func() error {
 		for i := range numClients {
 			got := ackedN[i].Load()
 			if i < finishing && got != n {
@@ -824,7 +825,7 @@ func TestIngest_RelayAfterSubscribe(t *testing.T) {
 	// relaying "add Kept". Its own relay may trail it, so the subscriber below does
 	// not subscribe to its topic.
 	MustPublish(t, pub, "kitchen/Barrier/fire", 1, "add Sync")
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if got, _ := arinatest.Counts(t, d.HTTPURL, "Soup"); got["fire"] != 3 {
 			return fmt.Errorf("counts %v, want fire 3", got)
 		}
@@ -860,7 +861,7 @@ func TestIngest_RelayAfterSubscribe(t *testing.T) {
 	}
 	// A QoS 0 event is relayed as it is received, before the writer applies it (and a
 	// count query does not wait for the writer's batch): wait for it.
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if got, _ := arinatest.Counts(t, d.HTTPURL, "Soup"); !maps.Equal(got, map[string]int64{"fire": 3, "heart": 2}) {
 			return fmt.Errorf("counts %v, want fire 3 and heart 2", got)
 		}
@@ -1001,7 +1002,7 @@ func TestIngest_Will(t *testing.T) {
 		MustPublish(t, c, topic, 1, "add valve7")
 		ingestMustCounts(t, d.HTTPURL, "range-2", map[string]int64{"gas_on": 1})
 		cut()
-		arinatest.WaitFor(t, 10*time.Second, func() error {
+		testutil.WaitFor(t, 10*time.Second, func() error {
 			if got, _ := arinatest.Counts(t, d.HTTPURL, "range-2"); got["gas_on"] != 0 {
 				return fmt.Errorf("gas_on = %d, want 0 after the will", got["gas_on"])
 			}
@@ -1022,7 +1023,7 @@ func TestIngest_Will(t *testing.T) {
 		c.Disconnect(250)
 		// mochi sends a will, if any, before it counts the client as gone; the
 		// sentinel's QoS 1 event is then queued behind the will's event.
-		arinatest.WaitFor(t, 10*time.Second, func() error {
+		testutil.WaitFor(t, 10*time.Second, func() error {
 			if got := connected(t, d); got != 1 {
 				return fmt.Errorf("clients connected = %v, want 1", got)
 			}
@@ -1045,7 +1046,7 @@ func TestIngest_Will(t *testing.T) {
 		if got := ingestMemCounts(t, st.mem, "range-2"); !maps.Equal(got, map[string]int64{"gas_on": 1}) {
 			t.Errorf("after shutdown range-2 = %v, want gas_on 1: a will caused by Arina's own shutdown was ingested", got)
 		}
-		arinatest.WaitFor(t, 10*time.Second, func() error {
+		testutil.WaitFor(t, 10*time.Second, func() error {
 			if c.IsConnectionOpen() {
 				return errors.New("paho has not noticed the shutdown yet")
 			}

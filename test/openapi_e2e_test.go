@@ -14,6 +14,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // TestOpenAPI_Daemon checks the answers of a whole daemon (broker, writer, store,
@@ -22,7 +23,7 @@ import (
 // and error of the API package; this checks the daemon's own wiring (its readiness
 // checks, its metrics, what MQTT ingest leaves behind) against the same document.
 func TestOpenAPI_Daemon(t *testing.T) {
-	pub := arinatest.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
+	pub := testutil.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
 	d := arinatest.Start(t)
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()

@@ -43,6 +43,7 @@ import (
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // packetFuzzSeedEnv overrides the fixed seed of TestPacketFuzz_RunningDaemon.
@@ -557,7 +558,7 @@ func TestPacketFuzz_RunningDaemon(t *testing.T) {
 	if n := good.acked.Load(); n < 10 {
 		t.Fatalf("the well-behaved client had only %d publishes acknowledged in %v", n, duration)
 	}
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if got, want := relayed.Load(), good.acked.Load(); got < want {
 			return fmt.Errorf("the observer received %d of the %d acknowledged messages", got, want)
 		}

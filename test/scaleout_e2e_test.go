@@ -13,9 +13,10 @@ import (
 
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/arina-dev/arina/broker"
+	"github.com/arina-dev/arina/bridge"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/store"
 	"github.com/arina-dev/arina/store/redis"
 	"github.com/arina-dev/arina/store/redis/redistest"
@@ -104,7 +105,7 @@ func TestScaleOut_TwoNodesOnRedis(t *testing.T) {
 	go scalePublish(a, "a", perNode, &acked, errs)
 	go scalePublish(b, "b", perNode, &acked, errs)
 	waitAcked := func(k int64) {
-		arinatest.WaitFor(t, 60*time.Second, func() error {
+		testutil.WaitFor(t, 60*time.Second, func() error {
 			if got := acked.Load(); got < k {
 				return fmt.Errorf("%d acknowledged, waiting for %d", got, k)
 			}
@@ -117,7 +118,7 @@ func TestScaleOut_TwoNodesOnRedis(t *testing.T) {
 	a.start()
 	waitAcked(perNode)
 	rs.Kill() // Redis dies mid-stream: nodes refuse (no PUBACK) until it is back
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if code, _, _ := readyz(t, b.current().url); code == 200 {
 			return fmt.Errorf("node b still ready with Redis down")
 		}
@@ -152,11 +153,11 @@ func TestScaleOut_TwoNodesOnRedis(t *testing.T) {
 // exactly once, as both nodes answer.
 func TestScaleOut_SharedSubscription(t *testing.T) {
 	rs := redistest.Start(t)
-	m := arinatest.StartMosquitto(t)
+	m := testutil.StartMosquitto(t)
 	node := func(id string) *arinatest.Daemon {
 		return arinatest.Start(t, func(o *daemon.Options) {
 			o.Redis = &redis.Options{Addrs: []string{rs.Addr()}}
-			o.Upstreams = []broker.Upstream{{Name: "factory", URL: "tcp://" + m.Addr, ClientID: id,
+			o.Upstreams = []bridge.Upstream{{Name: "factory", URL: "tcp://" + m.Addr, ClientID: id,
 				Topics: []string{"plant/{content}/{reaction}"}, ShareGroup: "arina", MaxReconnectInterval: 500 * time.Millisecond}}
 		})
 	}
@@ -175,7 +176,7 @@ func TestScaleOut_SharedSubscription(t *testing.T) {
 	// A node counts a message acknowledged after its event is in Redis, so the counts
 	// can be complete before the last message's node has counted it.
 	per := make([]float64, len(nodes))
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		var total float64
 		for i, d := range nodes {
 			per[i] = metric(t, d.HTTPURL, `arina_bridge_messages_total{result="acked",upstream="factory"}`)
@@ -257,7 +258,7 @@ func TestScaleOut_NodeStartsBeforeRedis(t *testing.T) {
 	}
 
 	rs.Restart()
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if code, status, _ := readyz(t, d.HTTPURL); code != http.StatusOK {
 			return fmt.Errorf("/readyz %d %q", code, status)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // TestTTL_DoneScenario: with reactions [{type: active, ttl: 2s}], `add sam` on
@@ -51,7 +52,7 @@ func TestTTL_DoneScenario(t *testing.T) {
 		t.Fatalf("sam refreshed %v, expires %v; want refreshed now and expiring 2s later", m.RefreshedAt, m.ExpiresAt)
 	}
 
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if got, _ := arinatest.Counts(t, d.HTTPURL, "stove-3"); got["active"] != 0 {
 			return fmt.Errorf("active = %d, want 0 once the TTL passed", got["active"])
 		}
@@ -62,7 +63,7 @@ func TestTTL_DoneScenario(t *testing.T) {
 	}
 	// The writer counts an expiry after the store applied it, and a count query does
 	// not wait for that: the count may show 0 before the metric moves.
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if got := metric(t, d.HTTPURL, `arina_memberships_expired_total{reaction="active"}`); got != 1 {
 			return fmt.Errorf("arina_memberships_expired_total{reaction=\"active\"} = %v, want 1", got)
 		}

@@ -14,12 +14,13 @@ import (
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // mustBrowser starts a headless Debian Chromium for the test and returns its context.
 func mustBrowser(t *testing.T) context.Context {
 	t.Helper()
-	bin := arinatest.NeedProgram(t, "chromium", "chromium")
+	bin := testutil.NeedProgram(t, "chromium", "chromium")
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin),
 		chromedp.Headless,
@@ -78,7 +79,7 @@ func openBoard(t *testing.T, baseURL, visible string) *board {
 // wait polls the JS expression until it evaluates to want.
 func (b *board) wait(expr, want string) {
 	b.t.Helper()
-	arinatest.WaitFor(b.t, 10*time.Second, func() error {
+	testutil.WaitFor(b.t, 10*time.Second, func() error {
 		if got := pageText(b.t, b.ctx, expr); got != want {
 			return fmt.Errorf("%s = %q, want %q", expr, got, want)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/arina-dev/arina/history"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // TestWeb_SparklineLatencyUnderLoad measures the page latency target (PUBACK
@@ -74,7 +75,7 @@ func TestWeb_SparklineLatencyUnderLoad(t *testing.T) {
 		before := pageText(t, b.ctx, points)
 		MustPublish(t, pub, "kitchen/probe/fire", 1, fmt.Sprint("add p", i)) // returns on the PUBACK
 		acked := time.Now()
-		arinatest.WaitFor(t, 20*time.Second, func() error {
+		testutil.WaitFor(t, 20*time.Second, func() error {
 			if got := pageText(t, b.ctx, points); got == before || got == "none" {
 				return fmt.Errorf("probe points %s, was %s", got, before)
 			}

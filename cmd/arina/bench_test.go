@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // benchContents lists every content id of the daemon's store, through its API.
@@ -102,7 +102,7 @@ func TestRun_BenchStoreCheck(t *testing.T) {
 			t.Fatalf("bench --broker without --http = %v, want a refusal naming --http", err)
 		}
 		// An API that does not answer.
-		closed := arinatest.FreePort(t)
+		closed := testutil.FreePort(t)
 		_, err := bench("--broker", addr, "--http", net.JoinHostPort("127.0.0.1", strconv.Itoa(closed)))
 		if !errors.Is(err, errStoreCheck) || !strings.Contains(err.Error(), "cannot ask") {
 			t.Fatalf("bench with an API that does not answer = %v, want a refusal", err)

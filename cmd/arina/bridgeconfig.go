@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/arina-dev/arina/broker"
+	"github.com/arina-dev/arina/bridge"
 )
 
 // BridgeConfig is the bridge section: remote brokers to take events from.
@@ -69,8 +69,8 @@ func (t ClientTLS) config() (*tls.Config, error) {
 }
 
 // upstreams converts and checks the bridge section.
-func (b BridgeConfig) upstreams() ([]broker.Upstream, error) {
-	var ups []broker.Upstream
+func (b BridgeConfig) upstreams() ([]bridge.Upstream, error) {
+	var ups []bridge.Upstream
 	var errs []error
 	for i, u := range b.Upstreams {
 		tc, err := u.TLS.config()
@@ -85,12 +85,12 @@ func (b BridgeConfig) upstreams() ([]broker.Upstream, error) {
 			}
 			clientID = strings.ReplaceAll(clientID, "{hostname}", host)
 		}
-		ups = append(ups, broker.Upstream{
+		ups = append(ups, bridge.Upstream{
 			Name: u.Name, URL: u.URL, ClientID: clientID, Username: u.Username, Password: u.Password,
 			TLS: tc, Topics: u.Topics, ShareGroup: u.ShareGroup, MaxReconnectInterval: u.MaxReconnectInterval,
 		})
 	}
-	if err := broker.CheckUpstreams(ups); err != nil {
+	if err := bridge.CheckUpstreams(ups); err != nil {
 		errs = append(errs, err)
 	}
 	return ups, errors.Join(errs...)

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arina-dev/arina/broker"
-	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/bridge"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // TestDaemonOptions_FromConfig: what the file says reaches the parts: count topics,
@@ -47,7 +47,7 @@ bridge:
 	if o.MQTT.CountsPrefix != "plant/counts" || o.MQTT.CountsInterval != time.Second || o.MQTT.MaxBatchPayload != 2048 {
 		t.Errorf("mqtt options %+v, want counts plant/counts every 1s and batch limit 2048", o.MQTT)
 	}
-	want := broker.Upstream{Name: "factory", URL: "tcp://10.0.0.5:1883", ClientID: "arina-node1-factory",
+	want := bridge.Upstream{Name: "factory", URL: "tcp://10.0.0.5:1883", ClientID: "arina-node1-factory",
 		Username: "arina", Password: "secret", Topics: []string{"site1/{content}/{reaction}", "site2/+/{content}/{reaction}"},
 		ShareGroup: "arina", MaxReconnectInterval: 5 * time.Second}
 	if len(o.Upstreams) != 1 || !reflect.DeepEqual(o.Upstreams[0], want) {
@@ -81,7 +81,7 @@ bridge:
 	}
 	path = MustWriteConfig(t, broken)
 	_, err := loadConfig(MustFlags(t, mapEnv(nil), "serve", "--config", path), mapEnv(nil))
-	if !errors.Is(err, broker.ErrInvalidUpstream) {
+	if !errors.Is(err, bridge.ErrInvalidUpstream) {
 		t.Fatalf("loadConfig = %v, want ErrInvalidUpstream", err)
 	}
 	for _, want := range []string{"upstreams[0]", "client_id is required", "scheme", "{content}", "ca_file", `name "factory" is used twice`} {
@@ -130,7 +130,7 @@ func TestServe_SIGHUPDoesNotStop(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if !strings.Contains(s.Stderr.String(), "reloaded") {
 			return errors.New(`no "reloaded" log line yet`)
 		}

@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/auth"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // The secured site of these tests: a users file, a tokens file, and TLS on every
@@ -41,7 +41,7 @@ const secureUsers = `users:
 // secureSite is a daemon with authentication and TLS, and the files a client needs.
 type secureSite struct {
 	*served
-	certs                     *arinatest.Certs
+	certs                     *testutil.Certs
 	tlsAddr, wsAddr, wssAddr  string
 	passwordFile, wrongPWFile string
 	env                       map[string]string // the daemon's environment
@@ -52,7 +52,7 @@ var startedExtra = regexp.MustCompile(`mqtt_(tls|ws|wss)=(\S+)`)
 
 func startSecureSite(tb testing.TB) *secureSite {
 	tb.Helper()
-	s := &secureSite{certs: arinatest.MakeCerts(tb)}
+	s := &secureSite{certs: testutil.MakeCerts(tb)}
 	dir := tb.TempDir()
 	h, err := bcrypt.GenerateFromPassword([]byte(securePassword), bcrypt.MinCost)
 	if err != nil {
@@ -310,7 +310,7 @@ func TestRun_APISecured(t *testing.T) {
 			done <- run(ctx, []string{"watch", "--server", https, "--cafile", s.certs.CAFile, "Stew"}, &out, &out, mapEnv(read))
 		}()
 		defer func() { cancel(); <-done }()
-		arinatest.WaitFor(t, 10*time.Second, func() error {
+		testutil.WaitFor(t, 10*time.Second, func() error {
 			if !strings.Contains(out.String(), "Stew\tfire\t1\n-- live --") {
 				return errNotLive
 			}
@@ -401,7 +401,7 @@ func TestRun_BenchSecured(t *testing.T) {
 // options mean what mosquitto_pub's do.
 func TestRun_PubAgreesWithMosquittoPub(t *testing.T) {
 	t.Parallel()
-	bin := arinatest.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
+	bin := testutil.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
 	s := startSecureSite(t)
 	hostPort := func(addr string) []string {
 		host, port, err := net.SplitHostPort(addr)

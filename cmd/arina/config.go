@@ -147,7 +147,7 @@ func DefaultConfig() Config {
 			EnqueueTimeout: ingest.DefaultEnqueueTimeout, ShutdownTimeout: 30 * time.Second,
 		},
 		Store: StoreConfig{Backend: BackendEmbedded, Redis: RedisConfig{Addrs: []string{}, Mode: "single", KeyPrefix: "arina:"},
-			DataDir: "./data", Durability: daemon.DurabilitySync, SyncInterval: 100 * time.Millisecond, MinFreeBytes: 64 << 20,
+			DataDir: "./data", Durability: store.DurabilitySync, SyncInterval: 100 * time.Millisecond, MinFreeBytes: 64 << 20,
 			TombstoneTTL: 24 * time.Hour},
 		Memory:  MemoryConfig{Limit: MemoryLimitAuto},
 		Log:     LogConfig{Level: "info", Format: "text"},
@@ -261,11 +261,11 @@ func (c *Config) Validate() error {
 		bad("ingest.shutdown_timeout", c.Ingest.ShutdownTimeout, fmt.Errorf("%w: want 1s to 1h", ErrOutOfRange))
 	}
 	switch c.Store.Durability {
-	case daemon.DurabilitySync, daemon.DurabilityAsync:
+	case store.DurabilitySync, store.DurabilityAsync:
 		if c.Store.DataDir == "" {
 			bad("store.data_dir", c.Store.DataDir, fmt.Errorf("%w: a directory is required unless store.durability is none", ErrOutOfRange))
 		}
-	case daemon.DurabilityNone:
+	case store.DurabilityNone:
 	default:
 		bad("store.durability", c.Store.Durability, fmt.Errorf("%w: sync, async, none", ErrInvalidChoice))
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // TestServe_DebugLogAcceptedQoS1 checks what log.level debug says about accepted QoS 1
@@ -18,7 +18,7 @@ import (
 // accepted event. A publish really refused (a malformed payload) is still logged as such.
 func TestServe_DebugLogAcceptedQoS1(t *testing.T) {
 	t.Parallel()
-	mosquittoPub := arinatest.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
+	mosquittoPub := testutil.NeedProgram(t, "mosquitto_pub", "mosquitto-clients")
 	s := MustServe(t, map[string]string{
 		"ARINA_MQTT_LISTEN":      "127.0.0.1:0",
 		"ARINA_HTTP_LISTEN":      "127.0.0.1:0",
@@ -46,7 +46,7 @@ func TestServe_DebugLogAcceptedQoS1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("mosquitto_pub = %q, %v", out, err)
 	}
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if !strings.Contains(s.Stderr.String(), "bad-sensor") {
 			return fmt.Errorf("no log line for the malformed event yet")
 		}

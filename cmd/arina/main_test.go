@@ -20,7 +20,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -104,7 +104,7 @@ func MustServe(tb testing.TB, env map[string]string, args ...string) *served {
 			tb.Errorf("arina %q did not stop within 30s after cancel; log:\n%s", args, s.Stderr)
 		}
 	})
-	arinatest.WaitFor(tb, 10*time.Second, func() error {
+	testutil.WaitFor(tb, 10*time.Second, func() error {
 		select {
 		case err := <-s.done:
 			s.done <- err // for Stop and the cleanup
@@ -326,7 +326,7 @@ func TestRun_Serve(t *testing.T) {
 		if want := "add Kim on " + prefix + "/Stew/fire: sent (QoS 0, not acknowledged)\n"; err != nil || stdout != want {
 			t.Fatalf("pub --qos 0 = %q, %v; want %q", stdout, err, want)
 		}
-		arinatest.WaitFor(t, 10*time.Second, func() error {
+		testutil.WaitFor(t, 10*time.Second, func() error {
 			if got, err := counts("Stew"); err != nil || got != "fire\t2\n" {
 				return fmt.Errorf("counts Stew = %q, %v; want fire 2", got, err)
 			}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // TestRun_Watch: `arina watch CONTENT` prints the snapshot, then a line per change of
@@ -33,7 +33,7 @@ func TestRun_Watch(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"watch", "--server", s.HTTPAddr, "Stew"}, &out, &out, mapEnv(nil)) }()
 	defer func() { cancel(); <-done }()
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if !strings.Contains(out.String(), "-- live --") {
 			return errNotLive
 		}
@@ -41,7 +41,7 @@ func TestRun_Watch(t *testing.T) {
 	})
 	pub("Soup", "ann") // not watched
 	pub("Stew", "ann")
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if !strings.Contains(out.String(), "Stew\tfire\t2\tadd ann") {
 			return errNotLive
 		}

@@ -1,5 +1,7 @@
-// Package arinatest starts a whole Arina daemon on loopback for end-to-end tests, and
-// holds the helpers those tests share.
+// Package arinatest starts a whole Arina daemon on loopback for end-to-end tests and
+// reads its HTTP API. Helpers that need no daemon (waiting, certificates, ports,
+// programs such as mosquitto, tmpfs) are in internal/testutil, so that tests of
+// lower packages do not compile the whole daemon.
 package arinatest
 
 import (
@@ -10,8 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // Daemon is a running daemon and the addresses it is bound to.
@@ -81,44 +82,59 @@ func (w *testWriter) stop() {
 	w.mu.Unlock()
 }
 
-// WaitFor calls fn until it returns nil, failing the test with fn's last error if that
-// does not happen within timeout.
+// WaitFor is testutil.WaitFor.
+//
+// Deprecated: use testutil.WaitFor.
 func WaitFor(tb testing.TB, timeout time.Duration, fn func() error) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	interval := time.Millisecond
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-		interval = min(interval*2, 50*time.Millisecond)
-	}
+	testutil.WaitFor(tb, timeout, fn)
 }
 
-// RequireToolsEnv is the environment variable that turns skips for missing programs
-// into failures; .ci/run sets it.
-const RequireToolsEnv = "ARINA_REQUIRE_TOOLS"
+// RequireToolsEnv is testutil.RequireToolsEnv.
+//
+// Deprecated: use testutil.RequireToolsEnv.
+const RequireToolsEnv = testutil.RequireToolsEnv
 
-// NeedProgram returns the path of an external program the test needs. When it is not
-// installed the test is skipped with a message saying how to install it, or fails when
-// ARINA_REQUIRE_TOOLS is set.
+// NeedProgram is testutil.NeedProgram.
+//
+// Deprecated: use testutil.NeedProgram.
 func NeedProgram(tb testing.TB, name, debianPackage string) string {
 	tb.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	msg := fmt.Sprintf("%s not installed (apt-get install %s)", name, debianPackage)
-	if os.Getenv(RequireToolsEnv) != "" {
-		tb.Fatalf("%s, and %s is set", msg, RequireToolsEnv)
-	}
-	tb.Skip(msg)
-	return ""
+	return testutil.NeedProgram(tb, name, debianPackage)
+}
+
+// FreePort is testutil.FreePort.
+//
+// Deprecated: use testutil.FreePort.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	return testutil.FreePort(tb)
+}
+
+// Certs is testutil.Certs.
+//
+// Deprecated: use testutil.Certs.
+type Certs = testutil.Certs
+
+// MakeCerts is testutil.MakeCerts.
+//
+// Deprecated: use testutil.MakeCerts.
+func MakeCerts(tb testing.TB) *Certs {
+	tb.Helper()
+	return testutil.MakeCerts(tb)
+}
+
+// Mosquitto is testutil.Mosquitto.
+//
+// Deprecated: use testutil.Mosquitto.
+type Mosquitto = testutil.Mosquitto
+
+// StartMosquitto is testutil.StartMosquitto.
+//
+// Deprecated: use testutil.StartMosquitto.
+func StartMosquitto(tb testing.TB, extraConf ...string) *Mosquitto {
+	tb.Helper()
+	return testutil.StartMosquitto(tb, extraConf...)
 }
 
 // Counts fetches the seed's count route for content and returns its reaction_count

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/arina-dev/arina/api"
+	"github.com/arina-dev/arina/bridge"
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/feed"
 	"github.com/arina-dev/arina/history"
@@ -38,13 +39,13 @@ type Options struct {
 	Store store.Store
 
 	// Upstreams are remote brokers to take events from (the bridge); none by default.
-	Upstreams []broker.Upstream
+	Upstreams []bridge.Upstream
 
 	// Reloaders re-read files on Reload (SIGHUP): users, tokens, certificates.
 	Reloaders []func() error
 
 	// Redis, if set, makes the store a Redis one shared by several nodes (Durability
-	// and Durable are then not used). Its OnRemoteChange and Logger are set by Start.
+	// and Durable are then not used). Its Logger and StartUnreachable are set by Start.
 	Redis *redis.Options
 
 	// MemoryLimit is the Go runtime's soft memory limit in bytes (0: none), which the
@@ -72,78 +73,48 @@ type Build struct {
 	Modified  bool // built from a checkout with uncommitted changes
 }
 
-// Durability modes.
-const (
-	DurabilitySync  = "sync"
-	DurabilityAsync = "async"
-	DurabilityNone  = "none"
-)
-
-// openStore opens the store opts name. writer returns the writer once it has started
-// (nil before); reached is set once a Redis store that Open could not reach answers.
-func openStore(opts Options, logger *slog.Logger, hub *feed.Hub, reg prometheus.Registerer, writer func() *ingest.Writer, reached *atomic.Bool) (store.Store, func() bool, error) {
+// openStore opens the store opts name; a Redis one is also returned as such, for Start
+// to connect it to the writer.
+func openStore(opts Options, logger *slog.Logger, reg prometheus.Registerer) (store.Store, func() bool, *redis.Store, error) {
 	if opts.Store != nil {
-		return opts.Store, func() bool { return true }, nil
+		return opts.Store, func() bool { return true }, nil, nil
 	}
 	if opts.Redis != nil {
 		ro := *opts.Redis
 		ro.Logger = logger
 		// A node may start before Redis (a whole site powering up): it waits, not
-		// ready, instead of exiting. The writer could not read the memberships with
-		// an expiry at its start, so it reads them once Redis answers.
+		// ready, instead of exiting.
 		ro.StartUnreachable = true
-		ro.OnReachable = func() {
-			reached.Store(true)
-			if w := writer(); w != nil {
-				w.ReloadExpiries()
-			}
-		}
-		// Changes applied by other nodes reach this node's change stream and count
-		// topics as its own do.
-		ro.OnRemoteChange = func(rcs []redis.Change) {
-			cs := make([]ingest.Change, len(rcs))
-			w := writer()
-			for i, c := range rcs {
-				cs[i] = ingest.Change{ContentID: c.ContentID, ReactionType: c.ReactionType, UserID: c.UserID,
-					Action: c.Action, Count: c.Count, At: c.At}
-				// This node's writer checks the expiry too, so a membership expires
-				// even if the node that added it is gone.
-				if c.ExpiresAt > 0 && c.Action == store.Add && w != nil {
-					w.ScheduleExpiry(c.ContentID, c.ReactionType, c.UserID, c.ExpiresAt)
-				}
-			}
-			hub.Publish(cs)
-		}
 		redis.SetLibraryLogger(logger)
 		rs, err := redis.Open(context.Background(), ro)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if err := reg.Register(rs); err != nil {
-			return nil, nil, errors.Join(fmt.Errorf("registering redis metrics: %w", err), rs.Close())
+			return nil, nil, nil, errors.Join(fmt.Errorf("registering redis metrics: %w", err), rs.Close())
 		}
-		return rs, rs.Healthy, nil
+		return rs, rs.Healthy, rs, nil
 	}
 	switch opts.Durability {
-	case DurabilitySync, DurabilityAsync:
+	case store.DurabilitySync, store.DurabilityAsync:
 		do := opts.Durable
-		do.Sync = opts.Durability == DurabilitySync
+		do.Sync = opts.Durability == store.DurabilitySync
 		if mt, cache := PebbleSizes(opts.MemoryLimit); do.MemTableSize == 0 && do.CacheSize == 0 {
 			do.MemTableSize, do.CacheSize = mt, cache
 		}
 		do.Logger = logger
 		d, err := store.OpenDurable(do)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if err := reg.Register(d); err != nil {
-			return nil, nil, errors.Join(fmt.Errorf("registering store metrics: %w", err), d.Close())
+			return nil, nil, nil, errors.Join(fmt.Errorf("registering store metrics: %w", err), d.Close())
 		}
-		return d, d.Healthy, nil
-	case DurabilityNone, "":
-		return store.NewMemory(), func() bool { return true }, nil
+		return d, d.Healthy, nil, nil
+	case store.DurabilityNone, "":
+		return store.NewMemory(), func() bool { return true }, nil, nil
 	}
-	return nil, nil, fmt.Errorf("store: unknown durability %q", opts.Durability)
+	return nil, nil, nil, fmt.Errorf("store: unknown durability %q", opts.Durability)
 }
 
 // Daemon is a running Arina.
@@ -154,7 +125,7 @@ type Daemon struct {
 	API      *api.Server
 	Registry *prometheus.Registry
 	Feed     *feed.Hub
-	Bridge   *broker.Bridge   // nil without upstreams
+	Bridge   *bridge.Bridge   // nil without upstreams
 	History  *history.History // nil with NoHistory
 
 	log       *slog.Logger
@@ -199,9 +170,8 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 		}
 		d.History.Start(d.Feed)
 	}
-	var writer atomic.Pointer[ingest.Writer] // for remote expiries, once it exists
-	var reached atomic.Bool                  // a store unreachable at Open answered
-	if d.Store, storeOK, err = openStore(opts, logger.With("component", "store"), d.Feed, reg, writer.Load, &reached); err != nil {
+	var rs *redis.Store // the store, if a Redis one
+	if d.Store, storeOK, rs, err = openStore(opts, logger.With("component", "store"), reg); err != nil {
 		return d, err
 	}
 	memoryOK, err := registerMemory(reg, opts.MemoryLimit)
@@ -213,13 +183,18 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	if d.Writer, err = ingest.NewWriter(d.Store, ingestOpts, logger.With("component", "ingest"), reg); err != nil {
 		return d, err
 	}
-	d.Writer.Start()
-	writer.Store(d.Writer)
-	if reached.Load() {
-		// Redis answered while the writer started: OnReachable may have found no
-		// writer yet. (A second reload only schedules some checks twice.)
-		d.Writer.ReloadExpiries()
+	if rs != nil {
+		// The writer could not read the memberships with an expiry at its start if
+		// Redis did not answer then: it reads them once Redis answers.
+		rs.OnReachable(d.Writer.ReloadExpiries)
+		// Changes applied by other nodes reach this node's change stream and count
+		// topics as its own do, and its writer checks their expiries too. Subscribed
+		// before the writer starts, so what its start does not read arrives here.
+		if err = rs.Follow(context.Background(), d.Writer.RemoteChanges); err != nil {
+			return d, err
+		}
 	}
+	d.Writer.Start()
 
 	if ha := opts.MQTT.HomeAssistant; ha != nil && ha.SWVersion == "" {
 		h := *ha
@@ -248,7 +223,7 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 		{Name: "memory", OK: memoryOK, Optional: true},
 	}
 	if len(opts.Upstreams) > 0 {
-		if d.Bridge, err = broker.NewBridge(opts.Upstreams, d.Writer, logger.With("component", "bridge"), reg); err != nil {
+		if d.Bridge, err = bridge.New(opts.Upstreams, d.Writer, logger.With("component", "bridge"), reg); err != nil {
 			return d, err
 		}
 		for _, c := range d.Bridge.Checks() {

@@ -13,6 +13,7 @@ import (
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // idleClientsConnected reads the daemon's arina_mqtt_clients_connected gauge.
@@ -32,7 +33,7 @@ func idleClientsConnected(d *arinatest.Daemon) (int, error) {
 // waitClientsConnected polls the gauge until it is want.
 func waitClientsConnected(t *testing.T, d *arinatest.Daemon, want int) {
 	t.Helper()
-	arinatest.WaitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		got, err := idleClientsConnected(d)
 		if err != nil {
 			return err
@@ -71,7 +72,7 @@ func TestHoldIdle_Arina(t *testing.T) {
 				res <- result{rep, err}
 			}()
 			waitClientsConnected(t, d, n)
-			arinatest.WaitFor(t, 10*time.Second, func() error {
+			testutil.WaitFor(t, 10*time.Second, func() error {
 				if openedCalls.Load() == 0 {
 					return errors.New("Opened not called")
 				}
@@ -174,7 +175,7 @@ func TestHoldIdle_InvalidOptions(t *testing.T) {
 // TestHoldIdle_Mosquitto holds connections to a real mosquitto, which answers an MQTT 5
 // keepalive of 0 with a Server Keep Alive of 65535: HoldIdle must honour it.
 func TestHoldIdle_Mosquitto(t *testing.T) {
-	m := arinatest.StartMosquitto(t)
+	m := testutil.StartMosquitto(t)
 	for _, tt := range []struct {
 		proto            Protocol
 		serverKeepAlives int

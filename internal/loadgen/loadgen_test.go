@@ -21,6 +21,7 @@ import (
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/store"
 )
 
@@ -349,7 +350,7 @@ func TestRun_Arina(t *testing.T) {
 						}
 						for c := range contents {
 							content := "c" + strconv.Itoa(c)
-							arinatest.WaitFor(t, 5*time.Second, func() error { // QoS 0 is not acked after apply
+							testutil.WaitFor(t, 5*time.Second, func() error { // QoS 0 is not acked after apply
 								got, status := arinatest.Counts(t, d.HTTPURL, content)
 								if !maps.Equal(got, want) {
 									return fmt.Errorf("counts of %s = %v (HTTP %d), want %v", content, got, status, want)
@@ -548,7 +549,7 @@ func TestReport_JSON(t *testing.T) {
 
 // TestRun_Mosquitto drives a real mosquitto, as `arina bench` does to compare brokers.
 func TestRun_Mosquitto(t *testing.T) {
-	bin := arinatest.NeedProgram(t, "mosquitto", "mosquitto")
+	bin := testutil.NeedProgram(t, "mosquitto", "mosquitto")
 	addr := startMosquitto(t, bin)
 	for _, tc := range []struct {
 		client string
@@ -607,7 +608,7 @@ func startMosquitto(t *testing.T, bin string) string {
 		_ = cmd.Wait()
 	})
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	arinatest.WaitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			return err

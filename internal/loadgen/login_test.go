@@ -16,6 +16,7 @@ import (
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/internal/tlsconf"
 )
 
@@ -33,7 +34,7 @@ type secured struct {
 
 func startSecured(t *testing.T) *secured {
 	t.Helper()
-	certs := arinatest.MakeCerts(t)
+	certs := testutil.MakeCerts(t)
 	h, err := bcrypt.GenerateFromPassword([]byte(loginPassword), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)

@@ -7,14 +7,14 @@ import (
 	"os"
 	"testing"
 
-	"github.com/arina-dev/arina/internal/arinatest"
+	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/internal/tlsconf"
 )
 
 // handshake runs one TLS handshake between a client with the given certificate (none
 // when certFile is "") and a listener serving s, and returns the client's error and
 // the name the server saw.
-func handshake(t *testing.T, s *tlsconf.Server, c *arinatest.Certs, certFile, keyFile string) (string, error) {
+func handshake(t *testing.T, s *tlsconf.Server, c *testutil.Certs, certFile, keyFile string) (string, error) {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", s.Config())
 	if err != nil {
@@ -61,7 +61,7 @@ func handshake(t *testing.T, s *tlsconf.Server, c *arinatest.Certs, certFile, ke
 }
 
 func TestServer_ClientCertificates(t *testing.T) {
-	c := arinatest.MakeCerts(t)
+	c := testutil.MakeCerts(t)
 	s, err := tlsconf.Load(tlsconf.Files{CertFile: c.ServerCert, KeyFile: c.ServerKey, ClientCAFile: c.CAFile})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestServer_ClientCertificates(t *testing.T) {
 }
 
 func TestServer_Reload(t *testing.T) {
-	c := arinatest.MakeCerts(t)
+	c := testutil.MakeCerts(t)
 	s, err := tlsconf.Load(tlsconf.Files{CertFile: c.ServerCert, KeyFile: c.ServerKey})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func TestServer_Reload(t *testing.T) {
 		t.Fatalf("handshake after a failed reload: %v", err)
 	}
 	// A new certificate is used by new connections.
-	c2 := arinatest.MakeCerts(t)
+	c2 := testutil.MakeCerts(t)
 	for _, f := range [][2]string{{c2.ServerCert, c.ServerCert}, {c2.ServerKey, c.ServerKey}} {
 		b, _ := os.ReadFile(f[0])
 		if err := os.WriteFile(f[1], b, 0o600); err != nil {
@@ -127,7 +127,7 @@ func TestServer_Reload(t *testing.T) {
 }
 
 func TestLoad_Errors(t *testing.T) {
-	c := arinatest.MakeCerts(t)
+	c := testutil.MakeCerts(t)
 	for name, f := range map[string]tlsconf.Files{
 		"no key":              {CertFile: c.ServerCert},
 		"missing file":        {CertFile: c.ServerCert + ".nope", KeyFile: c.ServerKey},

@@ -121,7 +121,7 @@ func (s *Store) addOp(g *group, ops []store.Op, i int, withIndexes bool) {
 // batch is one script call: one round trip, all or nothing. In cluster mode each
 // content's ops are one script call, the calls go in one pipeline (one round trip per
 // node, in parallel), and a second pipeline updates the user and contents indexes.
-// See "Failed batches" in the package doc for what an error leaves behind.
+// See "Failed batches" in docs/SCALE-OUT.md for what an error leaves behind.
 func (s *Store) Apply(ctx context.Context, ops []store.Op, out []store.Result) error {
 	if s.closed.Load() {
 		return store.ErrClosed

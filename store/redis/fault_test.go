@@ -25,9 +25,8 @@ func TestStore_RedisDown(t *testing.T) {
 	srv := redistest.Start(t)
 	var logA changeLog
 	opts := redis.Options{Addrs: []string{srv.Addr()}, KeyPrefix: NewPrefix(), Timeout: time.Second, HealthInterval: 20 * time.Millisecond}
-	optsA := opts
-	optsA.OnRemoteChange = logA.add
-	a, b := MustOpen(t, optsA), MustOpen(t, opts)
+	a, b := MustOpen(t, opts), MustOpen(t, opts)
+	MustFollow(t, a, logA.add)
 	storetest.MustApply(t, a, add("kept", "r", "u1", 0), add("kept", "r", "u2", 0))
 	storetest.MustApply(t, b, add("kept", "r", "u3", 0))
 
@@ -156,9 +155,10 @@ func TestOpen_Unreachable(t *testing.T) {
 
 // TestOpen_StartUnreachable opens a store, with StartUnreachable, before its
 // redis-server starts: Open returns a store that is not healthy and refuses writes;
-// once the server listens, the store turns healthy by itself, runs OnReachable once,
-// applies, and its change feed receives other nodes' changes (a first subscription,
-// not counted as a resubscription). An error reply still fails Open.
+// once the server listens, the store turns healthy by itself, runs what OnReachable
+// was given once (at once if given after Redis answered), applies, and its change
+// feed receives other nodes' changes (a first subscription, not counted as a
+// resubscription). An error reply still fails Open.
 func TestOpen_StartUnreachable(t *testing.T) {
 	redistest.NeedServer(t)
 	port, err := redistest.FreePort() // nothing listens there yet
@@ -170,10 +170,10 @@ func TestOpen_StartUnreachable(t *testing.T) {
 	var reached atomic.Int32
 	opts := redis.Options{Addrs: []string{addr}, KeyPrefix: NewPrefix(), Timeout: time.Second,
 		HealthInterval: 20 * time.Millisecond, StartUnreachable: true}
-	optsA := opts
-	optsA.OnRemoteChange = log.add
-	optsA.OnReachable = func() { reached.Add(1) }
-	a := MustOpen(t, optsA)
+	a := MustOpen(t, opts)
+	MustFollow(t, a, log.add)
+	a.OnReachable(func() { reached.Add(1) })
+	late := MustOpen(t, opts) // given what to do when reached only once it was
 	if a.Healthy() {
 		t.Fatal("Healthy() = true with nothing listening")
 	}
@@ -194,6 +194,17 @@ func TestOpen_StartUnreachable(t *testing.T) {
 	})
 	if got := storetest.MustApply(t, a, add("c", "r", "u1", 0)); got[0] != (store.Result{Changed: true, Count: 1}) {
 		t.Fatalf("Apply once Redis answers = %+v", got[0])
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if !late.Healthy() {
+			return errors.New("second store not healthy")
+		}
+		return nil
+	})
+	var lateReached atomic.Int32
+	late.OnReachable(func() { lateReached.Add(1) })
+	if n := lateReached.Load(); n != 1 {
+		t.Errorf("OnReachable given after Redis answered ran %d times before returning, want once", n)
 	}
 	waitFeed(t, MustOpen(t, opts), &log, "c") // the feed may subscribe after the health check
 	if st := a.Stats(); st.FeedResubscribes != 0 {

@@ -14,17 +14,6 @@ import (
 	"github.com/arina-dev/arina/store"
 )
 
-// Change is one change that a node applied, as received on the change feed.
-type Change struct {
-	ContentID    string
-	ReactionType string
-	UserID       string
-	Action       store.Action // Add, Remove or Expire
-	Count        int64        // the set's size after the change
-	At           int64        // unix ms at which the node that applied it sent the batch
-	ExpiresAt    int64        // the membership's expiry after the change (unix ms; 0: none)
-}
-
 // feedVersion is the first field of every change feed message.
 const feedVersion = "1"
 
@@ -40,7 +29,7 @@ const feedVersion = "1"
 var errFeedMessage = errors.New("malformed change feed message")
 
 // decodeMessage decodes a change feed message.
-func decodeMessage(p string) (node string, changes []Change, err error) {
+func decodeMessage(p string) (node string, changes []store.Change, err error) {
 	var fields []string
 	for len(p) > 0 {
 		n, rest, ok := strings.Cut(p, ":")
@@ -61,7 +50,7 @@ func decodeMessage(p string) (node string, changes []Change, err error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: at: %w", errFeedMessage, err)
 	}
-	changes = make([]Change, 0, (len(fields)-3)/6)
+	changes = make([]store.Change, 0, (len(fields)-3)/6)
 	for f := fields[3:]; len(f) > 0; f = f[6:] {
 		act, err := strconv.ParseUint(f[3], 10, 8)
 		if err != nil || store.Action(act) < store.Add || store.Action(act) > store.Expire {
@@ -75,7 +64,7 @@ func decodeMessage(p string) (node string, changes []Change, err error) {
 		if err != nil {
 			return "", nil, fmt.Errorf("%w: expires_at: %w", errFeedMessage, err)
 		}
-		changes = append(changes, Change{ContentID: f[0], ReactionType: f[1], UserID: f[2],
+		changes = append(changes, store.Change{ContentID: f[0], ReactionType: f[1], UserID: f[2],
 			Action: store.Action(act), Count: count, At: at, ExpiresAt: exp})
 	}
 	return fields[1], changes, nil
@@ -89,10 +78,11 @@ const (
 )
 
 // follow receives the change feed until ctx ends, handing other nodes' changes to
-// OnRemoteChange. go-redis reconnects and subscribes again after an error; what was
-// published meanwhile is lost (see the package doc). confirmed says whether Open took
-// the subscription's first confirmation (it does unless Redis was unreachable).
-func (s *Store) follow(ctx context.Context, ps *goredis.PubSub, confirmed bool) {
+// onChange. go-redis reconnects and subscribes again after an error; what was
+// published meanwhile is lost (see "Change feed" in docs/SCALE-OUT.md). confirmed
+// says whether Follow took the subscription's first confirmation (it does unless
+// Redis was unreachable).
+func (s *Store) follow(ctx context.Context, ps *goredis.PubSub, confirmed bool, onChange func([]store.Change)) {
 	backoff := feedMinBackoff
 	timer := time.NewTimer(0)
 	<-timer.C
@@ -133,14 +123,14 @@ func (s *Store) follow(ctx context.Context, ps *goredis.PubSub, confirmed bool) 
 				s.log.Info("change feed subscribed again; changes other nodes published meanwhile were missed by this node's live feed (queries are unaffected)")
 			}
 		case *goredis.Message:
-			s.deliver(m.Payload)
+			s.deliver(m.Payload, onChange)
 		}
 	}
 }
 
-// deliver decodes one feed message and hands its changes to OnRemoteChange unless
-// this node sent it.
-func (s *Store) deliver(payload string) {
+// deliver decodes one feed message and hands its changes to onChange unless this
+// node sent it.
+func (s *Store) deliver(payload string, onChange func([]store.Change)) {
 	node, changes, err := decodeMessage(payload)
 	if err != nil {
 		s.stats.feedUndecodable.Add(1)
@@ -151,5 +141,38 @@ func (s *Store) deliver(payload string) {
 		return
 	}
 	s.stats.remoteChanges.Add(int64(len(changes)))
-	s.opts.OnRemoteChange(changes)
+	onChange(changes)
+}
+
+// Follow subscribes to the change feed and hands the changes other nodes apply to
+// onChange as they arrive (at most once: see "Change feed" in docs/SCALE-OUT.md),
+// from one goroutine, in arrival order; onChange must not block for long: the feed
+// waits for it. When Redis answers, Follow returns once subscribed, so every change
+// applied after it returns reaches onChange; when Redis cannot be reached yet
+// (Options.StartUnreachable) it subscribes once Redis answers. Call it once, before
+// Close.
+func (s *Store) Follow(ctx context.Context, onChange func([]store.Change)) error {
+	s.feedMu.Lock()
+	defer s.feedMu.Unlock()
+	switch {
+	case s.closed.Load():
+		return store.ErrClosed
+	case s.ps != nil:
+		return errors.New("redis: Follow called twice")
+	}
+	octx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	ps := s.c.Subscribe(octx, s.k.channel())
+	reached := s.reached.Load()
+	if reached {
+		// Wait for the confirmation, so that changes applied after Follow returns
+		// reach onChange.
+		if _, err := ps.ReceiveTimeout(octx, s.opts.Timeout); err != nil {
+			return errors.Join(fmt.Errorf("redis: subscribing to %s: %w", s.k.channel(), err), ps.Close())
+		}
+	}
+	// Unreachable: go-redis subscribes when follow's first receive connects.
+	s.ps = ps
+	s.wg.Go(func() { s.follow(s.bg, ps, reached, onChange) })
+	return nil
 }

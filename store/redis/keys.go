@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Key kinds: the letter after a content's hash tag (see the key layout in doc.go).
+// Key kinds: the letter after a content's hash tag (see "Key layout" in docs/SCALE-OUT.md).
 const (
 	kindCounts  = "n" // hash: reaction -> count
 	kindVersion = "v" // string: the content's change counter

@@ -72,7 +72,7 @@ func TestParseIndexValue(t *testing.T) {
 }
 
 // encodeMessage writes a feed message as apply.lua does.
-func encodeMessage(node string, at int64, changes []Change) string {
+func encodeMessage(node string, at int64, changes []store.Change) string {
 	var b strings.Builder
 	field := func(s string) { b.WriteString(strconv.Itoa(len(s)) + ":" + s) }
 	field(feedVersion)
@@ -92,10 +92,10 @@ func encodeMessage(node string, at int64, changes []Change) string {
 var feedSamples = []struct {
 	node    string
 	at      int64
-	changes []Change
+	changes []store.Change
 }{
-	{"n1", 1700000000000, []Change{{ContentID: "Stew", ReactionType: "fire", UserID: "Sam", Action: store.Add, Count: 3}}},
-	{"n2", 5, []Change{
+	{"n1", 1700000000000, []store.Change{{ContentID: "Stew", ReactionType: "fire", UserID: "Sam", Action: store.Add, Count: 3}}},
+	{"n2", 5, []store.Change{
 		{ContentID: "a:1:b", ReactionType: "9:x", UserID: "12:", Action: store.Remove, Count: 0},
 		{ContentID: "{}", ReactionType: "日本", UserID: "u", Action: store.Expire, Count: 7, ExpiresAt: -1},
 	}},

@@ -48,6 +48,14 @@ func MustOpen(tb testing.TB, opts redis.Options) *redis.Store {
 	return s
 }
 
+// MustFollow makes s hand the changes other nodes apply to onChange.
+func MustFollow(tb testing.TB, s *redis.Store, onChange func([]store.Change)) {
+	tb.Helper()
+	if err := s.Follow(context.Background(), onChange); err != nil {
+		tb.Fatalf("Follow: %v", err)
+	}
+}
+
 // deployment is a Redis deployment the tests run against.
 type deployment struct {
 	name  string

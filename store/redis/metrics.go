@@ -30,7 +30,7 @@ type Stats struct {
 	// reloads after a server lost its script cache.
 	RoundTrips       int64
 	ScriptLoads      int64 // times Apply found the scripts missing and loaded them
-	RemoteChanges    int64 // changes of other nodes handed to OnRemoteChange
+	RemoteChanges    int64 // changes of other nodes handed to Follow's function
 	FeedUndecodable  int64 // change feed messages ignored as malformed
 	FeedErrors       int64 // failed receives on the change feed (Redis unreachable)
 	FeedResubscribes int64 // subscriptions renewed after a lost connection: changes may have been missed

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -11,22 +12,23 @@ import (
 
 	"github.com/arina-dev/arina/store"
 	"github.com/arina-dev/arina/store/redis"
+	"github.com/arina-dev/arina/store/redis/redistest"
 	"github.com/arina-dev/arina/store/storetest"
 )
 
-// changeLog collects what OnRemoteChange receives.
+// changeLog collects what Follow hands over.
 type changeLog struct {
 	mu      sync.Mutex
-	changes []redis.Change
+	changes []store.Change
 }
 
-func (l *changeLog) add(cs []redis.Change) {
+func (l *changeLog) add(cs []store.Change) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.changes = append(l.changes, cs...)
 }
 
-func (l *changeLog) get() []redis.Change {
+func (l *changeLog) get() []store.Change {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.changes)
@@ -39,14 +41,14 @@ func TestStore_TwoNodes(t *testing.T) {
 	forEachDeployment(t, func(t *testing.T, opts redis.Options) {
 		opts.KeyPrefix = NewPrefix()
 		var logA, logB changeLog
-		optsA, optsB := opts, opts
-		optsA.OnRemoteChange, optsB.OnRemoteChange = logA.add, logB.add
-		a, b := MustOpen(t, optsA), MustOpen(t, optsB)
+		a, b := MustOpen(t, opts), MustOpen(t, opts)
+		MustFollow(t, a, logA.add)
+		MustFollow(t, b, logB.add)
 		if a.NodeID() == b.NodeID() {
 			t.Fatalf("both nodes have id %s", a.NodeID())
 		}
 
-		var wantA, wantB []redis.Change // what each node's feed must receive (the other's changes)
+		var wantA, wantB []store.Change // what each node's feed must receive (the other's changes)
 		for i := range 40 {
 			node, other := a, &wantB
 			if i%3 == 0 {
@@ -59,7 +61,7 @@ func TestStore_TwoNodes(t *testing.T) {
 			}
 			res := storetest.MustApply(t, node, op)[0]
 			if res.Changed {
-				*other = append(*other, redis.Change{ContentID: op.ContentID, ReactionType: op.ReactionType, UserID: op.UserID,
+				*other = append(*other, store.Change{ContentID: op.ContentID, ReactionType: op.ReactionType, UserID: op.UserID,
 					Action: op.Action, Count: res.Count, ExpiresAt: res.Expiry})
 			}
 		}
@@ -75,7 +77,7 @@ func TestStore_TwoNodes(t *testing.T) {
 			t.Fatalf("UserMemberships(u1): node a %v, %v; node b %v, %v", ms, err, ms2, err2)
 		}
 
-		check := func(name string, log *changeLog, want []redis.Change) {
+		check := func(name string, log *changeLog, want []store.Change) {
 			t.Helper()
 			waitFor(t, 10*time.Second, func() error {
 				if got := log.get(); len(got) < len(want) {
@@ -213,5 +215,26 @@ func TestStore_ClusterIndexConverges(t *testing.T) {
 		if err != nil || !slices.Equal(got, want) {
 			t.Fatalf("UserMemberships(%s) = %v, %v; the sets say %v", u, got, err, want)
 		}
+	}
+}
+
+// TestStore_FollowOnce: Follow subscribes once; a second call and a call after Close
+// are errors, and start nothing Close would not stop.
+func TestStore_FollowOnce(t *testing.T) {
+	opts := redis.Options{Addrs: []string{redistest.Start(t).Addr()}, KeyPrefix: NewPrefix()}
+	s := MustOpen(t, opts)
+	MustFollow(t, s, func([]store.Change) {})
+	if err := s.Follow(context.Background(), func([]store.Change) {}); err == nil {
+		t.Error("a second Follow succeeded")
+	}
+	closed, err := redis.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := closed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := closed.Follow(context.Background(), func([]store.Change) {}); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Follow after Close = %v, want store.ErrClosed", err)
 	}
 }

@@ -49,12 +49,6 @@ type Options struct {
 
 	Logger *slog.Logger // nil: discard
 
-	// OnRemoteChange, if not nil, is called with the changes that other nodes applied,
-	// as they arrive on the change feed (at most once; see the package doc). It is
-	// called from one goroutine, in arrival order, and must not block for long: the
-	// feed waits for it.
-	OnRemoteChange func([]Change)
-
 	DialTimeout time.Duration // connecting to a server; default 2s
 	IOTimeout   time.Duration // reading or writing one reply or request; default 3s
 	// Timeout bounds one Apply, one query and one health check from start to end,
@@ -69,13 +63,10 @@ type Options struct {
 	// StartUnreachable makes Open return a store even when Redis cannot be reached
 	// yet (refused, timed out, not resolved; an error reply such as a wrong password
 	// still fails Open). The store starts unhealthy, and every HealthInterval it tries
-	// again; once Redis answers it loads the scripts, the change feed subscribes, and
-	// OnReachable runs. Without it Open fails.
+	// again; once Redis answers it loads the scripts, the change feed subscribes (if
+	// Follow was called), and the function given to OnReachable runs. Without it Open
+	// fails.
 	StartUnreachable bool
-	// OnReachable, if not nil, runs once, on its own goroutine, when Redis first
-	// answers after an Open that could not reach it: what the caller would have read
-	// at Open (the daemon rebuilds its expiry timers) it can read then.
-	OnReachable func()
 }
 
 func (o *Options) setDefaults() {

@@ -209,7 +209,7 @@ func (s *Store) Expiring(fn func(contentID, reactionType, userID string, expires
 	})
 	switch {
 	case err == nil:
-	case !s.reached.Load() && s.opts.OnReachable != nil:
+	case s.waitsForReach():
 		s.log.Warn("memberships with an expiry not listed: redis not reached yet; they are listed once it answers", "err", s.wrap(err, "scanning expiries"))
 	default:
 		s.log.Error("listing memberships with an expiry failed; some get no expiry timer on this node", "err", s.wrap(err, "scanning expiries"))

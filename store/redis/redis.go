@@ -38,16 +38,24 @@ type Store struct {
 	reached atomic.Bool // Redis answered once since Open (at Open, or later with StartUnreachable)
 	closed  atomic.Bool
 	once    sync.Once
-	cancel  context.CancelFunc // stops the background goroutines
-	ps      *goredis.PubSub    // nil without OnRemoteChange
+	bg      context.Context    // the background goroutines' (Follow starts one); ends at Close
+	cancel  context.CancelFunc // ends bg
 	wg      sync.WaitGroup
-	stats   counters
+
+	feedMu sync.Mutex      // guards ps against Close
+	ps     *goredis.PubSub // nil until Follow
+
+	reachMu  sync.Mutex // guards onReach and reachDue
+	onReach  func()     // what OnReachable was given
+	reachDue bool       // Redis answered after an unreachable start before OnReachable was called
+	stats    counters
 }
 
 var _ store.Store = (*Store)(nil)
 
-// Open connects to Redis as opts say, checks that it answers, loads the scripts and,
-// when opts.OnRemoteChange is set, subscribes to the change feed. It fails when Redis
+// Open connects to Redis as opts say, checks that it answers and loads the scripts
+// (Follow subscribes to the change feed, OnReachable takes what to do once Redis
+// answers after an unreachable start). It fails when Redis
 // cannot be reached, naming the addresses tried, unless opts.StartUnreachable: then
 // the store starts as after an outage. Once open, the store outlives Redis outages:
 // operations fail (quickly, see Options.Timeout) and Healthy reports false until Redis
@@ -78,7 +86,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		TLSConfig:  opts.TLS,
 		MasterName: opts.MasterName,
 		// Nothing is resent behind Apply's back: a resent script would find its ops
-		// applied already and report them unchanged (see "Failed batches" in doc.go).
+		// applied already and report them unchanged (see "Failed batches" in docs/SCALE-OUT.md).
 		MaxRetries:            -1,
 		DialTimeout:           opts.DialTimeout,
 		DialerRetries:         1,
@@ -112,24 +120,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return fail(err)
 		}
 	}
-	bg, stop := context.WithCancel(context.Background())
-	s.cancel = stop
-	if opts.OnRemoteChange != nil {
-		s.ps = s.c.Subscribe(octx, s.k.channel())
-		if down == nil {
-			// Wait for the confirmation, so that changes applied after Open returns
-			// reach this node's feed.
-			if _, err := s.ps.ReceiveTimeout(octx, opts.Timeout); err != nil {
-				stop()
-				return fail(errors.Join(fmt.Errorf("subscribing to %s: %w", s.k.channel(), err), s.ps.Close()))
-			}
-		}
-		// Unreachable: go-redis subscribes when follow's first receive connects.
-		s.wg.Go(func() { s.follow(bg, s.ps, down == nil) })
-	}
+	s.bg, s.cancel = context.WithCancel(context.Background())
 	s.healthy.Store(down == nil)
 	s.reached.Store(down == nil)
-	s.wg.Go(func() { s.watch(bg, down != nil) })
+	s.wg.Go(func() { s.watch(s.bg, down != nil) })
 	if down != nil {
 		s.log.Warn("redis unreachable at start; trying again every health interval, not ready until it answers",
 			"mode", opts.Mode, "addrs", opts.Addrs, "every", opts.HealthInterval, "err", down)
@@ -179,7 +173,8 @@ func (s *Store) forEachMaster(ctx context.Context, fn func(context.Context, gore
 }
 
 // watch checks every HealthInterval that Redis answers, until ctx ends. If Open could
-// not reach Redis (unreached), the first time it answers watch runs OnReachable.
+// not reach Redis (unreached), the first time it answers watch runs what OnReachable
+// was given.
 func (s *Store) watch(ctx context.Context, unreached bool) {
 	t := time.NewTicker(s.opts.HealthInterval)
 	defer t.Stop()
@@ -205,13 +200,40 @@ func (s *Store) watch(ctx context.Context, unreached bool) {
 			s.reached.Store(true)
 			s.healthy.Store(true)
 			s.log.Info("redis store open", "mode", s.opts.Mode, "addrs", s.opts.Addrs, "key_prefix", s.opts.KeyPrefix, "node", s.node)
-			if s.opts.OnReachable != nil {
-				s.wg.Go(s.opts.OnReachable)
+			s.reachMu.Lock()
+			if s.onReach != nil {
+				s.wg.Go(s.onReach)
+			} else {
+				s.reachDue = true
 			}
+			s.reachMu.Unlock()
 			continue
 		}
 		s.setHealthy(err)
 	}
+}
+
+// OnReachable takes fn to run once Redis first answers after an Open that could not
+// reach it (Options.StartUnreachable): what the caller would have read at Open (the
+// daemon's writer reads the memberships with an expiry) it can read then. fn runs
+// once, on its own goroutine; if Redis answered already, before OnReachable returns.
+// It never runs if Open reached Redis. Call OnReachable at most once.
+func (s *Store) OnReachable(fn func()) {
+	s.reachMu.Lock()
+	due := s.reachDue
+	s.onReach, s.reachDue = fn, false
+	s.reachMu.Unlock()
+	if due {
+		fn()
+	}
+}
+
+// waitsForReach reports whether Open could not reach Redis, it has not answered since,
+// and OnReachable was given what to do when it does.
+func (s *Store) waitsForReach() bool {
+	s.reachMu.Lock()
+	defer s.reachMu.Unlock()
+	return !s.reached.Load() && s.onReach != nil
 }
 
 // setHealthy records whether the last exchange with Redis worked, logging changes.
@@ -276,10 +298,13 @@ func (s *Store) wrap(err error, format string, args ...any) error {
 func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {
-		s.closed.Store(true)
+		s.feedMu.Lock()
+		s.closed.Store(true) // under feedMu: Follow starts no goroutine after this
+		ps := s.ps
+		s.feedMu.Unlock()
 		s.cancel()
-		if s.ps != nil {
-			if e := s.ps.Close(); e != nil && !errors.Is(e, goredis.ErrClosed) {
+		if ps != nil {
+			if e := ps.Close(); e != nil && !errors.Is(e, goredis.ErrClosed) {
 				err = errors.Join(err, fmt.Errorf("redis: closing the change feed: %w", e))
 			}
 		}

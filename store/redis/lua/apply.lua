@@ -1,4 +1,4 @@
--- apply: applies ops, in order, as one atomic step (see doc.go, "Scripts").
+-- apply: applies ops, in order, as one atomic step (see docs/SCALE-OUT.md, "Scripts").
 --
 -- ARGV[1] node id, ARGV[2] now (unix ms), ARGV[3] change feed channel ('' to publish
 -- nothing), ARGV[4] '1' to keep the user and contents indexes here (every key on one

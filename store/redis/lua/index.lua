@@ -1,6 +1,6 @@
 -- index: records in a user's index (KEYS[1]) the state of some of their memberships
 -- as of a content version, keeping whichever state has the newest version, so that
--- writes from several nodes in any order converge (cluster mode; see doc.go).
+-- writes from several nodes in any order converge (cluster mode; see docs/SCALE-OUT.md).
 --
 -- ARGV: 4 values per membership: field (content NUL reaction), version, state, n.
 -- State 'm': a member, n its expiry. 't': not a member, n the time (unix ms); written

@@ -3,9 +3,8 @@
 // with its data in a temporary directory, stopped by the test's cleanup.
 //
 // When redis-server is not installed the test is skipped, or fails when the
-// environment variable ARINA_REQUIRE_TOOLS is set (as CI does), like
-// internal/arinatest.NeedProgram. (This package does not import arinatest: arinatest
-// starts whole daemons, which may one day use this package.)
+// environment variable ARINA_REQUIRE_TOOLS is set (as CI does): see
+// testutil.NeedProgram.
 package redistest
 
 import (
@@ -24,10 +23,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/arina-dev/arina/internal/testutil"
 )
 
 // RequireToolsEnv turns the skip for a missing redis-server into a failure.
-const RequireToolsEnv = "ARINA_REQUIRE_TOOLS"
+const RequireToolsEnv = testutil.RequireToolsEnv
 
 // StartTimeout bounds how long a server may take to answer PING after it starts.
 const StartTimeout = 15 * time.Second
@@ -36,16 +37,7 @@ const StartTimeout = 15 * time.Second
 // installed (failing it when ARINA_REQUIRE_TOOLS is set).
 func NeedServer(tb testing.TB) string {
 	tb.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err == nil {
-		return path
-	}
-	msg := "redis-server not installed (apt-get install redis-server)"
-	if os.Getenv(RequireToolsEnv) != "" {
-		tb.Fatalf("%s, and %s is set", msg, RequireToolsEnv)
-	}
-	tb.Skip(msg)
-	return ""
+	return testutil.NeedProgram(tb, "redis-server", "redis-server")
 }
 
 // Server is one redis-server process. Its port and data directory stay the same

@@ -1,4 +1,9 @@
-package broker
+// Package bridge takes events from remote MQTT brokers (upstreams): a paho client per
+// upstream subscribes with a persistent session, hands each message on a topic its
+// patterns match to the ingest writer, and acknowledges it upstream once the writer
+// applied it. Nothing is acknowledged that was not applied; what is not acknowledged
+// at shutdown the upstream delivers again to the next session.
+package bridge
 
 import (
 	"context"
@@ -19,6 +24,12 @@ import (
 	"github.com/arina-dev/arina/store"
 )
 
+// Sink takes the events the bridge accepts. *ingest.Writer implements it.
+type Sink interface {
+	Enqueue(ctx context.Context, ev ingest.Event, ack ingest.Ack) error
+	Reject(src ingest.Source, code ingest.Code)
+}
+
 // Upstream is one remote broker the bridge subscribes to.
 type Upstream struct {
 	Name     string // label in logs, metrics and /readyz; unique among upstreams
@@ -34,7 +45,7 @@ type Upstream struct {
 	// ShareGroup, if set, subscribes with $share/<ShareGroup>/ so that the nodes of one
 	// group split the stream: each message goes to one of them.
 	ShareGroup string
-	// MaxPayload is the largest payload taken as an event; default DefaultMaxEventPayload.
+	// MaxPayload is the largest payload taken as an event; default ingest.DefaultMaxPayload.
 	MaxPayload int
 	// MaxReconnectInterval caps the back-off between connection attempts; default 30s.
 	MaxReconnectInterval time.Duration
@@ -207,12 +218,9 @@ type upstream struct {
 	connects prometheus.Counter
 	results  map[string]prometheus.Counter // by arina_bridge_messages_total's result
 
-	mu    sync.Mutex
-	in    []paho.Message // handler -> forwarder, guarded by mu
-	acks  []*bridgeMsg   // writer -> acker, guarded by mu
-	inW   chan struct{}  // wakes the forwarder
-	ackW  chan struct{}  // wakes the acker
-	ackCh chan struct{}  // closed by Close: the acker flushes and returns
+	in    *ingest.Drain[paho.Message] // handler -> forwarder
+	acks  *ingest.Drain[*bridgeMsg]   // writer (and forwarder) -> acker
+	ackCh chan struct{}               // closed by Close: the acker flushes and returns
 }
 
 // bridgeMsg is one upstream message on its way through the writer; it is the
@@ -262,9 +270,9 @@ func newBridgeMetrics(reg prometheus.Registerer) (*bridgeMetrics, error) {
 	return m, nil
 }
 
-// NewBridge returns a bridge to the given upstreams, feeding sink. Its metrics are
+// New returns a bridge to the given upstreams, feeding sink. Its metrics are
 // registered with reg (nil: not registered). Start connects.
-func NewBridge(ups []Upstream, sink Sink, logger *slog.Logger, reg prometheus.Registerer) (*Bridge, error) {
+func New(ups []Upstream, sink Sink, logger *slog.Logger, reg prometheus.Registerer) (*Bridge, error) {
 	if err := CheckUpstreams(ups); err != nil {
 		return nil, err
 	}
@@ -275,7 +283,7 @@ func NewBridge(ups []Upstream, sink Sink, logger *slog.Logger, reg prometheus.Re
 	b := &Bridge{sink: sink, log: logger, stop: make(chan struct{}), m: m}
 	for _, cfg := range ups {
 		if cfg.MaxPayload <= 0 {
-			cfg.MaxPayload = DefaultMaxEventPayload
+			cfg.MaxPayload = ingest.DefaultMaxPayload
 		}
 		if cfg.MaxReconnectInterval <= 0 {
 			cfg.MaxReconnectInterval = 30 * time.Second
@@ -283,7 +291,7 @@ func NewBridge(ups []Upstream, sink Sink, logger *slog.Logger, reg prometheus.Re
 		if cfg.ConnectTimeout <= 0 {
 			cfg.ConnectTimeout = 10 * time.Second
 		}
-		u := &upstream{b: b, cfg: cfg, inW: make(chan struct{}, 1), ackW: make(chan struct{}, 1), ackCh: make(chan struct{})}
+		u := &upstream{b: b, cfg: cfg, in: ingest.NewDrain[paho.Message](), acks: ingest.NewDrain[*bridgeMsg](), ackCh: make(chan struct{})}
 		for _, t := range cfg.Topics {
 			tp, _ := parsePattern(t) // checked above
 			u.patterns = append(u.patterns, tp)
@@ -438,31 +446,17 @@ func (u *upstream) onConnectionLost(_ paho.Client, err error) {
 	u.b.log.Warn("bridge connection lost; reconnecting", "upstream", u.cfg.Name, "err", err)
 }
 
-// onMessage runs on paho's router goroutine: it queues and returns.
+// onMessage runs on paho's router goroutine, the only one pushing to u.in (so the
+// queue cannot grow between Len and Push): it queues and returns.
 func (u *upstream) onMessage(_ paho.Client, msg paho.Message) {
-	u.mu.Lock()
-	if msg.Qos() == 0 && len(u.in) >= maxQueuedQoS0 {
-		u.mu.Unlock()
+	if msg.Qos() == 0 && u.in.Len() >= maxQueuedQoS0 {
 		u.results["dropped"].Inc()
 		return
 	}
-	u.in = append(u.in, msg)
-	u.mu.Unlock()
-	select {
-	case u.inW <- struct{}{}:
-	default:
-	}
+	u.in.Push(msg)
 }
 
-func (u *upstream) pushAck(m *bridgeMsg) {
-	u.mu.Lock()
-	u.acks = append(u.acks, m)
-	u.mu.Unlock()
-	select {
-	case u.ackW <- struct{}{}:
-	default:
-	}
-}
+func (u *upstream) pushAck(m *bridgeMsg) { u.acks.Push(m) }
 
 // forward hands queued messages to the sink in arrival order, waiting while the
 // writer's queue is full: nothing is dropped for overload, the upstream just waits for
@@ -474,11 +468,9 @@ func (u *upstream) forward() {
 		select {
 		case <-u.b.stop:
 			return
-		case <-u.inW:
+		case <-u.in.Wake():
 		}
-		u.mu.Lock()
-		batch, u.in = u.in, batch[:0]
-		u.mu.Unlock()
+		batch = u.in.Take(batch)
 		for i, msg := range batch {
 			if !u.handle(msg) {
 				return
@@ -560,14 +552,12 @@ func (u *upstream) ack() {
 	for {
 		if !closing {
 			select {
-			case <-u.ackW:
+			case <-u.acks.Wake():
 			case <-u.ackCh:
 				closing = true
 			}
 		}
-		u.mu.Lock()
-		batch, u.acks = u.acks, batch[:0]
-		u.mu.Unlock()
+		batch = u.acks.Take(batch)
 		if closing && len(batch) == 0 {
 			return
 		}

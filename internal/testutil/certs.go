@@ -1,4 +1,4 @@
-package arinatest
+package testutil
 
 import (
 	"crypto/ecdsa"

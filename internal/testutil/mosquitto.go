@@ -1,4 +1,4 @@
-package arinatest
+package testutil
 
 import (
 	"bufio"
@@ -125,15 +125,4 @@ func (m *Mosquitto) stop(sig syscall.Signal) {
 	}
 	_ = m.cmd.Wait()
 	m.cmd = nil
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
