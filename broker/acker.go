@@ -21,8 +21,8 @@ import (
 // and fans out; it sends no ack for inline publishes). QoS 2: the packet is re-injected
 // on the client itself, so mochi keeps its PUBREC/PUBREL state.
 //
-// Race freedom: the writer goroutine calls pending.Done, which only pushes to the
-// acker's queue (an ingest.Drain) without blocking; the acker goroutine alone reads the queue and
+// Race freedom: the writer goroutine calls pending.Done, which only appends under mu
+// and signals wake without blocking; the acker goroutine alone reads the queue and
 // writes to the client. A QoS 2 packet is re-injected with its payload buffer listed
 // in the hook's injecting set, so OnPublish, called synchronously by InjectPacket on
 // the acker goroutine, lets it through instead of ingesting it again; mochi decodes
@@ -39,7 +39,9 @@ import (
 type acker struct {
 	h        *ingestHook
 	cl       *mqtt.Client
-	queue    *ingest.Drain[*pending] // writer -> acker
+	mu       sync.Mutex
+	queue    []*pending // guarded by mu
+	wake     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
 
@@ -59,14 +61,21 @@ var _ ingest.Ack = (*pending)(nil)
 // Done is called by the writer goroutine once the event is applied (or failed).
 func (p *pending) Done(_ store.Result, err error) {
 	p.err = err
-	p.a.queue.Push(p)
+	a := p.a
+	a.mu.Lock()
+	a.queue = append(a.queue, p)
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (h *ingestHook) ackerFor(cl *mqtt.Client) *acker {
 	if v, ok := h.ackers.Load(cl); ok {
 		return v.(*acker)
 	}
-	a := &acker{h: h, cl: cl, queue: ingest.NewDrain[*pending](), done: make(chan struct{})}
+	a := &acker{h: h, cl: cl, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	h.ackers.Store(cl, a) // only this client's read goroutine creates its acker
 	h.ackerWG.Add(1)
 	go a.run()
@@ -111,9 +120,11 @@ func (a *acker) run() {
 		select {
 		case <-a.done:
 			return
-		case <-a.queue.Wake():
+		case <-a.wake:
 		}
-		batch = a.queue.Take(batch)
+		a.mu.Lock()
+		batch, a.queue = a.queue, batch[:0]
+		a.mu.Unlock()
 		for i, p := range batch {
 			a.complete(p)
 			batch[i] = nil
