@@ -18,6 +18,7 @@ import (
 
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/internal/auth"
+	"github.com/arina-dev/arina/sparkplug"
 )
 
 // Sink takes the events the broker accepts. *ingest.Writer implements it.
@@ -53,6 +54,10 @@ type Options struct {
 	WSSListen string // MQTT over secure WebSocket (wss://); needs TLS; "": none
 
 	Limits Limits // connections, packet size, client ids, publish rate, WebSocket origins
+
+	// Sparkplug, if set, ingests Sparkplug B messages (spBv1.0/...) with a decoder of
+	// these options (package sparkplug); nil: they are relayed as any topic.
+	Sparkplug *sparkplug.Options
 }
 
 // DefaultMaxEventPayload is the default limit on an ingest payload, in bytes.
@@ -147,6 +152,13 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	s.hook = &ingestHook{prefix: opts.TopicPrefix, maxPayload: opts.MaxEventPayload, sink: sink,
 		batchTopic: opts.TopicPrefix + "/" + BatchTopicSuffix, maxBatchPayload: opts.MaxBatchPayload, log: logger, closing: &s.closed,
 		server: m, relay: m.NewClient(nil, "local", "arina-relay", true), refused: newRefusedCounter()}
+	if opts.Sparkplug != nil {
+		dec, err := sparkplug.New(*opts.Sparkplug, logger, reg)
+		if err != nil {
+			return nil, err
+		}
+		s.hook.sparkplug = dec
+	}
 	// Without a users file every client is allowed; the daemon binds loopback only in
 	// that case. The auth hook goes first: its OnPublish must see a publish before the
 	// ingest hook does.

@@ -36,6 +36,20 @@ const (
 // ErrInvalidOptions is wrapped by every error Validate and New return for bad Options.
 var ErrInvalidOptions = errors.New("invalid sparkplug options")
 
+// FieldError is a problem with one field of Options; it wraps ErrInvalidOptions.
+type FieldError struct {
+	Field string // config key below sparkplug: "content", "rules[0].metric"
+	Value any
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("sparkplug: %s %q: %s", e.Field, fmt.Sprint(e.Value), e.Msg)
+}
+
+// Unwrap returns ErrInvalidOptions.
+func (e *FieldError) Unwrap() error { return ErrInvalidOptions }
+
 // Rule maps the metrics whose name matches a glob onto memberships.
 type Rule struct {
 	// Metric is a path.Match pattern of metric names: '*' matches within one '/'
@@ -92,24 +106,25 @@ func (o Options) Validate() error {
 
 func (o *Options) validate() error {
 	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("sparkplug: "+format+": %w", append(args, ErrInvalidOptions)...))
+	bad := func(field string, v any, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Value: v, Msg: fmt.Sprintf(format, args...)})
 	}
 	switch o.Content {
 	case ContentEdge, ContentEdgeDevice:
 	default:
-		bad("content %q: must be %s or %s", o.Content, ContentEdge, ContentEdgeDevice)
+		bad("content", o.Content, "must be %s or %s", ContentEdge, ContentEdgeDevice)
 	}
 	if o.HostID != "" {
 		if err := ingest.CheckID("host_id", o.HostID, ingest.MaxIDLen); err != nil {
-			bad("host_id %q: %v", o.HostID, err)
+			bad("host_id", o.HostID, "%v", err)
 		}
 	}
 	for i, r := range o.Rules {
+		key := fmt.Sprintf("rules[%d].", i)
 		if r.Metric == "" {
-			bad("rules[%d].metric: a glob is required", i)
+			bad(key+"metric", r.Metric, "a glob is required")
 		} else if _, err := path.Match(r.Metric, ""); err != nil {
-			bad("rules[%d].metric %q: %v", i, r.Metric, err)
+			bad(key+"metric", r.Metric, "%v", err)
 		}
 		if r.Ignore {
 			continue
@@ -117,14 +132,14 @@ func (o *Options) validate() error {
 		switch r.User {
 		case UserDevice, UserValue:
 		default:
-			bad("rules[%d].user %q: must be %s or %s", i, r.User, UserDevice, UserValue)
+			bad(key+"user", r.User, "must be %s or %s", UserDevice, UserValue)
 		}
 		if r.Reaction == "" {
 			if strings.Contains(r.Metric, "/") {
-				bad("rules[%d].reaction: required, as the names %q matches hold '/', which a reaction type cannot", i, r.Metric)
+				bad(key+"reaction", r.Reaction, "required, as the names %q matches hold '/', which a reaction type cannot", r.Metric)
 			}
 		} else if err := ingest.CheckID("reaction", r.Reaction, ingest.MaxReactionLen); err != nil {
-			bad("rules[%d].reaction %q: %v", i, r.Reaction, err)
+			bad(key+"reaction", r.Reaction, "%v", err)
 		}
 	}
 	return errors.Join(errs...)

@@ -1,0 +1,62 @@
+package broker
+
+import (
+	"context"
+	"log/slog"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/arina-dev/arina/ingest"
+)
+
+// onSparkplug ingests a Sparkplug B message (package sparkplug decodes it and keeps
+// the edge nodes' state). Its events are applied as a batch's are: a QoS 1/2 publish
+// is acknowledged once every one of them is applied. A message that is not Sparkplug B
+// is refused like a malformed event (MQTT 5: 0x99); a message with no membership in it
+// (STATE, commands, other metrics) is relayed as by any broker.
+func (h *ingestHook) onSparkplug(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	v5 := cl.Properties.ProtocolVersion == 5
+	refuse := func(err error) (packets.Packet, error) {
+		if v5 && pk.FixedHeader.Qos > 0 {
+			return pk, h.nack(cl, pk, packets.Code{Code: packets.ErrPayloadFormatInvalid.Code, Reason: truncateReason(err.Error())})
+		}
+		return pk, packets.CodeSuccessIgnore // acked, not applied, not relayed
+	}
+	res, err := h.sparkplug.Decode(pk.TopicName, pk.Payload, ingest.SourceMQTT)
+	if err != nil {
+		h.sink.Reject(ingest.SourceMQTT, ingest.CodeOf(err))
+		h.log.Debug("sparkplug message rejected", "client_id", cl.ID, "topic", pk.TopicName, "reason", string(ingest.CodeOf(err)), "err", err)
+		return refuse(err)
+	}
+	for _, err := range res.Rejected {
+		h.sink.Reject(ingest.SourceMQTT, ingest.CodeOf(err))
+	}
+	if len(res.Rejected) > 0 && h.log.Enabled(context.Background(), slog.LevelDebug) {
+		h.log.Debug("sparkplug metrics rejected", "client_id", cl.ID, "topic", pk.TopicName, "rejected", len(res.Rejected), "first", res.Rejected[0])
+	}
+	if len(res.Events) == 0 {
+		if len(res.Rejected) > 0 {
+			return refuse(res.Rejected[0])
+		}
+		return pk, nil
+	}
+	return h.enqueueAll(cl, pk, res.Events)
+}
+
+// sparkplugWill ingests an edge node's will, its NDEATH: mochi publishes wills
+// without OnPublish. Nothing waits for an ack; an event the queue refuses is lost,
+// and logged.
+func (h *ingestHook) sparkplugWill(cl *mqtt.Client, pk packets.Packet) {
+	res, err := h.sparkplug.Decode(pk.TopicName, pk.Payload, ingest.SourceMQTT)
+	if err != nil {
+		h.sink.Reject(ingest.SourceMQTT, ingest.CodeOf(err))
+		h.log.Warn("sparkplug will rejected", "client_id", cl.ID, "topic", pk.TopicName, "err", err)
+		return
+	}
+	for _, ev := range res.Events {
+		if err := h.sink.Enqueue(context.Background(), ev, nil); err != nil {
+			h.log.Warn("sparkplug will event dropped", "client_id", cl.ID, "topic", pk.TopicName, "err", err)
+		}
+	}
+}
