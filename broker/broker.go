@@ -78,6 +78,8 @@ type Server struct {
 	running atomic.Bool
 	closed  atomic.Bool
 	counts  *counts // count topics, once StartCounts ran
+
+	stateOnline atomic.Bool // the Sparkplug primary host STATE says online
 }
 
 // ValidatePrefix checks a topic prefix: one or more non-empty topic levels without
@@ -226,6 +228,7 @@ func (s *Server) Start() error {
 		return fmt.Errorf("mqtt: serving: %w", err)
 	}
 	s.running.Store(true)
+	s.publishSparkplugState(true)
 	return nil
 }
 
@@ -254,18 +257,26 @@ func (s *Server) Close(ctx context.Context) error {
 		return nil
 	}
 	s.running.Store(false)
+	offline := false // an offline status was published
 	if s.counts != nil {
 		s.counts.close()
 		if s.counts.ha != nil {
-			// Retained for whoever subscribes later, and written to the subscribers
-			// before they are disconnected (bounded: a stalled one does not hold us).
 			s.publishStatus("offline")
-			wait := time.Second
-			if dl, ok := ctx.Deadline(); ok {
-				wait = min(wait, time.Until(dl)/2)
-			}
-			s.drainWrites(wait)
+			offline = true
 		}
+	}
+	if s.stateOnline.Load() {
+		s.publishSparkplugState(false)
+		offline = true
+	}
+	if offline {
+		// Retained for whoever subscribes later, and written to the subscribers before
+		// they are disconnected (bounded: a stalled one does not hold us).
+		wait := time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(dl)/2)
+		}
+		s.drainWrites(wait)
 	}
 	done := make(chan struct{})
 	go func() {

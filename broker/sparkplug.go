@@ -2,12 +2,15 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/sparkplug"
 )
 
 // onSparkplug ingests a Sparkplug B message (package sparkplug decodes it and keeps
@@ -59,4 +62,28 @@ func (h *ingestHook) sparkplugWill(cl *mqtt.Client, pk packets.Packet) {
 			h.log.Warn("sparkplug will event dropped", "client_id", cl.ID, "topic", pk.TopicName, "err", err)
 		}
 	}
+}
+
+// publishSparkplugState publishes, when sparkplug.host_id is set, the primary host
+// application's retained state spBv1.0/STATE/<host_id> as Sparkplug 3.0 specifies it,
+// {"online":true|false,"timestamp":<unix ms>}: edge nodes configured to wait for their
+// primary host send data once it says online. The broker is the host, so it has no
+// will: a clean shutdown says offline, a crash leaves the last online in place.
+func (s *Server) publishSparkplugState(online bool) {
+	dec := s.hook.sparkplug
+	if dec == nil || dec.Options().HostID == "" {
+		return
+	}
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
+		TopicName:   sparkplug.Namespace + "/" + sparkplug.STATE + "/" + dec.Options().HostID,
+		Payload:     fmt.Appendf(nil, `{"online":%t,"timestamp":%d}`, online, time.Now().UnixMilli()),
+		PacketID:    1, // inline publishes are not acknowledged; mochi wants an id for QoS > 0
+	}
+	if err := s.mochi.InjectPacket(s.hook.relay, pk); err != nil {
+		s.log.Warn("sparkplug: publishing primary host state", "topic", pk.TopicName, "err", err)
+		return
+	}
+	s.hook.uncount() // not a message received from a client
+	s.stateOnline.Store(online)
 }

@@ -2,12 +2,15 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/arina-dev/arina/internal/arinatest"
@@ -185,4 +188,43 @@ func TestSparkplug_NodeKilled(t *testing.T) {
 	reborn.conn.Close()
 	wantMembers(t, d, "line-1:press", "running")
 	wantMembers(t, d, "line-1:saw", "running")
+}
+
+// TestSparkplug_PrimaryHostState: with a host id, the broker publishes the primary
+// host's retained STATE, online while it runs and offline when it shuts down.
+func TestSparkplug_PrimaryHostState(t *testing.T) {
+	d := startSparkplug(t, sparkplug.Options{HostID: "arina-1"})
+	sub := MustConnect311(t, d.MQTTAddr, "edge-waits")
+	msgs := make(chan pahomqtt.Message, 10)
+	if tok := sub.Subscribe("spBv1.0/STATE/+", 1, func(_ pahomqtt.Client, m pahomqtt.Message) { msgs <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	state := func(what string) map[string]any {
+		t.Helper()
+		var m pahomqtt.Message
+		select {
+		case m = <-msgs:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %s within 5s", what)
+		}
+		var st map[string]any
+		if m.Topic() != "spBv1.0/STATE/arina-1" || json.Unmarshal(m.Payload(), &st) != nil {
+			t.Fatalf("%s: %s %q, want spBv1.0/STATE/arina-1 JSON", what, m.Topic(), m.Payload())
+		}
+		if ts, ok := st["timestamp"].(float64); !ok || math.Abs(ts-float64(time.Now().UnixMilli())) > 60_000 {
+			t.Errorf("%s: timestamp %v, want now in unix ms", what, st["timestamp"])
+		}
+		return st
+	}
+	if st := state("retained state"); st["online"] != true {
+		t.Fatalf("state %v, want online true", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := state("state at shutdown"); st["online"] != false {
+		t.Fatalf("state at shutdown %v, want online false", st)
+	}
 }
