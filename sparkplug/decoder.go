@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/arina-dev/arina/ingest"
-	"github.com/arina-dev/arina/sparkplug/pb"
 	"github.com/arina-dev/arina/store"
 )
 
@@ -31,6 +29,8 @@ type Decoder struct {
 	log  *slog.Logger
 	m    *metrics
 
+	payloads sync.Pool // *payload, reused between messages
+
 	mu    sync.Mutex
 	nodes map[nodeKey]*node // guarded by mu
 }
@@ -46,6 +46,7 @@ type node struct {
 
 // device is the state of one device, or of an edge node's own metrics (node.self).
 type device struct {
+	content string              // of its memberships
 	aliases map[uint64]string   // metric alias -> name, from the birth
 	members map[member]struct{} // memberships Sparkplug gave this device
 	values  map[string]string   // metric name -> user, for UserValue rules
@@ -53,8 +54,8 @@ type device struct {
 
 type member struct{ reaction, user string }
 
-func newDevice() *device {
-	return &device{aliases: map[uint64]string{}, members: map[member]struct{}{}, values: map[string]string{}}
+func newDevice(content string) *device {
+	return &device{content: content, aliases: map[uint64]string{}, members: map[member]struct{}{}, values: map[string]string{}}
 }
 
 // New returns a decoder. Its metrics are registered with reg (nil: not registered).
@@ -92,8 +93,8 @@ type Result struct {
 // (NCMD, DCMD, STATE) gives an empty Result. An error (an *ingest.Error) means the
 // whole message is refused: a topic or payload that is not Sparkplug B, or over the
 // size limit; nothing of it is applied and the state is unchanged.
-func (d *Decoder) Decode(topic string, payload []byte, src ingest.Source) (Result, error) {
-	t, err := ParseTopic(topic)
+func (d *Decoder) Decode(topic string, data []byte, src ingest.Source) (Result, error) {
+	t, err := splitTopic(topic)
 	if err != nil {
 		return Result{}, err
 	}
@@ -101,80 +102,100 @@ func (d *Decoder) Decode(topic string, payload []byte, src ingest.Source) (Resul
 	case NCMD, DCMD, STATE:
 		return Result{}, nil
 	}
-	if len(payload) > d.opts.MaxPayload {
-		return Result{}, &ingest.Error{Code: ingest.CodePayloadTooLarge, Msg: fmt.Sprintf("sparkplug payload of %d bytes is over the %d byte limit", len(payload), d.opts.MaxPayload)}
+	if len(data) > d.opts.MaxPayload {
+		return Result{}, &ingest.Error{Code: ingest.CodePayloadTooLarge, Msg: fmt.Sprintf("sparkplug payload of %d bytes is over the %d byte limit", len(data), d.opts.MaxPayload)}
 	}
-	var p pb.Payload
-	if err := proto.Unmarshal(payload, &p); err != nil {
+	p, _ := d.payloads.Get().(*payload)
+	if p == nil {
+		p = new(payload)
+	}
+	defer d.payloads.Put(p) // the events hold copies of its strings, never its storage
+	if err := decodePayload(data, p); err != nil {
 		return Result{}, &ingest.Error{Code: ingest.CodeBadPayload, Msg: "not a Sparkplug B payload: " + err.Error()}
 	}
-	d.m.messages(t.Type).Inc()
-	dc := decoding{d: d, t: t, p: &p, src: src, now: time.Now().UnixMilli()}
-	dc.content = t.Edge
-	if t.Device != "" && d.opts.Content == ContentEdgeDevice {
-		dc.content = t.Edge + DeviceSeparator + t.Device
-	}
-	dc.user = t.Edge
-	if t.Device != "" {
-		dc.user = t.Device
-	}
+	dc := decoding{d: d, t: t, p: p, src: src, now: time.Now().UnixMilli()}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	key := nodeKey{t.Group, t.Edge}
 	n := d.nodes[key]
-	if n == nil && t.Type != NDEATH && t.Type != DDEATH {
+	var dev *device // the device's state; for node messages, the node's own
+	if n != nil {
+		dev = n.self
+		if t.Device != "" {
+			dev = n.devices[t.Device]
+		}
+	}
+	// The ids of known nodes and devices were checked when they were first seen.
+	if n == nil {
+		if err := t.checkNode(); err != nil {
+			return Result{}, err
+		}
+	}
+	if dev == nil {
+		if err := t.checkDevice(); err != nil {
+			return Result{}, err
+		}
+	}
+	if n == nil && (t.Type == NDEATH || t.Type == DDEATH) {
+		d.m.messages[t.Type].Inc()
+		return Result{}, nil // nothing known to remove
+	}
+	if n == nil {
 		if len(d.nodes) >= d.opts.MaxNodes {
 			return Result{}, &ingest.Error{Code: ingest.CodeOverload, Msg: fmt.Sprintf("sparkplug: %d edge nodes known, the limit (max_nodes)", len(d.nodes))}
 		}
-		n = &node{bdSeq: -1, seq: -1, self: newDevice(), devices: map[string]*device{}}
+		n = &node{bdSeq: -1, seq: -1, self: newDevice(t.Edge), devices: map[string]*device{}}
 		d.nodes[key] = n
+		if t.Device == "" {
+			dev = n.self
+		}
+	}
+	if dev == nil && t.Type != DDEATH {
+		if len(n.devices) >= d.opts.MaxDevices {
+			return Result{}, &ingest.Error{Code: ingest.CodeOverload, Msg: fmt.Sprintf("sparkplug: edge node %s has %d devices, the limit (max_devices)", t.Edge, len(n.devices))}
+		}
+		content := t.Edge
+		if d.opts.Content == ContentEdgeDevice {
+			content = t.Edge + DeviceSeparator + t.Device
+			if err := ingest.CheckID("content_id", content, ingest.MaxIDLen); err != nil {
+				return Result{}, err
+			}
+		}
+		dev = newDevice(content)
+		n.devices[t.Device] = dev
+	}
+	d.m.messages[t.Type].Inc()
+	dc.user = t.Edge
+	if t.Device != "" {
+		dc.user = t.Device
+	}
+	if dev != nil {
+		dc.content = dev.content
 	}
 	switch t.Type {
 	case NBIRTH:
-		n.bdSeq = bdSeq(&p)
+		n.bdSeq = bdSeq(p)
 		n.seq = -1
 		dc.seq(n)
-		dc.birth(n.self, nil)
+		dc.birth(dev, nil)
 	case DBIRTH:
 		dc.seq(n)
-		dev := n.devices[t.Device]
-		if dev == nil {
-			if len(n.devices) >= d.opts.MaxDevices {
-				return Result{}, &ingest.Error{Code: ingest.CodeOverload, Msg: fmt.Sprintf("sparkplug: edge node %s has %d devices, the limit (max_devices)", t.Edge, len(n.devices))}
-			}
-			dev = newDevice()
-			n.devices[t.Device] = dev
-		}
 		dc.birth(dev, n.self)
 	case NDATA:
 		dc.seq(n)
-		dc.data(n.self, nil)
-	case DDATA:
+		dc.metrics(dev, nil)
+	case DDATA: // without a birth seen, names still map, aliases cannot
 		dc.seq(n)
-		dev := n.devices[t.Device]
-		if dev == nil { // no birth seen: names still map, aliases cannot
-			if len(n.devices) >= d.opts.MaxDevices {
-				return Result{}, &ingest.Error{Code: ingest.CodeOverload, Msg: fmt.Sprintf("sparkplug: edge node %s has %d devices, the limit (max_devices)", t.Edge, len(n.devices))}
-			}
-			dev = newDevice()
-			n.devices[t.Device] = dev
-		}
-		dc.data(dev, n.self)
+		dc.metrics(dev, n.self)
 	case DDEATH:
-		if n == nil {
-			break
-		}
 		dc.seq(n)
-		if dev := n.devices[t.Device]; dev != nil {
-			dc.removeAll(dev, t.Device, dc.payloadTS())
+		if dev != nil {
+			dc.removeAll(dev, dc.payloadTS())
 			delete(n.devices, t.Device)
 		}
 	case NDEATH:
-		if n == nil {
-			break
-		}
-		if b := bdSeq(&p); b >= 0 && n.bdSeq >= 0 && b != n.bdSeq {
+		if b := bdSeq(p); b >= 0 && n.bdSeq >= 0 && b != n.bdSeq {
 			// The will of an earlier session, delivered after the node was born again.
 			d.m.staleDeaths.Inc()
 			d.log.Debug("sparkplug NDEATH of an earlier session ignored", "group", t.Group, "edge_node", t.Edge, "bd_seq", b, "birth_bd_seq", n.bdSeq)
@@ -182,9 +203,9 @@ func (d *Decoder) Decode(topic string, payload []byte, src ingest.Source) (Resul
 		}
 		// No ts: the will was written when the node connected, so its timestamp is
 		// older than the data since; removes in arrival order.
-		dc.removeAll(n.self, "", 0)
-		for id, dev := range n.devices {
-			dc.removeAll(dev, id, 0)
+		dc.removeAll(n.self, 0)
+		for _, dev := range n.devices {
+			dc.removeAll(dev, 0)
 		}
 		delete(d.nodes, key)
 	}
@@ -195,7 +216,7 @@ func (d *Decoder) Decode(topic string, payload []byte, src ingest.Source) (Resul
 type decoding struct {
 	d       *Decoder
 	t       Topic
-	p       *pb.Payload
+	p       *payload
 	src     ingest.Source
 	now     int64
 	content string // of the device's (or node's) memberships
@@ -204,10 +225,10 @@ type decoding struct {
 }
 
 func (dc *decoding) seq(n *node) {
-	if dc.p.Seq == nil {
+	if !dc.p.hasSeq {
 		return
 	}
-	s := int64(dc.p.GetSeq())
+	s := int64(dc.p.seq & math.MaxInt64)
 	if n.seq >= 0 && s != (n.seq+1)%256 {
 		dc.d.m.seqGaps.Inc()
 		dc.d.log.Warn("sparkplug sequence gap: messages of the edge node were lost or reordered",
@@ -219,7 +240,7 @@ func (dc *decoding) seq(n *node) {
 // payloadTS is the payload's timestamp, or 0 when it has none or one that cannot be
 // used (far ahead of this server's clock).
 func (dc *decoding) payloadTS() int64 {
-	ts := dc.p.GetTimestamp()
+	ts := dc.p.timestamp
 	if ts == 0 || ts > math.MaxInt64 || int64(ts)-dc.now > ingest.MaxClockAhead.Milliseconds() {
 		return 0
 	}
@@ -227,25 +248,23 @@ func (dc *decoding) payloadTS() int64 {
 }
 
 // metricTS is a metric's timestamp, else the payload's; an error if it is far ahead.
-func (dc *decoding) metricTS(m *pb.Payload_Metric) (int64, error) {
-	ts := m.GetTimestamp()
+func (dc *decoding) metricTS(m *metric) (int64, error) {
+	ts := m.timestamp
 	if ts == 0 {
-		ts = dc.p.GetTimestamp()
+		ts = dc.p.timestamp
 	}
 	if ts > math.MaxInt64 || int64(ts)-dc.now > ingest.MaxClockAhead.Milliseconds() {
 		return 0, &ingest.Error{Code: ingest.CodeInvalidField, Field: "timestamp", Msg: fmt.Sprintf(
-			"of metric %q is more than %v ahead of this server's clock: fix the edge node's clock", truncate(m.GetName()), ingest.MaxClockAhead)}
+			"of metric %q is more than %v ahead of this server's clock: fix the edge node's clock", truncate(m.name), ingest.MaxClockAhead)}
 	}
 	return int64(ts), nil
 }
 
-func (dc *decoding) emit(action store.Action, reaction, user string, ts int64) error {
-	ev := ingest.Event{Op: store.Op{ContentID: dc.content, ReactionType: reaction, UserID: user, Action: action, TS: ts}, Source: dc.src}
-	if err := ev.Validate(); err != nil {
-		return err
-	}
-	dc.res.Events = append(dc.res.Events, ev)
-	return nil
+// emit adds an event. Its ids are valid: the content and the device's user id were
+// checked when the node or device was first seen, a reaction from a rule when the
+// options were, a metric name or a user value before the call.
+func (dc *decoding) emit(action store.Action, reaction, user string, ts int64) {
+	dc.res.Events = append(dc.res.Events, ingest.Event{Op: store.Op{ContentID: dc.content, ReactionType: reaction, UserID: user, Action: action, TS: ts}, Source: dc.src})
 }
 
 func (dc *decoding) reject(name string, err error) {
@@ -256,12 +275,12 @@ func (dc *decoding) reject(name string, err error) {
 // memberships (adds, and removes of those it held and no longer does).
 func (dc *decoding) birth(dev, parent *device) {
 	old := dev.members
-	dev.aliases = make(map[uint64]string, len(dc.p.Metrics))
+	dev.aliases = make(map[uint64]string, len(dc.p.metrics))
 	dev.members = make(map[member]struct{}, len(old))
 	clear(dev.values)
-	for _, m := range dc.p.Metrics {
-		if m.Name != nil && m.Alias != nil {
-			dev.aliases[m.GetAlias()] = m.GetName()
+	for i := range dc.p.metrics {
+		if m := &dc.p.metrics[i]; m.hasName && m.hasAlias {
+			dev.aliases[m.alias] = m.name
 		}
 	}
 	dc.metrics(dev, parent)
@@ -273,15 +292,9 @@ func (dc *decoding) birth(dev, parent *device) {
 	}
 }
 
-func (dc *decoding) data(dev, parent *device) { dc.metrics(dev, parent) }
-
 // removeAll removes every membership of dev.
-func (dc *decoding) removeAll(dev *device, deviceID string, ts int64) {
-	if deviceID != "" && dc.d.opts.Content == ContentEdgeDevice {
-		dc.content = dc.t.Edge + DeviceSeparator + deviceID
-	} else {
-		dc.content = dc.t.Edge
-	}
+func (dc *decoding) removeAll(dev *device, ts int64) {
+	dc.content = dev.content
 	for mem := range dev.members {
 		dc.emitRemove(mem, ts)
 	}
@@ -289,25 +302,28 @@ func (dc *decoding) removeAll(dev *device, deviceID string, ts int64) {
 }
 
 func (dc *decoding) emitRemove(mem member, ts int64) {
-	// Its ids were valid when it was added, and the content is the same.
-	_ = dc.emit(store.Remove, mem.reaction, mem.user, ts)
+	dc.emit(store.Remove, mem.reaction, mem.user, ts)
 }
 
 // metrics maps the metrics of a birth or data message onto membership events.
 func (dc *decoding) metrics(dev, parent *device) {
-	for _, m := range dc.p.Metrics {
-		name := m.GetName()
-		if m.Name == nil {
+	if dc.res.Events == nil {
+		dc.res.Events = make([]ingest.Event, 0, len(dc.p.metrics))
+	}
+	for i := range dc.p.metrics {
+		m := &dc.p.metrics[i]
+		name := m.name
+		if !m.hasName {
 			var ok bool
-			if name, ok = dev.aliases[m.GetAlias()]; !ok && parent != nil {
-				name, ok = parent.aliases[m.GetAlias()]
+			if name, ok = dev.aliases[m.alias]; !ok && parent != nil {
+				name, ok = parent.aliases[m.alias]
 			}
-			if !ok || m.Alias == nil {
+			if !ok || !m.hasAlias {
 				dc.d.m.ignored(ignoredUnknownAlias).Inc()
 				continue
 			}
 		}
-		if m.GetIsHistorical() {
+		if m.historical {
 			dc.d.m.ignored(ignoredHistorical).Inc()
 			continue
 		}
@@ -329,7 +345,7 @@ func (dc *decoding) metrics(dev, parent *device) {
 		case UserValue:
 			err = dc.valueMetric(dev, name, reaction, m)
 		default:
-			err = dc.boolMetric(dev, name, reaction, m)
+			err = dc.boolMetric(dev, reaction, m)
 		}
 		if err != nil {
 			dc.reject(name, err)
@@ -337,13 +353,13 @@ func (dc *decoding) metrics(dev, parent *device) {
 	}
 }
 
-func (dc *decoding) boolMetric(dev *device, name, reaction string, m *pb.Payload_Metric) error {
+func (dc *decoding) boolMetric(dev *device, reaction string, m *metric) error {
 	var on bool
-	switch v := m.Value.(type) {
-	case *pb.Payload_Metric_BooleanValue:
-		on = v.BooleanValue
+	switch m.kind {
+	case valBool:
+		on = m.u == 1
 	default:
-		if !m.GetIsNull() {
+		if !m.null {
 			dc.d.m.ignored(ignoredNotBoolean).Inc()
 			return nil
 		}
@@ -355,30 +371,24 @@ func (dc *decoding) boolMetric(dev *device, name, reaction string, m *pb.Payload
 	}
 	mem := member{reaction, dc.user}
 	if on {
-		if err := dc.emit(store.Add, reaction, dc.user, ts); err != nil {
-			return err
-		}
+		dc.emit(store.Add, reaction, dc.user, ts)
 		dev.members[mem] = struct{}{}
 		return nil
 	}
-	if err := dc.emit(store.Remove, reaction, dc.user, ts); err != nil {
-		return err
-	}
+	dc.emit(store.Remove, reaction, dc.user, ts)
 	delete(dev.members, mem)
 	return nil
 }
 
-func (dc *decoding) valueMetric(dev *device, name, reaction string, m *pb.Payload_Metric) error {
+func (dc *decoding) valueMetric(dev *device, name, reaction string, m *metric) error {
 	var user string
-	switch v := m.Value.(type) {
-	case *pb.Payload_Metric_StringValue:
-		user = v.StringValue
-	case *pb.Payload_Metric_IntValue:
-		user = strconv.FormatUint(uint64(v.IntValue), 10)
-	case *pb.Payload_Metric_LongValue:
-		user = strconv.FormatUint(v.LongValue, 10)
+	switch m.kind {
+	case valString:
+		user = m.s
+	case valInt, valLong:
+		user = strconv.FormatUint(m.u, 10)
 	default:
-		if !m.GetIsNull() {
+		if !m.null {
 			dc.d.m.ignored(ignoredNotUser).Inc()
 			return nil
 		}
@@ -394,34 +404,24 @@ func (dc *decoding) valueMetric(dev *device, name, reaction string, m *pb.Payloa
 	}
 	prev := dev.values[name]
 	if prev != "" && prev != user {
-		if err := dc.emit(store.Remove, reaction, prev, ts); err != nil {
-			return err
-		}
+		dc.emit(store.Remove, reaction, prev, ts)
 		delete(dev.members, member{reaction, prev})
 		delete(dev.values, name)
 	}
 	if user == "" {
 		return nil
 	}
-	if err := dc.emit(store.Add, reaction, user, ts); err != nil {
-		return err
-	}
+	dc.emit(store.Add, reaction, user, ts)
 	dev.members[member{reaction, user}] = struct{}{}
 	dev.values[name] = user
 	return nil
 }
 
 // bdSeq returns the value of the payload's bdSeq metric, or -1.
-func bdSeq(p *pb.Payload) int64 {
-	for _, m := range p.Metrics {
-		if m.GetName() != "bdSeq" {
-			continue
-		}
-		switch v := m.Value.(type) {
-		case *pb.Payload_Metric_LongValue:
-			return int64(v.LongValue & math.MaxInt64)
-		case *pb.Payload_Metric_IntValue:
-			return int64(v.IntValue)
+func bdSeq(p *payload) int64 {
+	for i := range p.metrics {
+		if m := &p.metrics[i]; m.name == "bdSeq" && (m.kind == valLong || m.kind == valInt) {
+			return int64(m.u & math.MaxInt64)
 		}
 	}
 	return -1

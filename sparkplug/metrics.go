@@ -2,7 +2,6 @@ package sparkplug
 
 import (
 	"errors"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -18,13 +17,12 @@ const (
 )
 
 type metrics struct {
+	messages    map[string]prometheus.Counter // by message type; read-only after newMetrics
 	messagesVec *prometheus.CounterVec
 	ignoredVec  *prometheus.CounterVec
 	seqGaps     prometheus.Counter
 	staleDeaths prometheus.Counter
-
-	mu    sync.Mutex
-	cache map[string]prometheus.Counter // "m"+type or "i"+reason; both sets are small and fixed
+	ignoredC    map[string]prometheus.Counter // by reason; read-only after newMetrics
 }
 
 func newMetrics(reg prometheus.Registerer, d *Decoder) (*metrics, error) {
@@ -45,7 +43,14 @@ func newMetrics(reg prometheus.Registerer, d *Decoder) (*metrics, error) {
 			Name: "arina_sparkplug_stale_deaths_total",
 			Help: "NDEATH messages ignored because their bdSeq is not that of the node's last NBIRTH.",
 		}),
-		cache: map[string]prometheus.Counter{},
+		messages: map[string]prometheus.Counter{},
+		ignoredC: map[string]prometheus.Counter{},
+	}
+	for _, r := range []string{ignoredUnknownAlias, ignoredHistorical, ignoredRule, ignoredNotReaction, ignoredNotBoolean, ignoredNotUser} {
+		m.ignoredC[r] = m.ignoredVec.WithLabelValues(r)
+	}
+	for _, typ := range []string{NBIRTH, NDEATH, DBIRTH, DDEATH, NDATA, DDATA} {
+		m.messages[typ] = m.messagesVec.WithLabelValues(typ)
 	}
 	if reg == nil {
 		return m, nil
@@ -61,18 +66,4 @@ func newMetrics(reg prometheus.Registerer, d *Decoder) (*metrics, error) {
 	return m, errors.Join(errs...)
 }
 
-func (m *metrics) counter(vec *prometheus.CounterVec, kind, label string) prometheus.Counter {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, ok := m.cache[kind+label]
-	if !ok {
-		c = vec.WithLabelValues(label)
-		m.cache[kind+label] = c
-	}
-	return c
-}
-
-func (m *metrics) messages(typ string) prometheus.Counter { return m.counter(m.messagesVec, "m", typ) }
-func (m *metrics) ignored(reason string) prometheus.Counter {
-	return m.counter(m.ignoredVec, "i", reason)
-}
+func (m *metrics) ignored(reason string) prometheus.Counter { return m.ignoredC[reason] }

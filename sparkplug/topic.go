@@ -38,22 +38,48 @@ func IsTopic(topic string) bool {
 // ParseTopic parses spBv1.0/<group>/<type>/<edge>[/<device>] and spBv1.0/STATE/<host>.
 // The ids must be valid identifiers (ingest.CheckID): they become content and user ids.
 func ParseTopic(topic string) (Topic, error) {
+	t, err := splitTopic(topic)
+	if err != nil {
+		return Topic{}, err
+	}
+	if t.Type == STATE {
+		return t, nil
+	}
+	if err := t.checkNode(); err != nil {
+		return Topic{}, err
+	}
+	if err := t.checkDevice(); err != nil {
+		return Topic{}, err
+	}
+	return t, nil
+}
+
+// splitTopic parses the levels of a topic and checks its shape, not its ids.
+func splitTopic(topic string) (Topic, error) {
 	bad := func(msg string) (Topic, error) {
 		return Topic{}, &ingest.Error{Code: ingest.CodeBadPayload, Msg: "sparkplug topic " + truncate(topic) + ": " + msg}
 	}
 	if !IsTopic(topic) {
 		return bad("not under " + Namespace + "/")
 	}
-	parts := strings.Split(topic[len(Namespace)+1:], "/")
-	if len(parts) == 2 && parts[0] == STATE {
-		return Topic{Type: STATE, Edge: parts[1]}, nil
-	}
-	if len(parts) < 3 || len(parts) > 4 {
+	rest := topic[len(Namespace)+1:]
+	var t Topic
+	var ok bool
+	if t.Group, rest, ok = strings.Cut(rest, "/"); !ok {
 		return bad("want " + Namespace + "/<group>/<type>/<edge_node>[/<device>]")
 	}
-	t := Topic{Group: parts[0], Type: parts[1], Edge: parts[2]}
-	if len(parts) == 4 {
-		t.Device = parts[3]
+	if t.Group == STATE && strings.IndexByte(rest, '/') < 0 {
+		return Topic{Type: STATE, Edge: rest}, nil
+	}
+	if t.Type, rest, ok = strings.Cut(rest, "/"); !ok {
+		return bad("want " + Namespace + "/<group>/<type>/<edge_node>[/<device>]")
+	}
+	t.Edge, t.Device, ok = strings.Cut(rest, "/")
+	if strings.IndexByte(t.Device, '/') >= 0 {
+		return bad("want " + Namespace + "/<group>/<type>/<edge_node>[/<device>]")
+	}
+	if ok && t.Device == "" {
+		return bad("empty device id")
 	}
 	switch t.Type {
 	case NBIRTH, NDEATH, NDATA, NCMD:
@@ -67,18 +93,23 @@ func ParseTopic(topic string) (Topic, error) {
 	default:
 		return bad("unknown message type " + truncate(t.Type))
 	}
-	if err := ingest.CheckID("group_id", t.Group, ingest.MaxIDLen); err != nil {
-		return Topic{}, err
-	}
-	if err := ingest.CheckID("edge_node_id", t.Edge, ingest.MaxIDLen); err != nil {
-		return Topic{}, err
-	}
-	if t.Device != "" {
-		if err := ingest.CheckID("device_id", t.Device, ingest.MaxIDLen); err != nil {
-			return Topic{}, err
-		}
-	}
 	return t, nil
+}
+
+// checkNode checks the group and edge node ids.
+func (t Topic) checkNode() error {
+	if err := ingest.CheckID("group_id", t.Group, ingest.MaxIDLen); err != nil {
+		return err
+	}
+	return ingest.CheckID("edge_node_id", t.Edge, ingest.MaxIDLen)
+}
+
+// checkDevice checks the device id, if any.
+func (t Topic) checkDevice() error {
+	if t.Device == "" {
+		return nil
+	}
+	return ingest.CheckID("device_id", t.Device, ingest.MaxIDLen)
 }
 
 func truncate(s string) string {
