@@ -13,6 +13,9 @@ import (
 	"github.com/arina-dev/arina/sparkplug"
 )
 
+// Sparkplug returns the broker's Sparkplug B decoder; nil when Options.Sparkplug is.
+func (s *Server) Sparkplug() *sparkplug.Decoder { return s.hook.sparkplug }
+
 // onSparkplug ingests a Sparkplug B message (package sparkplug decodes it and keeps
 // the edge nodes' state). Its events are applied as a batch's are: a QoS 1/2 publish
 // is acknowledged once every one of them is applied. A message that is not Sparkplug B

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/internal/arinatest"
 	"github.com/arina-dev/arina/internal/daemon"
 	"github.com/arina-dev/arina/sparkplug"
@@ -33,9 +35,24 @@ func spBdSeq(v uint64) *pb.Payload_Metric {
 		Value: &pb.Payload_Metric_LongValue{LongValue: v}}
 }
 
+// spClock is the last payload timestamp handed out: each payload gets a later one,
+// as a node's messages in a row do (with equal timestamps, last-writer-wins would let
+// a birth's remove win over the next message's add of the same membership).
+var spClock atomic.Int64
+
+func spNow() uint64 {
+	for {
+		last := spClock.Load()
+		next := max(time.Now().UnixMilli(), last+1)
+		if spClock.CompareAndSwap(last, next) {
+			return uint64(next)
+		}
+	}
+}
+
 func spPayload(tb testing.TB, seq int64, ms ...*pb.Payload_Metric) []byte {
 	tb.Helper()
-	p := &pb.Payload{Timestamp: proto.Uint64(uint64(time.Now().UnixMilli())), Metrics: ms}
+	p := &pb.Payload{Timestamp: proto.Uint64(spNow()), Metrics: ms}
 	if seq >= 0 {
 		p.Seq = proto.Uint64(uint64(seq))
 	}
@@ -55,6 +72,9 @@ func wantMembers(tb testing.TB, d *arinatest.Daemon, content, reaction string, w
 	tb.Helper()
 	slices.Sort(want)
 	arinatest.WaitFor(tb, 5*time.Second, func() error {
+		if _, status := arinatest.Counts(tb, d.HTTPURL, content); status != 200 {
+			return fmt.Errorf("counts of %s: status %d", content, status)
+		}
 		got := arinatest.Members(tb, d.HTTPURL, content, reaction)
 		slices.Sort(got)
 		if !slices.Equal(got, want) {
@@ -226,5 +246,49 @@ func TestSparkplug_PrimaryHostState(t *testing.T) {
 	}
 	if st := state("state at shutdown"); st["online"] != false {
 		t.Fatalf("state at shutdown %v, want online false", st)
+	}
+}
+
+// TestSparkplug_BridgedUpstream: edge nodes publish to a factory's own broker (Debian's
+// mosquitto); an upstream with sparkplug: true takes their births, data and deaths,
+// the NDEATH will of a node killed there included.
+func TestSparkplug_BridgedUpstream(t *testing.T) {
+	m := arinatest.StartMosquitto(t)
+	d := arinatest.Start(t, func(o *daemon.Options) {
+		o.MQTT.Sparkplug = &sparkplug.Options{}
+		o.Upstreams = []broker.Upstream{{Name: "factory", URL: "tcp://" + m.Addr, ClientID: "arina-sp", Sparkplug: true,
+			MaxReconnectInterval: 500 * time.Millisecond}}
+	})
+	arinatest.WaitFor(t, 10*time.Second, func() error {
+		if st, _, _ := readyz(t, d.HTTPURL); st != 200 {
+			return fmt.Errorf("readyz %d", st)
+		}
+		if got := metric(t, d.HTTPURL, `arina_bridge_up{upstream="factory"}`); got != 1 {
+			return fmt.Errorf("bridge not up yet")
+		}
+		return nil
+	})
+	node := compatConnect311(t, m.Addr, "line-9", func(o *pahomqtt.ClientOptions) {
+		o.SetBinaryWill("spBv1.0/plant/NDEATH/line-9", spPayload(t, -1, spBdSeq(4)), 1, false)
+	})
+	pub := func(topic string, payload []byte) {
+		t.Helper()
+		if tok := node.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+	pub("spBv1.0/plant/NBIRTH/line-9", spPayload(t, 0, spBdSeq(4)))
+	pub("spBv1.0/plant/DBIRTH/line-9/press", spPayload(t, 1, spBool("running", 1, true), spBool("jam", 2, false)))
+	pub("spBv1.0/plant/DBIRTH/line-9/saw", spPayload(t, 2, spBool("running", 3, false)))
+	pub("spBv1.0/plant/DDATA/line-9/saw", spPayload(t, 3, spBool("", 3, true)))
+	pub("spBv1.0/plant/DDATA/line-9/press", spPayload(t, 4, spBool("", 2, true)))
+	wantMembers(t, d, "line-9", "running", "press", "saw")
+	wantMembers(t, d, "line-9", "jam", "press")
+
+	node.conn.Close() // killed: mosquitto publishes the will, the bridge takes it
+	wantMembers(t, d, "line-9", "running")
+	wantMembers(t, d, "line-9", "jam")
+	if got := metric(t, d.HTTPURL, `arina_bridge_messages_total{result="acked",upstream="factory"}`); got != 6 {
+		t.Errorf("bridge acked %v messages, want 6 (5 publishes and the will)", got)
 	}
 }

@@ -303,6 +303,11 @@ func (c *Config) Validate() error {
 				fmt.Errorf("%w: want 0 (the default, 30s) or 100ms to 1h", ErrOutOfRange))
 		}
 	}
+	for i, u := range c.Bridge.Upstreams {
+		if u.Sparkplug && !c.Sparkplug.Enabled {
+			bad(fmt.Sprintf("bridge.upstreams[%d].sparkplug", i), u.Sparkplug, fmt.Errorf("%w: needs sparkplug.enabled", ErrInvalidChoice))
+		}
+	}
 	if _, err := c.Bridge.upstreams(); err != nil {
 		errs = append(errs, err)
 	}

@@ -59,3 +59,12 @@ func TestSparkplugConfig_Options(t *testing.T) {
 		t.Fatalf("rules %+v, want %+v", got, want)
 	}
 }
+
+func TestSparkplugConfig_BridgeNeedsDecoder(t *testing.T) {
+	t.Parallel()
+	c := DefaultConfig()
+	c.Bridge.Upstreams = []UpstreamConfig{{Name: "factory", URL: "tcp://127.0.0.1:1883", ClientID: "arina", Sparkplug: true}}
+	wantValidate(t, c, "", nil)
+	c.Sparkplug.Enabled = false
+	wantValidate(t, c, "bridge.upstreams[0].sparkplug", ErrInvalidChoice)
+}

@@ -31,14 +31,23 @@ function metric(kv) {
     return { name, value, type: 'String' };
 }
 
+// Each message gets a later timestamp than the one before, as a node's messages in a
+// row do: with equal ones, last-writer-wins would let a birth's remove win over the
+// next message's add of the same membership.
+let last = 0;
+function now() {
+    last = Math.max(Date.now(), last + 1);
+    return last;
+}
+
 readline.createInterface({ input: process.stdin }).on('line', (line) => {
     const [cmd, device, ...kvs] = line.trim().split(/\s+/);
-    const payload = { timestamp: Date.now(), metrics: kvs.map(metric) };
+    const payload = { timestamp: now(), metrics: kvs.map(metric) };
     switch (cmd) {
     case 'nbirth': client.publishNodeBirth(payload); break;
     case 'dbirth': client.publishDeviceBirth(device, payload); break;
     case 'ddata': client.publishDeviceData(device, payload); break;
-    case 'ddeath': client.publishDeviceDeath(device, { timestamp: Date.now() }); break;
+    case 'ddeath': client.publishDeviceDeath(device, { timestamp: now() }); break;
     case 'stop': client.stop(); break;
     default: console.error('unknown command ' + cmd); process.exit(2);
     }
