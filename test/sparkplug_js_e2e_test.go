@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -146,11 +147,26 @@ func TestSparkplug_TahuClient(t *testing.T) {
 	}
 	counts("range-2", map[string]int64{"lit": 0, "gas_on": 0, "fault": 0, "active": 0})
 
-	// A node stopped cleanly sends its NDEATH before it disconnects.
+	// A node stopped cleanly sends its NDEATH before it disconnects; the change stream
+	// follows its births and death.
+	events := mustStream(t, d.HTTPURL, "/api/v1/stream?content=range-3")
+	if ev := nextEvent(t, events); ev.name != "ready" {
+		t.Fatalf("event %+v, want ready (range-3 never seen)", ev)
+	}
 	m := startTahuNode(t, d, "plant", "range-3")
 	m.do(t, "nbirth - lit=true")
 	m.do(t, "dbirth v1 gas_on=true")
 	counts("range-3", map[string]int64{"lit": 1, "gas_on": 1})
 	m.do(t, "stop")
 	counts("range-3", map[string]int64{"lit": 0, "gas_on": 0})
+	var changes []string
+	for range 4 {
+		ev := nextEvent(t, events)
+		changes = append(changes, fmt.Sprintf("%s %s %v/%v/%v", ev.name, ev.data["action"], ev.data["content_id"], ev.data["reaction_type"], ev.data["user_id"]))
+	}
+	slices.Sort(changes)
+	if want := []string{"change add range-3/gas_on/v1", "change add range-3/lit/range-3",
+		"change remove range-3/gas_on/v1", "change remove range-3/lit/range-3"}; !slices.Equal(changes, want) {
+		t.Errorf("stream of range-3: %q, want %q", changes, want)
+	}
 }
