@@ -109,9 +109,24 @@ func (d *Decoder) Decode(topic string, data []byte, src ingest.Source) (Result, 
 	if p == nil {
 		p = new(payload)
 	}
-	defer d.payloads.Put(p) // the events hold copies of its strings, never its storage
+	defer func() { // the events hold copies of its strings, never its storage
+		p.body = nil
+		d.payloads.Put(p)
+	}()
 	if err := decodePayload(data, p); err != nil {
 		return Result{}, &ingest.Error{Code: ingest.CodeBadPayload, Msg: "not a Sparkplug B payload: " + err.Error()}
+	}
+	if p.compressed {
+		inner, err := decompress(p, d.opts.MaxPayload)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := decodePayload(inner, p); err != nil {
+			return Result{}, &ingest.Error{Code: ingest.CodeBadPayload, Msg: "compressed Sparkplug B payload: not a Sparkplug B payload inside: " + err.Error()}
+		}
+		if p.compressed {
+			return Result{}, &ingest.Error{Code: ingest.CodeBadPayload, Msg: "compressed Sparkplug B payload: compressed twice"}
+		}
 	}
 	dc := decoding{d: d, t: t, p: p, src: src, now: time.Now().UnixMilli()}
 

@@ -1,8 +1,12 @@
 package sparkplug_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -327,4 +331,62 @@ func FuzzDecoder_Decode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// compressed wraps a payload as Tahu's clients do when asked to compress.
+func compressed(tb testing.TB, algorithm string, inner []byte) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	switch algorithm {
+	case "GZIP":
+		w = gzip.NewWriter(&buf)
+	default:
+		w = zlib.NewWriter(&buf)
+	}
+	if _, err := w.Write(inner); err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	p := &pb.Payload{Uuid: proto.String("SPBV1.0_COMPRESSED"), Body: buf.Bytes()}
+	if algorithm != "" {
+		p.Metrics = []*pb.Payload_Metric{strM("algorithm", algorithm)}
+	}
+	b, err := proto.Marshal(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func TestDecoder_Compressed(t *testing.T) {
+	d := mustNew(t, sparkplug.Options{MaxPayload: 4096}, nil)
+	inner := payload(t, -1, 0, boolM("gas_on", 0, true))
+	for _, alg := range []string{"", "DEFLATE", "GZIP", "gzip"} {
+		got := decode(t, d, "spBv1.0/g/DDATA/e/v"+alg, compressed(t, strings.ToUpper(alg), inner))
+		want(t, "compressed "+alg, got, "add e/gas_on/v"+alg)
+	}
+	bomb := payload(t, -1, 0, strM("pad", strings.Repeat("x", 5000)))
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		code    ingest.Code
+	}{
+		{"over the limit once inflated", compressed(t, "DEFLATE", bomb), ingest.CodePayloadTooLarge},
+		{"unknown algorithm", compressed(t, "LZ4", inner), ingest.CodeBadPayload},
+		{"not deflate", func() []byte {
+			b, _ := proto.Marshal(&pb.Payload{Uuid: proto.String("SPBV1.0_COMPRESSED"), Body: []byte("plain")})
+			return b
+		}(), ingest.CodeBadPayload},
+		{"not protobuf inside", compressed(t, "GZIP", []byte{0xff}), ingest.CodeBadPayload},
+		{"compressed twice", compressed(t, "GZIP", compressed(t, "GZIP", inner)), ingest.CodeBadPayload},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := d.Decode("spBv1.0/g/DDATA/e/v", tc.payload, ingest.SourceMQTT); ingest.CodeOf(err) != tc.code {
+				t.Fatalf("err %v, want code %s", err, tc.code)
+			}
+		})
+	}
 }

@@ -22,6 +22,9 @@
 //     death, ignored and counted).
 //   - NCMD, DCMD, STATE: not ingested.
 //
+// Payloads compressed as Tahu's clients do (uuid "SPBV1.0_COMPRESSED", DEFLATE or GZIP)
+// are inflated first, to at most Options.MaxPayload bytes.
+//
 // Sequence numbers (0-255, per edge node) are checked: a gap is counted in
 // arina_sparkplug_seq_gaps_total and logged. A payload that is not Sparkplug B, or over
 // Options.MaxPayload, is refused whole (an *ingest.Error); a metric that maps to a bad

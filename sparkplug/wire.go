@@ -17,6 +17,10 @@ type payload struct {
 	seq       uint64
 	hasSeq    bool
 	metrics   []metric
+	// compressed: uuid is "SPBV1.0_COMPRESSED" and body is a compressed Payload (Tahu's
+	// clients compress on request); body is a slice of the decoded input.
+	compressed bool
+	body       []byte
 }
 
 type valueKind uint8
@@ -84,7 +88,13 @@ func decodePayload(b []byte, p *payload) error {
 		case num == 3 && typ == protowire.VarintType:
 			p.seq, n = protowire.ConsumeVarint(b)
 			p.hasSeq = true
-		default: // uuid, body, extensions, unknown fields
+		case num == 4 && typ == protowire.BytesType:
+			var v []byte
+			v, n = protowire.ConsumeBytes(b)
+			p.compressed = string(v) == compressedUUID
+		case num == 5 && typ == protowire.BytesType:
+			p.body, n = protowire.ConsumeBytes(b)
+		default: // extensions, unknown fields
 			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
 		if n < 0 {

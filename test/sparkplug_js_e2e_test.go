@@ -138,6 +138,12 @@ func TestSparkplug_TahuClient(t *testing.T) {
 	wantMembers(t, d, "range-2", "fault", "v7")
 	wantMembers(t, d, "range-2", "active", "ann")
 
+	// Compressed by the client (DEFLATE, then GZIP).
+	n.do(t, "zddata v8 fault=true")
+	wantMembers(t, d, "range-2", "fault", "v7", "v8")
+	n.do(t, "gzddata v8 fault=false")
+	wantMembers(t, d, "range-2", "fault", "v7")
+
 	n.do(t, "ddeath v8")
 	wantMembers(t, d, "range-2", "gas_on")
 

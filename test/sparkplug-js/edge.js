@@ -5,7 +5,8 @@
 //   node edge.js <mqtt url> <group> <edge node>
 //
 // Commands: "nbirth - name=value...", "dbirth <device> name=value...",
-// "ddata <device> name=value...", "ddeath <device>", "stop" (NDEATH, then disconnect).
+// "ddata <device> name=value...", "zddata" and "gzddata" (the same compressed with
+// DEFLATE, GZIP), "ddeath <device>", "stop" (NDEATH, then disconnect).
 // A value true or false is a Boolean metric, anything else a String one. The node's
 // NDEATH is its will: kill the process to have the broker publish it. It prints
 // "connected" once connected and "ok <command>" once a command's message is written.
@@ -47,6 +48,8 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
     case 'nbirth': client.publishNodeBirth(payload); break;
     case 'dbirth': client.publishDeviceBirth(device, payload); break;
     case 'ddata': client.publishDeviceData(device, payload); break;
+    case 'zddata': client.publishDeviceData(device, payload, { compress: true }); break;
+    case 'gzddata': client.publishDeviceData(device, payload, { compress: true, algorithm: 'GZIP' }); break;
     case 'ddeath': client.publishDeviceDeath(device, { timestamp: now() }); break;
     case 'stop': client.stop(); break;
     default: console.error('unknown command ' + cmd); process.exit(2);
