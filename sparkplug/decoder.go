@@ -37,11 +37,17 @@ type Decoder struct {
 
 type nodeKey struct{ group, edge string }
 
+// gapLogInterval is the least time between two log lines about one node's seq gaps.
+const gapLogInterval = time.Minute
+
 type node struct {
-	bdSeq   int64 // of the last NBIRTH; -1: unknown
-	seq     int64 // of the last message; -1: unknown
-	self    *device
-	devices map[string]*device
+	bdSeq int64 // of the last NBIRTH; -1: unknown
+	seq   int64 // of the last message; -1: unknown
+	// gaps in seq since gapLogged, when a gap was last logged
+	gaps      int
+	gapLogged time.Time
+	self      *device
+	devices   map[string]*device
 }
 
 // device is the state of one device, or of an edge node's own metrics (node.self).
@@ -246,8 +252,15 @@ func (dc *decoding) seq(n *node) {
 	s := int64(dc.p.seq & math.MaxInt64)
 	if n.seq >= 0 && s != (n.seq+1)%256 {
 		dc.d.m.seqGaps.Inc()
-		dc.d.log.Warn("sparkplug sequence gap: messages of the edge node were lost or reordered",
-			"group", dc.t.Group, "edge_node", dc.t.Edge, "type", dc.t.Type, "expected", (n.seq+1)%256, "got", s)
+		n.gaps++
+		// At most one line per node per gapLogInterval: a node that keeps reordering
+		// must not flood the log; the metric counts every gap.
+		if now := time.UnixMilli(dc.now); now.Sub(n.gapLogged) >= gapLogInterval {
+			dc.d.log.Warn("sparkplug sequence gap: messages of the edge node were lost or reordered",
+				"group", dc.t.Group, "edge_node", dc.t.Edge, "type", dc.t.Type, "expected", (n.seq+1)%256, "got", s,
+				"gaps_since_last_logged", n.gaps)
+			n.gapLogged, n.gaps = now, 0
+		}
 	}
 	n.seq = s
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -261,7 +262,11 @@ func TestDecoder_Rejects(t *testing.T) {
 
 func TestDecoder_SeqGaps(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	d := mustNew(t, sparkplug.Options{}, reg)
+	var log bytes.Buffer
+	d, err := sparkplug.New(sparkplug.Options{}, slog.New(slog.NewTextHandler(&log, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range []int64{0, 1, 2, 4, 5} {
 		decode(t, d, "spBv1.0/g/NDATA/e", payload(t, s, 0))
 	}
@@ -271,6 +276,16 @@ func TestDecoder_SeqGaps(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(mustCounter(t, reg, "arina_sparkplug_seq_gaps_total")); n != 1 {
 		t.Errorf("gaps = %v, want 1", n)
+	}
+	// Every gap is counted; one line per node per minute is logged.
+	for _, s := range []int64{9, 20, 40} {
+		decode(t, d, "spBv1.0/g/NDATA/e", payload(t, s, 0))
+	}
+	if n := testutil.ToFloat64(mustCounter(t, reg, "arina_sparkplug_seq_gaps_total")); n != 4 {
+		t.Errorf("gaps = %v, want 4", n)
+	}
+	if lines := strings.Count(log.String(), "sequence gap"); lines != 1 {
+		t.Errorf("logged %d gap lines, want 1:\n%s", lines, log.String())
 	}
 }
 
