@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/sparkplug"
 	"github.com/arina-dev/arina/store"
 )
 
@@ -51,6 +52,9 @@ type Upstream struct {
 	MaxReconnectInterval time.Duration
 	// ConnectTimeout bounds one connection attempt; default 10s.
 	ConnectTimeout time.Duration
+	// Sparkplug: also subscribe to spBv1.0/# and decode those messages as the embedded
+	// broker does (bridge_sparkplug.go); Topics may then be empty.
+	Sparkplug bool
 }
 
 // ErrInvalidUpstream is returned for an upstream configuration that cannot work.
@@ -167,7 +171,7 @@ func CheckUpstreams(ups []Upstream) error {
 				bad("url %q: scheme %q is not tcp, ssl, ws or wss", u.URL, pu.Scheme)
 			}
 		}
-		if len(u.Topics) == 0 {
+		if len(u.Topics) == 0 && !u.Sparkplug {
 			bad("topics: at least one is required")
 		}
 		for _, t := range u.Topics {
@@ -200,6 +204,8 @@ type Bridge struct {
 	stop chan struct{} // closed by StopIntake: forwarders stop handing events to the sink
 	once sync.Once
 	m    *bridgeMetrics
+
+	sparkplug *sparkplug.Decoder // for upstreams with Sparkplug; set by UseSparkplug
 }
 
 // maxQueuedQoS0 bounds the QoS 0 messages waiting for the writer per upstream.
@@ -229,8 +235,9 @@ type bridgeMsg struct {
 	u      *upstream
 	msg    paho.Message
 	ev     ingest.Event
-	result string // the metric label once acknowledged: acked, rejected or unmatched
-	err    error  // the store failed to apply ev
+	result string         // the metric label once acknowledged: acked, rejected or unmatched
+	err    error          // the store failed to apply ev
+	evs    []ingest.Event // a Sparkplug B message's events, instead of ev
 }
 
 // Done is called by the writer goroutine; it only queues the message for the acker.
@@ -407,6 +414,9 @@ func (u *upstream) onConnect(c paho.Client) {
 		}
 		filters[f] = 1
 	}
+	if u.cfg.Sparkplug {
+		filters[u.sparkplugFilter()] = 1
+	}
 	log := u.b.log.With("upstream", u.cfg.Name)
 	t := c.SubscribeMultiple(filters, nil) // nil: messages go to the default handler
 	// On failure the upstream stays not ready; the next reconnect subscribes again.
@@ -484,6 +494,9 @@ func (u *upstream) forward() {
 // when the bridge is stopping.
 func (u *upstream) handle(msg paho.Message) bool {
 	m := &bridgeMsg{u: u, msg: msg}
+	if u.cfg.Sparkplug && sparkplug.IsTopic(msg.Topic()) {
+		return u.handleSparkplug(m)
+	}
 	var content, reaction string
 	var ok bool
 	for i := range u.patterns {
@@ -519,6 +532,9 @@ func (u *upstream) handle(msg paho.Message) bool {
 // full; it returns false when the bridge is stopping (m is then not acknowledged: the
 // upstream delivers it again to the next session).
 func (u *upstream) submit(m *bridgeMsg) bool {
+	if m.evs != nil {
+		return u.submitAll(m)
+	}
 	m.err, m.result = nil, "acked"
 	backoff := 10 * time.Millisecond
 	for {

@@ -118,12 +118,22 @@ func (h *ingestHook) onBatch(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		}
 		return pk, packets.CodeSuccessIgnore
 	}
+	return h.enqueueAll(cl, pk, events)
+}
 
+// enqueueAll offers the events of one publish (a batch, a Sparkplug B message) to the
+// writer in order, and holds a QoS 1/2 publish back until every offered event is
+// applied (one PUBACK for them all). If one is refused (overload), the rest are not
+// offered and the publish is not acknowledged: 3.1.1 gets no PUBACK (the client
+// resends), MQTT 5 gets 0x97. QoS 0 events are offered until one is refused.
+func (h *ingestHook) enqueueAll(cl *mqtt.Client, pk packets.Packet, events []ingest.Event) (packets.Packet, error) {
+	qos := pk.FixedHeader.Qos
+	v5 := cl.Properties.ProtocolVersion == 5
 	ctx := context.Background()
 	if qos == 0 {
 		for _, ev := range events {
 			if err := h.sink.Enqueue(ctx, ev, nil); err != nil {
-				h.log.Debug("mqtt qos0 batch cut short", "client_id", cl.ID, "err", err)
+				h.log.Debug("mqtt qos0 events cut short", "client_id", cl.ID, "topic", pk.TopicName, "err", err)
 				break
 			}
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/internal/auth"
+	"github.com/arina-dev/arina/sparkplug"
 )
 
 // Sink takes the events the broker accepts. *ingest.Writer implements it.
@@ -53,6 +54,10 @@ type Options struct {
 	WSSListen string // MQTT over secure WebSocket (wss://); needs TLS; "": none
 
 	Limits Limits // connections, packet size, client ids, publish rate, WebSocket origins
+
+	// Sparkplug, if set, ingests Sparkplug B messages (spBv1.0/...) with a decoder of
+	// these options (package sparkplug); nil: they are relayed as any topic.
+	Sparkplug *sparkplug.Options
 }
 
 // DefaultMaxEventPayload is the default limit on an ingest payload, in bytes.
@@ -73,6 +78,8 @@ type Server struct {
 	running atomic.Bool
 	closed  atomic.Bool
 	counts  *counts // count topics, once StartCounts ran
+
+	stateOnline atomic.Bool // the Sparkplug primary host STATE says online
 }
 
 // ValidatePrefix checks a topic prefix: one or more non-empty topic levels without
@@ -147,6 +154,13 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	s.hook = &ingestHook{prefix: opts.TopicPrefix, maxPayload: opts.MaxEventPayload, sink: sink,
 		batchTopic: opts.TopicPrefix + "/" + BatchTopicSuffix, maxBatchPayload: opts.MaxBatchPayload, log: logger, closing: &s.closed,
 		server: m, relay: m.NewClient(nil, "local", "arina-relay", true), refused: newRefusedCounter()}
+	if opts.Sparkplug != nil {
+		dec, err := sparkplug.New(*opts.Sparkplug, logger, reg)
+		if err != nil {
+			return nil, err
+		}
+		s.hook.sparkplug = dec
+	}
 	// Without a users file every client is allowed; the daemon binds loopback only in
 	// that case. The auth hook goes first: its OnPublish must see a publish before the
 	// ingest hook does.
@@ -214,6 +228,7 @@ func (s *Server) Start() error {
 		return fmt.Errorf("mqtt: serving: %w", err)
 	}
 	s.running.Store(true)
+	s.publishSparkplugState(true)
 	return nil
 }
 
@@ -242,18 +257,26 @@ func (s *Server) Close(ctx context.Context) error {
 		return nil
 	}
 	s.running.Store(false)
+	offline := false // an offline status was published
 	if s.counts != nil {
 		s.counts.close()
 		if s.counts.ha != nil {
-			// Retained for whoever subscribes later, and written to the subscribers
-			// before they are disconnected (bounded: a stalled one does not hold us).
 			s.publishStatus("offline")
-			wait := time.Second
-			if dl, ok := ctx.Deadline(); ok {
-				wait = min(wait, time.Until(dl)/2)
-			}
-			s.drainWrites(wait)
+			offline = true
 		}
+	}
+	if s.stateOnline.Load() {
+		s.publishSparkplugState(false)
+		offline = true
+	}
+	if offline {
+		// Retained for whoever subscribes later, and written to the subscribers before
+		// they are disconnected (bounded: a stalled one does not hold us).
+		wait := time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(dl)/2)
+		}
+		s.drainWrites(wait)
 	}
 	done := make(chan struct{})
 	go func() {

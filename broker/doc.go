@@ -18,6 +18,9 @@
 //     QoS>0 publish gets no ack and its connection is closed, so the client
 //     reconnects and resends it (3.1.1 clients resend only on reconnect); QoS 0 is
 //     dropped and counted.
+//   - Sparkplug B (Options.Sparkplug): a publish on spBv1.0/... is decoded by package
+//     sparkplug into any number of events, applied and acknowledged as a batch's
+//     (sparkplug.go); an edge node's NDEATH will is ingested from OnWillSent.
 //   - Wills on ingest topics are ingested too (mochi publishes them without calling
 //     OnPublish), except when the broker itself is shutting down.
 package broker

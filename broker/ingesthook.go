@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/sparkplug"
 )
 
 // ingestHook turns PUBLISH packets on ingest topics into events. It keeps nothing of the
@@ -35,6 +36,7 @@ type ingestHook struct {
 	injecting       sync.Map // *byte -> struct{}: first payload byte of each publish being re-injected
 	pending         sync.Pool
 	refused         *prometheus.CounterVec // publishes refused before any processing, by reason
+	sparkplug       *sparkplug.Decoder     // spBv1.0/... messages; nil: not ingested
 }
 
 // Reasons of arina_mqtt_publishes_refused_total.
@@ -107,6 +109,9 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	}
 	if pk.TopicName == h.batchTopic {
 		return h.onBatch(cl, pk)
+	}
+	if h.sparkplug != nil && sparkplug.IsTopic(pk.TopicName) {
+		return h.onSparkplug(cl, pk)
 	}
 	ev, isEvent, err := h.parse(cl, pk.TopicName, pk.Payload)
 	if !isEvent {
@@ -223,6 +228,10 @@ func (h *ingestHook) nack(cl *mqtt.Client, pk packets.Packet, code packets.Code)
 // ingested: the device did not leave.
 func (h *ingestHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	if h.closing.Load() {
+		return
+	}
+	if h.sparkplug != nil && sparkplug.IsTopic(pk.TopicName) {
+		h.sparkplugWill(cl, pk) // an edge node's NDEATH
 		return
 	}
 	ev, isEvent, err := h.parse(cl, pk.TopicName, pk.Payload)

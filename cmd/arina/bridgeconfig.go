@@ -28,6 +28,7 @@ type UpstreamConfig struct {
 	ShareGroup           string        `mapstructure:"share_group"`
 	MaxReconnectInterval time.Duration `mapstructure:"max_reconnect_interval"`
 	TLS                  ClientTLS     `mapstructure:"tls"`
+	Sparkplug            bool          `mapstructure:"sparkplug"` // also spBv1.0/#, decoded (needs sparkplug.enabled)
 }
 
 // ClientTLS configures TLS towards a remote server.
@@ -88,6 +89,7 @@ func (b BridgeConfig) upstreams() ([]bridge.Upstream, error) {
 		ups = append(ups, bridge.Upstream{
 			Name: u.Name, URL: u.URL, ClientID: clientID, Username: u.Username, Password: u.Password,
 			TLS: tc, Topics: u.Topics, ShareGroup: u.ShareGroup, MaxReconnectInterval: u.MaxReconnectInterval,
+			Sparkplug: u.Sparkplug,
 		})
 	}
 	if err := bridge.CheckUpstreams(ups); err != nil {

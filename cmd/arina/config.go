@@ -23,15 +23,16 @@ import (
 // Config is the schema of the configuration file; every key can also be set with an
 // ARINA_<SECTION>_<KEY> environment variable and the main ones with flags.
 type Config struct {
-	MQTT      MQTTConfig     `mapstructure:"mqtt"`
-	HTTP      HTTPConfig     `mapstructure:"http"`
-	Ingest    IngestConfig   `mapstructure:"ingest"`
-	Store     StoreConfig    `mapstructure:"store"`
-	Reactions []ReactionRule `mapstructure:"reactions"`
-	Bridge    BridgeConfig   `mapstructure:"bridge"`
-	Memory    MemoryConfig   `mapstructure:"memory"`
-	Log       LogConfig      `mapstructure:"log"`
-	History   HistoryConfig  `mapstructure:"history"` // historyconfig.go
+	MQTT      MQTTConfig      `mapstructure:"mqtt"`
+	HTTP      HTTPConfig      `mapstructure:"http"`
+	Ingest    IngestConfig    `mapstructure:"ingest"`
+	Store     StoreConfig     `mapstructure:"store"`
+	Reactions []ReactionRule  `mapstructure:"reactions"`
+	Bridge    BridgeConfig    `mapstructure:"bridge"`
+	Memory    MemoryConfig    `mapstructure:"memory"`
+	Log       LogConfig       `mapstructure:"log"`
+	History   HistoryConfig   `mapstructure:"history"`   // historyconfig.go
+	Sparkplug SparkplugConfig `mapstructure:"sparkplug"` // sparkplugconfig.go
 }
 
 // MQTTConfig is the mqtt section.
@@ -149,9 +150,10 @@ func DefaultConfig() Config {
 		Store: StoreConfig{Backend: BackendEmbedded, Redis: RedisConfig{Addrs: []string{}, Mode: "single", KeyPrefix: "arina:"},
 			DataDir: "./data", Durability: store.DurabilitySync, SyncInterval: 100 * time.Millisecond, MinFreeBytes: 64 << 20,
 			TombstoneTTL: 24 * time.Hour},
-		Memory:  MemoryConfig{Limit: MemoryLimitAuto},
-		Log:     LogConfig{Level: "info", Format: "text"},
-		History: defaultHistory(),
+		Memory:    MemoryConfig{Limit: MemoryLimitAuto},
+		Log:       LogConfig{Level: "info", Format: "text"},
+		History:   defaultHistory(),
+		Sparkplug: defaultSparkplug(),
 	}
 }
 
@@ -301,6 +303,11 @@ func (c *Config) Validate() error {
 				fmt.Errorf("%w: want 0 (the default, 30s) or 100ms to 1h", ErrOutOfRange))
 		}
 	}
+	for i, u := range c.Bridge.Upstreams {
+		if u.Sparkplug && !c.Sparkplug.Enabled {
+			bad(fmt.Sprintf("bridge.upstreams[%d].sparkplug", i), u.Sparkplug, fmt.Errorf("%w: needs sparkplug.enabled", ErrInvalidChoice))
+		}
+	}
 	if _, err := c.Bridge.upstreams(); err != nil {
 		errs = append(errs, err)
 	}
@@ -314,6 +321,7 @@ func (c *Config) Validate() error {
 		bad("log.format", c.Log.Format, fmt.Errorf("%w: text, json", ErrInvalidChoice))
 	}
 	c.History.validate(bad)
+	c.Sparkplug.validate(bad)
 	c.MQTT.HomeAssistant.validate(c.MQTT.CountsPrefix, bad)
 	return errors.Join(errs...)
 }
@@ -404,6 +412,9 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	if len(c.Bridge.Upstreams) == 0 {
 		c.Bridge.Upstreams = nil
 	}
+	if len(c.Sparkplug.Rules) == 0 {
+		c.Sparkplug.Rules = nil
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -479,6 +490,7 @@ func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
 		MemoryLimit:     c.memoryLimit(log),
 	}
 	c.History.apply(&o)
+	c.Sparkplug.apply(&o)
 	c.MQTT.HomeAssistant.apply(&o)
 	return o, nil
 }

@@ -226,6 +226,7 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 		if d.Bridge, err = bridge.New(opts.Upstreams, d.Writer, logger.With("component", "bridge"), reg); err != nil {
 			return d, err
 		}
+		d.Bridge.UseSparkplug(d.Broker.Sparkplug())
 		for _, c := range d.Bridge.Checks() {
 			httpOpts.Checks = append(httpOpts.Checks, api.Check{Name: "bridge:" + c.Name, OK: c.Up, Optional: true})
 		}
