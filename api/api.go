@@ -20,10 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/arina-dev/arina/auth"
 	"github.com/arina-dev/arina/feed"
 	"github.com/arina-dev/arina/history"
 	"github.com/arina-dev/arina/ingest"
-	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/store"
 )
 

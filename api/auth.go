@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/arina-dev/arina/internal/auth"
+	"github.com/arina-dev/arina/auth"
 )
 
 // Reasons a request is refused, the label values of arina_http_auth_failures_total

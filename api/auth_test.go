@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arina-dev/arina/api"
+	"github.com/arina-dev/arina/auth"
 	"github.com/arina-dev/arina/ingest"
-	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/store"
 )
 

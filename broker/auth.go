@@ -12,7 +12,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/arina-dev/arina/internal/auth"
+	"github.com/arina-dev/arina/auth"
 	"github.com/arina-dev/arina/internal/tlsconf"
 )
 

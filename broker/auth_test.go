@@ -17,8 +17,8 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/arina-dev/arina/auth"
 	"github.com/arina-dev/arina/internal/arinatest"
-	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/daemon"
 	"github.com/arina-dev/arina/internal/testutil"
 )

@@ -29,8 +29,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/arina-dev/arina/auth"
 	"github.com/arina-dev/arina/internal/arinatest"
-	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/daemon"
 	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/store"

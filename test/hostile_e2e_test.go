@@ -45,8 +45,8 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/arina-dev/arina/auth"
 	"github.com/arina-dev/arina/internal/arinatest"
-	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/daemon"
 	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/internal/tlsconf"

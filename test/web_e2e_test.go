@@ -10,9 +10,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/arina-dev/arina/auth"
 	"github.com/arina-dev/arina/history"
 	"github.com/arina-dev/arina/internal/arinatest"
-	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/daemon"
 	"github.com/arina-dev/arina/internal/testutil"
 )

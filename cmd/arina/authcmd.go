@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/arina-dev/arina/internal/auth"
+	"github.com/arina-dev/arina/auth"
 )
 
 // maxPasswordInput bounds what passwd reads: bcrypt uses at most 72 bytes, and

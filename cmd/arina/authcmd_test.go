@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arina-dev/arina/internal/auth"
+	"github.com/arina-dev/arina/auth"
 )
 
 // MustRunIn runs the command line args like main does, with stdin as standard input.

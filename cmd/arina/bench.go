@@ -18,8 +18,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/arina-dev/arina/bench/loadgen"
 	"github.com/arina-dev/arina/ingest"
-	"github.com/arina-dev/arina/internal/loadgen"
 )
 
 func newBenchCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {

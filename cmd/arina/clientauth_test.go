@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/arina-dev/arina/internal/auth"
+	"github.com/arina-dev/arina/auth"
 	"github.com/arina-dev/arina/internal/testutil"
 )
 

@@ -22,7 +22,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/spf13/pflag"
 
-	"github.com/arina-dev/arina/internal/loadgen"
+	"github.com/arina-dev/arina/bench/loadgen"
 	"github.com/arina-dev/arina/internal/mqttdial"
 )
 

@@ -7,8 +7,8 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/arina-dev/arina/auth"
 	"github.com/arina-dev/arina/broker"
-	"github.com/arina-dev/arina/internal/auth"
 	"github.com/arina-dev/arina/internal/tlsconf"
 )
 

@@ -1,6 +1,8 @@
 // Package daemon assembles Arina's parts (store, ingest writer, MQTT broker, HTTP API)
 // into one running daemon, and shuts them down in order. cmd/arina and the end-to-end
-// tests both use it.
+// tests both use it. It is the product's wiring, which no other module should build on,
+// hence internal/ (docs/ARCHITECTURE.md, Rooms, says why not a top-level package or
+// one under cmd/).
 package daemon
 
 import (
