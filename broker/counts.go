@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -184,8 +186,19 @@ func (c *counts) publish(contentID string, changed map[string]struct{}) {
 	}
 }
 
-// inject publishes a retained QoS 1 message from the broker itself.
+// inject publishes a retained QoS 1 message from the broker itself. A value equal to
+// the one retained on the topic is not published again (a subscriber has it, a new
+// one gets it). With nobody subscribed to the topic the message is only retained,
+// as mochi's publish would do, without its publish path (the hooks, the packet
+// copies): at 40k events/s over 1000 contents x 8 reactions that path was ~5% of the
+// broker's CPU. A client subscribing meanwhile gets the message either way: mochi
+// retains before it looks for subscribers, and a new subscription scans the retained
+// messages after it is added.
 func (c *counts) inject(topic string, payload []byte, props packets.Properties) {
+	m := c.s.mochi
+	if old, ok := m.Topics.Retained.Get(topic); ok == (len(payload) > 0) && bytes.Equal(old.Payload, payload) {
+		return // unchanged, or cleared and still clear
+	}
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
 		TopicName:   topic,
@@ -193,7 +206,16 @@ func (c *counts) inject(topic string, payload []byte, props packets.Properties) 
 		PacketID:    1, // inline publishes are not acknowledged; mochi wants an id for QoS > 0
 		Properties:  props,
 	}
-	if err := c.s.mochi.InjectPacket(c.s.hook.relay, pk); err != nil {
+	if !c.s.hook.subscribed(topic) && m.Options.Capabilities.RetainAvailable != 0 {
+		pk.PacketID = 0 // as mochi's retained copy
+		pk.Origin = c.s.hook.relay.ID
+		pk.Created = time.Now().Unix()
+		pk.ProtocolVersion = c.s.hook.relay.Properties.ProtocolVersion
+		m.Topics.RetainMessage(pk)
+		atomic.StoreInt64(&m.Info.Retained, int64(m.Topics.Retained.Len()))
+		return
+	}
+	if err := m.InjectPacket(c.s.hook.relay, pk); err != nil {
 		c.s.log.Debug("count topics: publishing", "topic", pk.TopicName, "err", err)
 	}
 	c.s.hook.uncount() // not a message received from a client
