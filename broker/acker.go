@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -47,6 +49,21 @@ type acker struct {
 
 	acks   []byte     // acker goroutine only: PUBACKs gathered for one write
 	relays []*pending // acker goroutine only: their messages, relayed after the write
+
+	// raw is the socket of a plain TCP connection, nil otherwise (TLS, WebSocket).
+	// With raw set, every completed publish of the client goes through the hook's
+	// flusher first (flusher.go); it writes the PUBACKs itself when it can, and hands
+	// the rest to this acker, in order.
+	raw syscall.RawConn
+	// Guarded by mu: busy is set when the flusher hands this acker work, and cleared
+	// by the acker once it has written and relayed all of it; while it is set, the
+	// flusher hands the acker everything of this client, so acks keep their order.
+	// carry holds PUBACK bytes the flusher could not write (the socket was full),
+	// carryRelays the publishes to relay after them: both come before queue.
+	busy        bool
+	carry       []byte
+	carryRelays []*pending
+	fl          flusherState // flusher goroutine only
 }
 
 // pending is one held-back publish; it is the ingest.Ack of its event.
@@ -62,6 +79,10 @@ var _ ingest.Ack = (*pending)(nil)
 func (p *pending) Done(_ store.Result, err error) {
 	p.err = err
 	a := p.a
+	if a.raw != nil {
+		a.h.flusher.add(p)
+		return
+	}
 	a.mu.Lock()
 	a.queue = append(a.queue, p)
 	a.mu.Unlock()
@@ -76,6 +97,12 @@ func (h *ingestHook) ackerFor(cl *mqtt.Client) *acker {
 		return v.(*acker)
 	}
 	a := &acker{h: h, cl: cl, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if c, ok := cl.Net.Conn.(*net.TCPConn); ok {
+		if raw, err := c.SyscallConn(); err == nil {
+			a.raw = raw
+			h.flusher.start(h)
+		}
+	}
 	h.ackers.Store(cl, a) // only this client's read goroutine creates its acker
 	h.ackerWG.Add(1)
 	go a.run()
@@ -122,14 +149,26 @@ func (a *acker) run() {
 			return
 		case <-a.wake:
 		}
-		a.mu.Lock()
-		batch, a.queue = a.queue, batch[:0]
-		a.mu.Unlock()
-		for i, p := range batch {
-			a.complete(p)
-			batch[i] = nil
+		for {
+			a.mu.Lock()
+			batch, a.queue = a.queue, batch[:0]
+			a.acks = append(a.acks, a.carry...)
+			a.relays = append(a.relays, a.carryRelays...)
+			a.carry = a.carry[:0]
+			clear(a.carryRelays)
+			a.carryRelays = a.carryRelays[:0]
+			if len(batch) == 0 && len(a.acks) == 0 && len(a.relays) == 0 {
+				a.busy = false // all written: the flusher may write this client's acks again
+				a.mu.Unlock()
+				break
+			}
+			a.mu.Unlock()
+			for i, p := range batch {
+				a.complete(p)
+				batch[i] = nil
+			}
+			a.flush()
 		}
-		a.flush()
 	}
 }
 

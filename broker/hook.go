@@ -32,6 +32,7 @@ type ingestHook struct {
 	relay           *mqtt.Client // inline client that relays acknowledged QoS 1 publishes
 	ackers          sync.Map     // *mqtt.Client -> *acker
 	ackerWG         sync.WaitGroup
+	flusher         flusher  // writes the PUBACKs of TCP clients (flusher.go)
 	injecting       sync.Map // *byte -> struct{}: first payload byte of each publish being re-injected
 	pending         sync.Pool
 	refused         *prometheus.CounterVec // publishes refused before any processing, by reason
@@ -71,6 +72,7 @@ func (h *ingestHook) Stop() error {
 		v.(*acker).stop()
 		return true
 	})
+	h.flusher.stop()
 	h.ackerWG.Wait()
 	return nil
 }
