@@ -49,8 +49,17 @@ type counts struct {
 	// perReaction: also publish <prefix>/<content_id>/<reaction_type>.
 	perReaction bool
 	ha          *homeAssistant // nil: no Home Assistant discovery
-	stop        chan struct{}
-	wg          sync.WaitGroup
+	// pub is what each content's topics last carried (run's goroutine only): a topic
+	// is published only when its value changes.
+	pub  map[string]*published
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// published is what the count topics of one content last carried.
+type published struct {
+	json   []byte           // <prefix>/<content_id>
+	counts map[string]int64 // the reactions whose topics hold a count, and the count
 }
 
 // StartCounts starts publishing retained count topics under prefix for the changes
@@ -63,7 +72,7 @@ func (s *Server) StartCounts(hub *feed.Hub, r CountsReader, prefix string, inter
 		interval = DefaultCountsInterval
 	}
 	c := &counts{s: s, hub: hub, reader: r, prefix: prefix, interval: interval, stop: make(chan struct{}),
-		perReaction: !s.opts.NoReactionCountTopics}
+		perReaction: !s.opts.NoReactionCountTopics, pub: make(map[string]*published)}
 	if s.opts.HomeAssistant != nil {
 		c.ha = newHomeAssistant(c, *s.opts.HomeAssistant)
 	}
@@ -143,7 +152,9 @@ func (c *counts) resync() {
 // publish publishes a content's count JSON and, with perReaction, the count of each
 // reaction in changed (nil: every reaction the content has), each after its Home
 // Assistant config the first time. A reaction in changed that the store no longer
-// holds has its topics cleared (empty retained messages).
+// holds has its topics cleared (empty retained messages). A topic whose value is the
+// one it last carried is not published again: changes that cancel out within an
+// interval publish nothing, and neither does a resync for what did not change.
 func (c *counts) publish(contentID string, changed map[string]struct{}) {
 	rc, err := c.reader.Counts(context.Background(), contentID)
 	if err != nil {
@@ -157,12 +168,23 @@ func (c *counts) publish(contentID string, changed map[string]struct{}) {
 	if err != nil {
 		return
 	}
-	c.inject(c.prefix+"/"+contentID, payload,
-		packets.Properties{ContentType: "application/json", PayloadFormat: 1, PayloadFormatFlag: true})
+	st := c.pub[contentID]
+	if st == nil {
+		st = &published{}
+		c.pub[contentID] = st
+	}
+	if !bytes.Equal(payload, st.json) {
+		c.inject(c.prefix+"/"+contentID, payload,
+			packets.Properties{ContentType: "application/json", PayloadFormat: 1, PayloadFormatFlag: true})
+		st.json = payload
+	}
 	if !c.perReaction && c.ha == nil {
 		return
 	}
 	each := func(reaction string, n int64, present bool) {
+		if old, had := st.counts[reaction]; had == present && old == n {
+			return // unchanged (or absent and already cleared)
+		}
 		if c.ha != nil {
 			c.ha.reaction(contentID, reaction, present) // the config before the state
 		}
@@ -173,6 +195,14 @@ func (c *counts) publish(contentID string, changed map[string]struct{}) {
 			}
 			c.inject(c.prefix+"/"+contentID+"/"+reaction, p, packets.Properties{PayloadFormat: 1, PayloadFormatFlag: true})
 		}
+		if !present {
+			delete(st.counts, reaction)
+			return
+		}
+		if st.counts == nil {
+			st.counts = make(map[string]int64, len(rc))
+		}
+		st.counts[reaction] = n
 	}
 	if changed == nil {
 		for _, r := range rc {
@@ -186,19 +216,14 @@ func (c *counts) publish(contentID string, changed map[string]struct{}) {
 	}
 }
 
-// inject publishes a retained QoS 1 message from the broker itself. A value equal to
-// the one retained on the topic is not published again (a subscriber has it, a new
-// one gets it). With nobody subscribed to the topic the message is only retained,
-// as mochi's publish would do, without its publish path (the hooks, the packet
-// copies): at 40k events/s over 1000 contents x 8 reactions that path was ~5% of the
-// broker's CPU. A client subscribing meanwhile gets the message either way: mochi
-// retains before it looks for subscribers, and a new subscription scans the retained
-// messages after it is added.
+// inject publishes a retained QoS 1 message from the broker itself. With nobody
+// subscribed to the topic the message is only retained, as mochi's publish would do,
+// without its publish path (the hooks, the packet copies): at 40k events/s over 1000
+// contents x 8 reactions that path was ~5% of the broker's CPU. A client subscribing
+// meanwhile gets the message either way: mochi retains before it looks for
+// subscribers, and a new subscription scans the retained messages after it is added.
 func (c *counts) inject(topic string, payload []byte, props packets.Properties) {
 	m := c.s.mochi
-	if old, ok := m.Topics.Retained.Get(topic); ok == (len(payload) > 0) && bytes.Equal(old.Payload, payload) {
-		return // unchanged, or cleared and still clear
-	}
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
 		TopicName:   topic,
