@@ -162,8 +162,12 @@ var errHeldBack error = heldBackError{}
 
 type heldBackError struct{}
 
+// errRejectPacket is packets.ErrRejectPacket (a packets.Code value) boxed once: Unwrap
+// runs for every accepted event, and boxing it there allocated each time.
+var errRejectPacket error = packets.ErrRejectPacket
+
 func (heldBackError) Error() string  { return "publish held back until its event is applied" }
-func (heldBackError) Unwrap() error  { return packets.ErrRejectPacket }
+func (heldBackError) Unwrap() error  { return errRejectPacket }
 func (heldBackError) HeldBack() bool { return true }
 
 // refuseSys refuses a client's publish to a $SYS topic, which only the broker may
