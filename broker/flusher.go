@@ -115,9 +115,9 @@ func (f *flusher) flush(work []*pending) {
 			st.hand = a.busy
 			a.mu.Unlock()
 		}
-		if !st.hand && p.err == nil && p.pk.FixedHeader.Qos == 1 {
+		if !st.hand && p.err == nil && p.qos == 1 {
 			// PUBACK, reason 0x00 and no properties: the 2-byte form, the same in 3.1.1 and 5.
-			st.acks = append(st.acks, packets.Puback<<4, 2, byte(p.pk.PacketID>>8), byte(p.pk.PacketID))
+			st.acks = append(st.acks, packets.Puback<<4, 2, byte(p.id>>8), byte(p.id))
 			st.relays = append(st.relays, p)
 			continue
 		}
@@ -138,13 +138,13 @@ func (f *flusher) finish(a *acker) {
 	if len(st.acks) > 0 {
 		n = f.write(a, st.acks)
 	}
-	// The messages of the acks written are relayed only when some client subscribes;
-	// that is the acker's work (relaying may block).
+	// The messages of the acks written that are to be relayed (their pending kept the
+	// packet) go to the acker: relaying may block.
 	relays := st.relays
 	if n == len(st.acks) {
 		keep := relays[:0]
 		for _, p := range relays {
-			if p.pk.FixedHeader.Retain || f.h.subscribed(p.pk.TopicName) {
+			if p.pk != nil {
 				keep = append(keep, p)
 				continue
 			}
