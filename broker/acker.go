@@ -102,9 +102,12 @@ func (p *pending) Done(_ store.Result, err error) {
 	}
 }
 
+// ackerFor returns the client's acker, made on its first held-back publish. It is kept
+// on the client (mochi patch 26): a lookup in h.ackers for every event was ~2.6% of the
+// broker's CPU with 2000 connections; h.ackers lists them for Stop and OnDisconnect.
 func (h *ingestHook) ackerFor(cl *mqtt.Client) *acker {
-	if v, ok := h.ackers.Load(cl); ok {
-		return v.(*acker)
+	if a, _ := cl.HookData.Load().(*acker); a != nil {
+		return a
 	}
 	a := &acker{h: h, cl: cl, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if c, ok := cl.Net.Conn.(*net.TCPConn); ok {
@@ -114,6 +117,7 @@ func (h *ingestHook) ackerFor(cl *mqtt.Client) *acker {
 		}
 	}
 	h.ackers.Store(cl, a) // only this client's read goroutine creates its acker
+	cl.HookData.Store(a)
 	h.ackerWG.Add(1)
 	go a.run()
 	return a

@@ -60,6 +60,7 @@ func (h *ingestHook) Provides(b byte) bool {
 // is gone; the client resends those messages (their events were applied all the same).
 func (h *ingestHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	if v, ok := h.ackers.LoadAndDelete(cl); ok {
+		cl.HookData.Store((*acker)(nil))
 		v.(*acker).stop()
 	}
 }
