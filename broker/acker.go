@@ -147,8 +147,9 @@ func (a *acker) newPending(pk packets.Packet) *pending {
 	if pk.FixedHeader.Qos == 2 || pk.FixedHeader.Retain || a.h.subscribed(pk.TopicName) {
 		// The topic alias was resolved on the first pass; resolving it again could undo
 		// a newer mapping the client made meanwhile.
-		pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
-		p.pk = &pk
+		kept := pk // declared here: &pk would move every pk to the heap
+		kept.Properties.TopicAlias, kept.Properties.TopicAliasFlag = 0, false
+		p.pk = &kept
 	}
 	return p
 }
