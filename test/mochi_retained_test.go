@@ -58,3 +58,55 @@ func TestMochiRetained_ExpirySweep(t *testing.T) {
 		t.Fatal("a retained message without expiry was removed")
 	}
 }
+
+// TestMochiRetained_Replace: mochi patch 28: a retained message replacing another on
+// the same topic is stored without the index's tree walk. A new subscription still
+// finds the latest message, a clear still removes it, and replacing, clearing and
+// scanning at once (-race) leaves the index agreeing with the last operation.
+func TestMochiRetained_Replace(t *testing.T) {
+	x := mqtt.NewTopicsIndex()
+	msg := func(topic, payload string) packets.Packet {
+		return packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}, TopicName: topic, Payload: []byte(payload)}
+	}
+	found := func(filter string) []string {
+		var out []string
+		for _, pk := range x.Messages(filter) {
+			out = append(out, pk.TopicName+"="+string(pk.Payload))
+		}
+		return out
+	}
+	for _, v := range []string{"1", "2", "3"} {
+		if r := x.RetainMessage(msg("arina/counts/Stew/fire", v)); r != 1 {
+			t.Fatalf("RetainMessage(%s) = %d, want 1", v, r)
+		}
+	}
+	if got := found("arina/counts/#"); len(got) != 1 || got[0] != "arina/counts/Stew/fire=3" {
+		t.Fatalf("retained for arina/counts/# = %q, want the last one", got)
+	}
+	if r := x.RetainMessage(msg("arina/counts/Stew/fire", "")); r != -1 {
+		t.Fatalf("clearing returned %d, want -1", r)
+	}
+	if got := found("arina/counts/#"); len(got) != 0 || x.Retained.Len() != 0 {
+		t.Fatalf("after clearing: %q, %d retained", got, x.Retained.Len())
+	}
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 {
+			p := ""
+			if i%3 != 2 {
+				p = fmt.Sprint(i)
+			}
+			x.RetainMessage(msg("arina/counts/Soup/yum", p))
+		}
+	}()
+	for range 200 {
+		found("arina/counts/+/yum")
+	}
+	<-done
+	x.RetainMessage(msg("arina/counts/Soup/yum", "last"))
+	if got := found("arina/counts/+/yum"); len(got) != 1 || got[0] != "arina/counts/Soup/yum=last" {
+		t.Fatalf("after the storm: %q", got)
+	}
+}

@@ -93,6 +93,18 @@ func (p *Packets) GetAll() map[string]Packet {
 	return m
 }
 
+// Replace replaces the packet of id, if there is one, and reports whether there was
+// (Arina patch 28).
+func (p *Packets) Replace(id string, val Packet) bool {
+	p.Lock()
+	defer p.Unlock()
+	if _, ok := p.internal[id]; !ok {
+		return false
+	}
+	p.internal[id] = val
+	return true
+}
+
 // Select returns the ids of the packets for which match returns true. It walks the map
 // in place under the read lock; match must not call back into p (Arina patch 25:
 // the retained expiry sweep copied every packet with GetAll each second).
