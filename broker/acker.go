@@ -127,7 +127,7 @@ func (h *ingestHook) ackerFor(cl *mqtt.Client) *acker {
 // Neither the acker (OnDisconnect may have removed it) nor the packet id (reusable once
 // PUBREC/PUBCOMP is out, inside InjectPacket) identifies it; its payload buffer does:
 // mochi decodes every received packet into a new buffer.
-func (h *ingestHook) reinjected(pk packets.Packet) bool {
+func (h *ingestHook) reinjected(pk *packets.Packet) bool {
 	// Only QoS 2 publishes are re-injected; held-back events always have a payload.
 	if pk.FixedHeader.Qos != 2 || len(pk.Payload) == 0 {
 		return false
@@ -136,7 +136,7 @@ func (h *ingestHook) reinjected(pk packets.Packet) bool {
 	return ok
 }
 
-func (a *acker) newPending(pk packets.Packet) *pending {
+func (a *acker) newPending(pk *packets.Packet) *pending {
 	p, _ := a.h.pending.Get().(*pending)
 	if p == nil {
 		p = new(pending)
@@ -147,7 +147,7 @@ func (a *acker) newPending(pk packets.Packet) *pending {
 	if pk.FixedHeader.Qos == 2 || pk.FixedHeader.Retain || a.h.subscribed(pk.TopicName) {
 		// The topic alias was resolved on the first pass; resolving it again could undo
 		// a newer mapping the client made meanwhile.
-		kept := pk // declared here: &pk would move every pk to the heap
+		kept := *pk // declared here, where it is needed
 		kept.Properties.TopicAlias, kept.Properties.TopicAliasFlag = 0, false
 		p.pk = &kept
 	}

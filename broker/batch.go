@@ -130,7 +130,7 @@ func (h *ingestHook) onBatch(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		return pk, nil
 	}
 	a := h.ackerFor(cl)
-	ba := &batchAck{p: a.newPending(pk)}
+	ba := &batchAck{p: a.newPending(&pk)}
 	ba.remaining.Store(1)
 	for i, ev := range events {
 		ba.remaining.Add(1)

@@ -62,7 +62,7 @@ func TestFlusher_AckOrder(t *testing.T) {
 	next := uint16(1) // the packet id of the next publish completed
 	complete := func(n int) {
 		for range n {
-			p := a.newPending(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+			p := a.newPending(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
 				TopicName: "kitchen/Stew/fire", PacketID: next, Payload: []byte("add sam")})
 			p.Done(store.Result{}, nil) // as the writer does, in order
 			next++

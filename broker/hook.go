@@ -102,7 +102,7 @@ func (h *ingestHook) parse(cl *mqtt.Client, topic string, payload []byte) (inges
 
 // OnPublish ingests a publish on an ingest topic; see the package doc for the acks.
 func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline || h.reinjected(pk) {
+	if cl.Net.Inline || h.reinjected(&pk) {
 		return pk, nil
 	}
 	if mqtt.IsSysTopic(pk.TopicName) {
@@ -139,7 +139,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	// (ErrRejectPacket: mochi sends nothing) and, once the event is applied, the
 	// client's acker re-injects it so that mochi acks, retains and relays it as usual.
 	a := h.ackerFor(cl)
-	p := a.newPending(pk)
+	p := a.newPending(&pk)
 	if err := h.sink.Enqueue(ctx, ev, p); err != nil {
 		a.release(p)
 		h.log.Debug("mqtt event not accepted", "client_id", cl.ID, "topic", pk.TopicName, "err", err)

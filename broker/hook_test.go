@@ -30,16 +30,16 @@ func TestNewPending_KeepsPacketOnlyWhenNeeded(t *testing.T) {
 	a := &acker{h: &ingestHook{server: m, log: slog.New(slog.DiscardHandler)}}
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "kitchen/Stew/fire",
 		PacketID: 7, Payload: []byte("add sam")}
-	a.release(a.newPending(pk))
-	if n := testing.AllocsPerRun(100, func() { a.release(a.newPending(pk)) }); n >= 1 {
+	a.release(a.newPending(&pk))
+	if n := testing.AllocsPerRun(100, func() { a.release(a.newPending(&pk)) }); n >= 1 {
 		t.Fatalf("newPending allocates %v times per QoS 1 publish nobody subscribes to", n)
 	}
-	if p := a.newPending(pk); p.pk != nil || p.id != 7 || p.qos != 1 || p.topic != "kitchen/Stew/fire" {
+	if p := a.newPending(&pk); p.pk != nil || p.id != 7 || p.qos != 1 || p.topic != "kitchen/Stew/fire" {
 		t.Fatalf("pending %+v", p)
 	}
 	pk.FixedHeader.Retain = true
 	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 3, true
-	p := a.newPending(pk)
+	p := a.newPending(&pk)
 	if p.pk == nil || string(p.pk.Payload) != "add sam" || p.pk.Properties.TopicAliasFlag || p.pk.Properties.TopicAlias != 0 {
 		t.Fatalf("retained publish kept %+v", p.pk)
 	}
