@@ -140,7 +140,7 @@ func (h *ingestHook) enqueueAll(cl *mqtt.Client, pk packets.Packet, events []ing
 		return pk, nil
 	}
 	a := h.ackerFor(cl)
-	ba := &batchAck{p: a.newPending(pk)}
+	ba := &batchAck{p: a.newPending(&pk)}
 	ba.remaining.Store(1)
 	for i, ev := range events {
 		ba.remaining.Add(1)

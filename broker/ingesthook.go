@@ -33,6 +33,7 @@ type ingestHook struct {
 	relay           *mqtt.Client // inline client that relays acknowledged QoS 1 publishes
 	ackers          sync.Map     // *mqtt.Client -> *acker
 	ackerWG         sync.WaitGroup
+	flusher         flusher  // writes the PUBACKs of TCP clients (flusher.go)
 	injecting       sync.Map // *byte -> struct{}: first payload byte of each publish being re-injected
 	pending         sync.Pool
 	refused         *prometheus.CounterVec // publishes refused before any processing, by reason
@@ -61,6 +62,7 @@ func (h *ingestHook) Provides(b byte) bool {
 // is gone; the client resends those messages (their events were applied all the same).
 func (h *ingestHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	if v, ok := h.ackers.LoadAndDelete(cl); ok {
+		cl.HookData.Store((*acker)(nil))
 		v.(*acker).stop()
 	}
 }
@@ -73,6 +75,7 @@ func (h *ingestHook) Stop() error {
 		v.(*acker).stop()
 		return true
 	})
+	h.flusher.stop()
 	h.ackerWG.Wait()
 	return nil
 }
@@ -101,7 +104,7 @@ func (h *ingestHook) parse(cl *mqtt.Client, topic string, payload []byte) (inges
 
 // OnPublish ingests a publish on an ingest topic; see the package doc for the acks.
 func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline || h.reinjected(pk) {
+	if cl.Net.Inline || h.reinjected(&pk) {
 		return pk, nil
 	}
 	if mqtt.IsSysTopic(pk.TopicName) {
@@ -141,7 +144,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	// (ErrRejectPacket: mochi sends nothing) and, once the event is applied, the
 	// client's acker re-injects it so that mochi acks, retains and relays it as usual.
 	a := h.ackerFor(cl)
-	p := a.newPending(pk)
+	p := a.newPending(&pk)
 	if err := h.sink.Enqueue(ctx, ev, p); err != nil {
 		a.release(p)
 		h.log.Debug("mqtt event not accepted", "client_id", cl.ID, "topic", pk.TopicName, "err", err)
@@ -165,8 +168,12 @@ var errHeldBack error = heldBackError{}
 
 type heldBackError struct{}
 
+// errRejectPacket is packets.ErrRejectPacket (a packets.Code value) boxed once: Unwrap
+// runs for every accepted event, and boxing it there allocated each time.
+var errRejectPacket error = packets.ErrRejectPacket
+
 func (heldBackError) Error() string  { return "publish held back until its event is applied" }
-func (heldBackError) Unwrap() error  { return packets.ErrRejectPacket }
+func (heldBackError) Unwrap() error  { return errRejectPacket }
 func (heldBackError) HeldBack() bool { return true }
 
 // refuseSys refuses a client's publish to a $SYS topic, which only the broker may

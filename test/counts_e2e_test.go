@@ -197,3 +197,73 @@ func countsSubscriber(t *testing.T, addr, clientID, filter string) <-chan string
 	}
 	return got
 }
+
+// TestCountTopics_UnchangedNotRepublished: changes that cancel out between two
+// publishes of the count topics (a member added and removed again) leave the counts as
+// they were, and the topics are not published again with the value a subscriber
+// already has. Each round adds and removes bob on Stew/fire in one batch message, then
+// marks its end with two changes of Soup in turn: once the second Soup count arrives,
+// everything Stew's round caused has been published. A round whose changes were
+// published apart (fire 2, then 1) is fine, but at least one must have been coalesced.
+func TestCountTopics_UnchangedNotRepublished(t *testing.T) {
+	d := arinatest.Start(t, withCounts, func(o *daemon.Options) { o.MQTT.CountsInterval = 200 * time.Millisecond })
+	got := countsSubscriber(t, d.MQTTAddr, "gauge", "arina/counts/#")
+	pub := MustConnect311(t, d.MQTTAddr, "badges")
+	last := map[string]string{} // topic -> the payload it last had
+	var msgs []string
+	// await reads messages until want arrives, failing on a message that repeats the
+	// last payload of its topic; it returns the messages on Stew's topics.
+	await := func(want string) (stew []string) {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case m := <-got:
+				msgs = append(msgs, m)
+				topic, payload, _ := strings.Cut(m, " ")
+				if prev, ok := last[topic]; ok && prev == payload {
+					t.Fatalf("%s published again with its unchanged value %q; messages: %q", topic, payload, msgs)
+				}
+				last[topic] = payload
+				if strings.HasPrefix(topic, "arina/counts/Stew") {
+					stew = append(stew, m)
+				}
+				if m == want {
+					return stew
+				}
+			case <-deadline:
+				t.Fatalf("no %q; messages: %q", want, msgs)
+			}
+		}
+	}
+	MustPublish(t, pub, "kitchen/Stew/fire", 1, "add sam")
+	await("arina/counts/Stew/fire 1")
+	coalesced := 0
+	for round := range 5 {
+		batch := `{"type":"reaction","action":"add","content_id":"Stew","user_id":"bob","reaction_type":"fire"}` + "\n" +
+			`{"type":"reaction","action":"remove","content_id":"Stew","user_id":"bob","reaction_type":"fire"}`
+		MustPublish(t, pub, "kitchen/batch", 1, batch)
+		for i, action := range []string{"add", "remove"} {
+			MustPublish(t, pub, "kitchen/Soup/yum", 1, fmt.Sprintf("%s r%d", action, round))
+			await(fmt.Sprintf("arina/counts/Soup/yum %d", 1-i))
+		}
+		if stew := msgsSince(msgs, "arina/counts/Stew"); len(stew) == 0 {
+			coalesced++
+		}
+		msgs = msgs[:0]
+	}
+	if coalesced == 0 {
+		t.Fatal("no round had its add and remove published together; the test proved nothing")
+	}
+}
+
+// msgsSince returns the messages on topics under prefix.
+func msgsSince(msgs []string, prefix string) []string {
+	var out []string
+	for _, m := range msgs {
+		if strings.HasPrefix(m, prefix) {
+			out = append(out, m)
+		}
+	}
+	return out
+}

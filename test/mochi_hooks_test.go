@@ -66,3 +66,45 @@ func TestMochiHooks_ProvidesAskedOnce(t *testing.T) {
 		t.Errorf("Provides asked %d more times while %d publishes were handled, want none", got-asked, n)
 	}
 }
+
+// readHook provides OnPacketRead only and counts the packets it is given.
+type readHook struct {
+	mqtt.HookBase
+	read atomic.Int64
+}
+
+func (h *readHook) ID() string           { return "read" }
+func (h *readHook) Provides(b byte) bool { return b == mqtt.OnPacketRead }
+func (h *readHook) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	h.read.Add(1)
+	return pk, nil
+}
+
+// TestMochiHooks_PacketReadDispatch: mochi patch 29 skips the OnPacketRead dispatch
+// when no hook provides it; a hook added that does is still given every packet.
+func TestMochiHooks_PacketReadDispatch(t *testing.T) {
+	s := mqtt.New(&mqtt.Options{InlineClient: true})
+	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	h := new(readHook)
+	if err := s.AddHook(h, nil); err != nil {
+		t.Fatal(err)
+	}
+	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
+	if err := s.AddListener(tcp); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	c := MustConnect311(t, tcp.Address(), "hooks-read")
+	const n = 20
+	for range n {
+		MustPublish(t, c, "kitchen/c1/fire", 1, "add sam")
+	}
+	if got := h.read.Load(); got < n { // the CONNECT and the publishes, at least
+		t.Fatalf("OnPacketRead given %d packets, want at least %d", got, n)
+	}
+}

@@ -111,3 +111,19 @@ func BenchmarkInflight_NextImmediate(b *testing.B) {
 		})
 	}
 }
+
+// TestInflight_Type: processPublish asks the type of an inflight packet id (mochi patch
+// 27) instead of copying the packet out for every publish.
+func TestInflight_Type(t *testing.T) {
+	i := mqtt.NewInflights()
+	i.Set(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: 5})
+	if typ, ok := i.Type(5); !ok || typ != packets.Pubrec {
+		t.Fatalf("Type(5) = %v, %v; want PUBREC", typ, ok)
+	}
+	if _, ok := i.Type(6); ok {
+		t.Fatal("Type(6) found a packet id not in flight")
+	}
+	if n := testing.AllocsPerRun(100, func() { i.Type(5); i.Type(6) }); n != 0 {
+		t.Fatalf("Type allocates %v times", n)
+	}
+}

@@ -126,6 +126,10 @@ type Client struct {
 	ID           string           // the client id.
 	ops          *ops             // ops provides a reference to server ops.
 	sync.RWMutex                  // mutex
+
+	// HookData is for a hook to keep its own state of the client with it, instead of
+	// in a map keyed by client that it reads on every packet (Arina patch 26).
+	HookData atomic.Value
 }
 
 // ClientConnection contains the connection transport and metadata for the client.

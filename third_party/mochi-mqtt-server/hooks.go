@@ -129,7 +129,13 @@ type Hooks struct {
 	wg         sync.WaitGroup // a waitgroup for syncing hook shutdown
 	qty        int64          // the number of hooks in use
 	sync.Mutex                // a mutex for locking when adding hooks
+
+	anyProvides [4]atomic.Uint64 // bit b: some hook provides event b (Arina patch 29)
 }
+
+// provided reports whether some hook provides event b (Arina patch 29): a dispatch
+// that no hook answers returns before it walks the hooks.
+func (h *Hooks) provided(b byte) bool { return h.anyProvides[b>>6].Load()&(1<<(b&63)) != 0 }
 
 // Len returns the number of hooks added.
 func (h *Hooks) Len() int64 {
@@ -167,7 +173,11 @@ func (h *Hooks) Add(hook Hook, config any) error {
 	// Patched for Arina: the hook is kept with the answers of its Provides, asked once
 	// here, so that the dispatch of every packet, which asks each hook for each event,
 	// reads a bit instead of calling the hook (mochi's own hooks search a list).
-	i = append(i, newProvidesCache(hook))
+	c := newProvidesCache(hook)
+	i = append(i, c)
+	for w := range c.provides {
+		h.anyProvides[w].Or(c.provides[w])
+	}
 	h.internal.Store(i)
 	atomic.AddInt64(&h.qty, 1)
 	h.wg.Add(1)
@@ -293,6 +303,9 @@ func (h *Hooks) OnDisconnect(cl *Client, err error, expire bool) {
 // OnPacketRead is called when a packet is received from a client.
 func (h *Hooks) OnPacketRead(cl *Client, pk packets.Packet) (pkx packets.Packet, err error) {
 	pkx = pk
+	if !h.provided(OnPacketRead) { // Arina patch 29: called for every packet read
+		return
+	}
 	for _, hook := range h.GetAll() {
 		if hook.Provides(OnPacketRead) {
 			npk, err := hook.OnPacketRead(cl, pkx)

@@ -53,6 +53,18 @@ func (i *Inflight) Get(id uint16) (packets.Packet, bool) {
 	return packets.Packet{}, false
 }
 
+// Type returns the packet type of the inflight packet id, if there is one (Arina
+// patch 27: processPublish called Get, which copies the whole packet out, or an empty
+// one, for every publish it receives).
+func (i *Inflight) Type(id uint16) (byte, bool) {
+	i.RLock()
+	defer i.RUnlock()
+	if _, ok := i.internal[id]; !ok { // no copy of the packet
+		return 0, false
+	}
+	return i.internal[id].FixedHeader.Type, true
+}
+
 // Len returns the size of the inflight messages map.
 func (i *Inflight) Len() int {
 	i.RLock()

@@ -987,8 +987,8 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	}
 
 	if !cl.Net.Inline {
-		if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok {
-			if pki.FixedHeader.Type == packets.Pubrec { // [MQTT-4.3.3-10]
+		if typ, ok := cl.State.Inflight.Type(pk.PacketID); ok { // Arina patch 27: was Get
+			if typ == packets.Pubrec { // [MQTT-4.3.3-10]
 				ack := s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.ErrPacketIdentifierInUse)
 				return cl.WritePacket(ack)
 			}
@@ -1833,19 +1833,22 @@ func (s *Server) expireSession(cl *Client) {
 }
 
 // clearExpiredRetainedMessage deletes retained messages from topics if they have expired.
+// Arina patch 25: the expired messages are found in place (Packets.Select), not in a
+// copy of every retained packet (GetAll).
 func (s *Server) clearExpiredRetainedMessages(now int64) {
-	for filter, pk := range s.Topics.Retained.GetAll() {
+	maxExpiry := s.Options.Capabilities.MaximumMessageExpiryInterval
+	expired := s.Topics.Retained.Select(func(pk *packets.Packet) bool {
 		expired := pk.ProtocolVersion == 5 && pk.Expiry > 0 && pk.Expiry < now // [MQTT-3.3.2-5]
 
 		// If the maximum message expiry interval is set (greater than 0), and the message
 		// retention period exceeds the maximum expiry, the message will be forcibly removed.
-		enforced := s.Options.Capabilities.MaximumMessageExpiryInterval > 0 &&
-			now-pk.Created > s.Options.Capabilities.MaximumMessageExpiryInterval
+		enforced := maxExpiry > 0 && now-pk.Created > maxExpiry
 
-		if expired || enforced {
-			s.Topics.Retained.Delete(filter)
-			s.hooks.OnRetainedExpired(filter)
-		}
+		return expired || enforced
+	})
+	for _, filter := range expired {
+		s.Topics.Retained.Delete(filter)
+		s.hooks.OnRetainedExpired(filter)
 	}
 }
 

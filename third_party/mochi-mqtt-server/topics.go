@@ -476,6 +476,12 @@ func (x *TopicsIndex) Unsubscribe(filter, client string) bool {
 // 1 if a retained message was added, and -1 if the retained message was removed.
 // 0 is returned if sequential empty payloads are received.
 func (x *TopicsIndex) RetainMessage(pk packets.Packet) int64 {
+	// Arina patch 28: a new message on a topic that has one already replaces it; the
+	// topic's particle, which points at it (retainPath), stays as it is. The tree walk
+	// under the index's lock is only needed to add or clear a topic.
+	if len(pk.Payload) > 0 && x.Retained.Replace(pk.TopicName, pk) {
+		return 1
+	}
 	x.root.Lock()
 	defer x.root.Unlock()
 

@@ -93,6 +93,35 @@ func (p *Packets) GetAll() map[string]Packet {
 	return m
 }
 
+// Replace replaces the packet of id, if there is one, and reports whether there was
+// (Arina patch 28).
+func (p *Packets) Replace(id string, val Packet) bool {
+	p.Lock()
+	defer p.Unlock()
+	if _, ok := p.internal[id]; !ok {
+		return false
+	}
+	p.internal[id] = val
+	return true
+}
+
+// Select returns the ids of the packets for which match returns true. It walks the map
+// in place under the read lock; match must not call back into p (Arina patch 25:
+// the retained expiry sweep copied every packet with GetAll each second).
+func (p *Packets) Select(match func(pk *Packet) bool) []string {
+	p.RLock()
+	defer p.RUnlock()
+	var ids []string
+	var pk Packet // one copy for the walk: &v would move every v to the heap
+	for k, v := range p.internal {
+		pk = v
+		if match(&pk) {
+			ids = append(ids, k)
+		}
+	}
+	return ids
+}
+
 // Get returns a specific packet in the map by packet id.
 func (p *Packets) Get(id string) (val Packet, ok bool) {
 	p.RLock()

@@ -1,0 +1,147 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"go.uber.org/goleak"
+
+	"github.com/arina-dev/arina/store"
+)
+
+// TestFlusher_AckOrder: the PUBACKs of a plain TCP client reach it in the order the
+// writer completed its publishes, whoever writes them: the flusher (non-blocking
+// writes), or the client's acker when the flusher cannot (the client's lock held by
+// another writer, a socket buffer full because the client does not read), and the
+// flusher writes again once the acker is idle. The sockets have small buffers so that
+// a few thousand acks fill them.
+func TestFlusher_AckOrder(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	dev, err := d.DialContext(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+
+	m := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	h := &ingestHook{server: m, log: slog.New(slog.DiscardHandler), relay: m.NewClient(nil, "local", "relay", true)}
+	cl := m.NewClient(conn, "tcp", "sensor", false)
+	a := h.ackerFor(cl)
+	if a.raw == nil {
+		t.Fatal("no raw socket for a TCP client: the flusher is not used")
+	}
+	defer func() {
+		_ = h.Stop()
+	}()
+
+	next := uint16(1) // the packet id of the next publish completed
+	complete := func(n int) {
+		for range n {
+			p := a.newPending(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+				TopicName: "kitchen/Stew/fire", PacketID: next, Payload: []byte("add sam")})
+			p.Done(store.Result{}, nil) // as the writer does, in order
+			next++
+			if next == 0 {
+				next = 1
+			}
+		}
+	}
+	want := uint16(1) // the packet id of the next PUBACK expected
+	read := func(n int) {
+		t.Helper()
+		_ = dev.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 4*n)
+		if _, err := io.ReadFull(dev, buf); err != nil {
+			t.Fatalf("reading PUBACK %d: %v", want, err)
+		}
+		for i := 0; i < len(buf); i += 4 {
+			if buf[i] != packets.Puback<<4 || buf[i+1] != 2 {
+				t.Fatalf("not a PUBACK at byte %d: % x", i, buf[i:i+4])
+			}
+			if id := binary.BigEndian.Uint16(buf[i+2:]); id != want {
+				t.Fatalf("PUBACK for packet %d, want %d: out of order", id, want)
+			}
+			want++
+			if want == 0 {
+				want = 1
+			}
+		}
+	}
+	busy := func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.busy
+	}
+	waitIdle := func() {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); busy(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the acker stays busy")
+			}
+		}
+	}
+	sent := func() int64 { return atomic.LoadInt64(&m.Info.PacketsSent) }
+
+	// The flusher writes.
+	complete(100)
+	read(100)
+	if busy() {
+		t.Fatal("acks handed to the acker though the socket had room")
+	}
+	// Another writer holds the client's lock: the acker writes, once it is free.
+	cl.Lock()
+	complete(100)
+	for deadline := time.Now().Add(10 * time.Second); !busy(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			cl.Unlock()
+			t.Fatal("the flusher did not hand its acks to the acker while the lock was held")
+		}
+	}
+	complete(50) // the acker is busy: these go to it too, after the others
+	cl.Unlock()
+	read(150)
+	waitIdle()
+	// The client reads nothing for a while: the socket fills up (partial acks carried
+	// over), the acker blocks on it, and every ack after that waits behind.
+	before := sent()
+	for range 50 {
+		complete(400)
+		time.Sleep(100 * time.Microsecond) // several rounds of the flusher
+	}
+	read(20000)
+	waitIdle()
+	if got := sent() - before; got < 19990 { // a PUBACK split by a full socket is counted by neither
+		t.Fatalf("%d PUBACKs counted as sent, want 20000", got)
+	}
+	// Idle again: the flusher writes again.
+	complete(100)
+	read(100)
+	if busy() {
+		t.Fatal("acks handed to the acker after it went idle")
+	}
+}
