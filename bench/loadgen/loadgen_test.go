@@ -464,7 +464,7 @@ func TestRun_Rate(t *testing.T) {
 		start := time.Now() // the pace is set up after this
 		rep, err := Run(context.Background(), Options{
 			Broker: d.MQTTAddr, QoS: 1, Publishers: publishers, InFlight: 50, NoPipeline: noPipeline,
-			Warmup: 200 * time.Millisecond, Duration: 500 * time.Millisecond, Rate: rate,
+			Warmup: 200 * time.Millisecond, Duration: time.Second, Rate: rate,
 		})
 		if err != nil {
 			t.Fatalf("Run: %v", err)
@@ -484,10 +484,13 @@ func TestRun_Rate(t *testing.T) {
 			t.Errorf("NoPipeline %v: published %d events (%d in warm-up) in %.2fs at --rate %v: over the budget of %d",
 				noPipeline, total, rep.WarmupSent, elapsed, rate, budget)
 		}
-		// And not far below it: the measured phase alone is 0.5 s at 400/s.
-		if rep.Sent < rate*0.5*0.8 {
-			t.Errorf("NoPipeline %v: published %d events in the measured 0.5 s at --rate %v, want at least 80%% of %v",
-				noPipeline, rep.Sent, rate, rate*0.5)
+		// And not far below it: the measured phase alone is 1 s at 400/s. Half is the
+		// bound, not more: under -race on a loaded 2-core machine the broker itself
+		// answered only 55% of the pace in 0.5 s, and a pacer off by a factor (per
+		// publisher instead of in all, ms for s) still falls well below it.
+		if rep.Sent < rate*0.5 {
+			t.Errorf("NoPipeline %v: published %d events in the measured 1 s at --rate %v, want at least half of %v",
+				noPipeline, rep.Sent, rate, rate)
 		}
 	}
 	if _, err := Run(context.Background(), Options{Broker: d.MQTTAddr, Rate: -1}); !errors.Is(err, ErrInvalidOptions) {
