@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -384,9 +385,10 @@ func TestRun_Serve(t *testing.T) {
 		t.Errorf("log has errors:\n%s", log)
 	}
 	// The listeners are closed.
-	if c, err := net.DialTimeout("tcp", s.MQTTAddr, time.Second); err == nil {
-		c.Close()
-		t.Errorf("MQTT listener %s still accepts connections after shutdown", s.MQTTAddr)
+	if listening, err := listensHere(s.MQTTAddr); err != nil {
+		t.Fatal(err)
+	} else if listening {
+		t.Errorf("MQTT listener %s still open after shutdown", s.MQTTAddr)
 	}
 	if _, err := counts("Stew", "--timeout", "2s"); err == nil {
 		t.Errorf("HTTP API %s still answers after shutdown", s.HTTPAddr)
@@ -492,4 +494,62 @@ func apiGet(ctx context.Context, u string, limit int64) (*http.Response, []byte,
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	return resp, body, err
+}
+
+// listensHere reports whether this process has a socket listening on addr's TCP port.
+// Dialing the port would not tell: once arina closed it, another test process may
+// listen there, or a dial may connect to itself.
+func listensHere(addr string) (bool, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return false, err
+	}
+	inodes := map[string]bool{} // of sockets listening on port, in any process
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) < 10 || fs[3] != "0A" { // 0A: LISTEN
+				continue
+			}
+			if i := strings.LastIndexByte(fs[1], ':'); i >= 0 && fs[1][i+1:] == fmt.Sprintf("%04X", port) {
+				inodes[fs[9]] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return false, nil
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return false, err
+	}
+	for _, fd := range fds {
+		link, err := os.Readlink("/proc/self/fd/" + fd.Name())
+		if err == nil && strings.HasPrefix(link, "socket:[") && inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func TestListensHere(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := listensHere(l.Addr().String()); !ok || err != nil {
+		t.Errorf("listensHere(%s) with the listener open = %v, %v; want true", l.Addr(), ok, err)
+	}
+	l.Close()
+	if ok, err := listensHere(l.Addr().String()); ok || err != nil {
+		t.Errorf("listensHere(%s) after Close = %v, %v; want false", l.Addr(), ok, err)
+	}
 }
