@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -73,8 +74,9 @@ type DurableOptions struct {
 	// Pebble's defaults (4 MiB, 8 MiB). The daemon derives them from memory.limit.
 	MemTableSize, CacheSize int64
 
-	fs       vfs.FS             // tests: the engine's file system; nil: the OS's
-	foldHook func(stage string) // tests: see Durable.foldHook
+	fs        vfs.FS             // tests: the engine's file system; nil: the OS's
+	foldHook  func(stage string) // tests: see Durable.foldHook
+	foldBytes int64              // tests: when to fold (logEntryBytes); 0: foldThreshold
 }
 
 // Durable is a Store whose memory index is backed by a Pebble database in a data
@@ -145,7 +147,7 @@ func OpenDurable(opts DurableOptions) (*Durable, error) {
 	}
 	start := time.Now()
 	d := &Durable{mem: NewMemory(), opts: opts, log: opts.Logger, stop: make(chan struct{}),
-		foldAt: foldThreshold(opts.MemTableSize), foldC: make(chan struct{}, 1), foldHook: opts.foldHook}
+		foldAt: cmp.Or(opts.foldBytes, foldThreshold(opts.MemTableSize)), foldC: make(chan struct{}, 1), foldHook: opts.foldHook}
 	db, err := pebble.Open(dir, &pebble.Options{
 		FS:            opts.fs,
 		CacheSize:     max(opts.CacheSize, 0),
