@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -344,7 +345,10 @@ func (d *Durable) loadMembers() (members int, err error) {
 		}
 	}()
 	m := d.mem
-	var rs *reactionSet
+	var (
+		rs  *reactionSet
+		run setRun
+	)
 	for b := range full {
 		for i := range b.count {
 			if s := b.sets[i]; s != nil {
@@ -352,13 +356,56 @@ func (d *Durable) loadMembers() (members int, err error) {
 			}
 			b.rs[i] = rs
 		}
-		b.intern(m)
+		b.intern(m, &run)
 		members += b.count
 		b.reset()
 		free <- b // never blocks: there are as many places as batches
 	}
+	run.flush()
 	close(stop)
 	return members, readErr
+}
+
+// setRun gathers the memberships of one set as the loader reads them (in the order of
+// their user ids as strings, which is not the order of their numbers) and puts them
+// into the set in the order of their numbers: both of the set's sorted forms (members
+// and remembered TS) then take each one at their end instead of moving the ones after
+// it, which was a third of the loader's time on 10M memberships.
+type setRun struct {
+	rs   *reactionSet
+	keys []uint64 // uid<<32 | the membership's index in exps and tss
+	exps []int64
+	tss  []int64
+}
+
+// setRunMax bounds a run: the memberships of a set larger than that go in by parts.
+const setRunMax = 1 << 16
+
+func (r *setRun) add(rs *reactionSet, uid uint32, exp, ts int64) {
+	if rs != r.rs || len(r.keys) == setRunMax {
+		r.flush()
+		r.rs = rs
+	}
+	r.keys = append(r.keys, uint64(uid)<<32|uint64(len(r.exps)))
+	r.exps = append(r.exps, exp)
+	r.tss = append(r.tss, ts)
+}
+
+// flush puts the run's memberships into their set, by user number.
+func (r *setRun) flush() {
+	if len(r.keys) == 0 {
+		return
+	}
+	slices.Sort(r.keys)
+	rs := r.rs
+	for _, k := range r.keys {
+		uid, i := uint32(k>>32), uint32(k)
+		rs.members.put(uid, r.exps[i])
+		if ts := r.tss[i]; ts != 0 {
+			rs.setStamp(uid, ts)
+		}
+	}
+	r.keys, r.exps, r.tss = r.keys[:0], r.exps[:0], r.tss[:0]
 }
 
 // readMembers reads the membership keys of it into batches taken from free, sends them
@@ -443,9 +490,9 @@ func (b *loadBatch) add(set *[2]string, user []byte, exp, ts int64) bool {
 	return b.count == internBatchMax
 }
 
-// intern interns the batch's users together and puts the memberships into their sets
-// (b.rs), in the order they were read.
-func (b *loadBatch) intern(m *Memory) {
+// intern interns the batch's users together and hands the memberships to run, which
+// puts them into their sets (b.rs).
+func (b *loadBatch) intern(m *Memory, run *setRun) {
 	start := 0
 	for i := range b.count {
 		b.ids[i] = b.buf[start:b.ends[i]:b.ends[i]]
@@ -453,11 +500,7 @@ func (b *loadBatch) intern(m *Memory) {
 	}
 	m.users.internBatch(b.ids[:b.count], b.uids[:b.count])
 	for i := range b.count {
-		rs, uid := b.rs[i], b.uids[i]
-		rs.members.put(uid, b.exps[i])
-		if b.tss[i] != 0 {
-			rs.setStamp(uid, b.tss[i])
-		}
+		run.add(b.rs[i], b.uids[i], b.exps[i], b.tss[i])
 	}
 }
 
