@@ -729,8 +729,9 @@ func (d *Durable) Close() error {
 		d.wg.Wait()
 		_ = d.mem.Close()
 		var errs []error
-		if _, _, err := d.foldAll(); err != nil { // else the next open folds it
-			errs = append(errs, fmt.Errorf("folding the log: %w", err))
+		if _, _, err := d.foldAll(); err != nil {
+			// Nothing is lost: the next open folds what is left.
+			d.log.Warn("store: folding the log at close failed; the next start folds it", "dir", d.opts.Dir, "err", err)
 		}
 		if !d.opts.Sync {
 			errs = append(errs, d.db.LogData(nil, pebble.Sync))
