@@ -12,6 +12,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/storetest"
 )
 
 // crashStore is a durable store in sync mode on a crashable in-memory file system,
@@ -263,4 +264,28 @@ func TestDurable_FoldInBackground(t *testing.T) {
 		r.Close()
 	}
 	t.Logf("%d folds in the background", len(folds))
+}
+
+// TestDurable_FoldLeavesNoRangeDeletions: a fold deletes the entries it folded one by
+// one. A range deletion in every table a fold flushed made each step of the
+// recovery's iterator consult it: opening 1M memberships took 0.62-0.68 s of CPU
+// instead of 0.46-0.49 s.
+func TestDurable_FoldLeavesNoRangeDeletions(t *testing.T) {
+	d, err := store.OpenDurableTest(store.DurableOptions{Dir: t.TempDir(), MinFreeBytes: 1}, nil, 1<<40, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for i := range 10 {
+		storetest.MustApply(t, d, store.Op{ContentID: "c", ReactionType: "r", UserID: fmt.Sprintf("u%d", i), Action: store.Add})
+	}
+	if err := d.Fold(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.LogEntries(); err != nil || n != 0 {
+		t.Fatalf("log entries after the fold = %d, %v; want 0", n, err)
+	}
+	if n, err := d.RangeDeletions(); err != nil || n != 0 {
+		t.Fatalf("range deletions in the tables = %d, %v; want 0", n, err)
+	}
 }

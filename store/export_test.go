@@ -60,3 +60,22 @@ func (d *Durable) LogEntries() (int, error) {
 	}
 	return n, it.Close()
 }
+
+// RangeDeletions flushes d's engine and returns how many range deletions its tables
+// hold.
+func (d *Durable) RangeDeletions() (uint64, error) {
+	if err := d.db.Flush(); err != nil {
+		return 0, err
+	}
+	levels, err := d.db.SSTables(pebble.WithProperties())
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, tables := range levels {
+		for _, t := range tables {
+			n += t.Properties.NumRangeDeletions
+		}
+	}
+	return n, nil
+}
