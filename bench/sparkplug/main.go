@@ -142,6 +142,7 @@ type Report struct {
 	Unmatched      int64     `json:"unmatched"`  // changes on the stream for our contents that matched no publish
 	NotSeen        int64     `json:"not_seen"`   // data publishes whose change never showed
 	Mismatches     int       `json:"mismatches"` // devices whose membership over HTTP differs from the last value sent
+	Stale          int64     `json:"stale"`      // events the daemon found stale (arina_events_stale_total) during the run
 	PubAck         Latencies `json:"publish_to_puback"`
 	Visible        Latencies `json:"publish_to_visible"`
 	DaemonCPUS     float64   `json:"daemon_cpu_s,omitempty"`
@@ -156,7 +157,7 @@ func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "mode %s: %d nodes x %d devices, %.0f metrics/s target, %.1fs measured (load %s)\n",
 		r.Mode, r.Nodes, r.Devices/r.Nodes, r.TargetRate, r.DurationS, r.LoadAvg)
 	fmt.Fprintf(w, "sent %d in the measured phase (%.0f/s), %d in all; acked %d, ack errors %d\n", r.Sent, r.Rate, r.SentTotal, r.Acked, r.AckErrors)
-	fmt.Fprintf(w, "changes seen %d, not seen %d, unmatched %d; HTTP members differing from the last value sent: %d\n", r.Seen, r.NotSeen, r.Unmatched, r.Mismatches)
+	fmt.Fprintf(w, "changes seen %d, not seen %d, unmatched %d, stale %d; HTTP members differing from the last value sent: %d\n", r.Seen, r.NotSeen, r.Unmatched, r.Stale, r.Mismatches)
 	l := func(name string, x Latencies) {
 		fmt.Fprintf(w, "%-20s n=%d p50 %.2f ms, p90 %.2f, p99 %.2f, p99.9 %.2f, max %.2f\n", name, x.N, x.P50, x.P90, x.P99, x.P999, x.Max)
 	}
@@ -324,7 +325,8 @@ func loadavg() string {
 type node struct {
 	id      string
 	devices []string
-	values  []bool // last value sent per device
+	values  []bool   // last value sent per device
+	stamps  []uint64 // timestamp of that value, unix ms
 	seq     uint64
 	client  pahomqtt.Client
 	acks    chan ack
@@ -349,7 +351,11 @@ func (n *node) payload(c *config, ms ...*pb.Payload_Metric) []byte {
 }
 
 func boolMetric(name string, alias uint64, v bool) *pb.Payload_Metric {
-	m := &pb.Payload_Metric{Alias: proto.Uint64(alias), Timestamp: proto.Uint64(nowMS()),
+	return boolMetricAt(name, alias, v, nowMS())
+}
+
+func boolMetricAt(name string, alias uint64, v bool, ts uint64) *pb.Payload_Metric {
+	m := &pb.Payload_Metric{Alias: proto.Uint64(alias), Timestamp: proto.Uint64(ts),
 		Datatype: proto.Uint32(uint32(pb.DataType_Boolean)), Value: &pb.Payload_Metric_BooleanValue{BooleanValue: v}}
 	if name != "" {
 		m.Name = proto.String(name)
@@ -380,17 +386,25 @@ func (n *node) publish(topic string, payload []byte, measured bool) {
 }
 
 // change publishes device i's next value: a DDATA by alias, or a JSON event.
+//
+// Each of a device's changes gets a later timestamp than its last, as a device's own
+// changes have: when a node catches up after a stall (a loaded machine) it may send
+// one device twice within a millisecond, and with equal timestamps last-writer-wins
+// keeps the remove (an add at the same ms as a remove is stale), which would count as
+// a change never seen.
 func (n *node) change(c *config, i int, v bool, t *tracker, measured bool) {
 	n.values[i] = v
+	ts := max(nowMS(), n.stamps[i]+1)
+	n.stamps[i] = ts
 	var payload []byte
 	if c.mode == "json" {
 		action := "remove"
 		if v {
 			action = "add"
 		}
-		payload = fmt.Appendf(nil, `{"user_id":%q,"action":%q,"ts":%d}`, n.devices[i], action, nowMS())
+		payload = fmt.Appendf(nil, `{"user_id":%q,"action":%q,"ts":%d}`, n.devices[i], action, ts)
 	} else {
-		payload = n.payload(c, boolMetric("", 1, v))
+		payload = n.payload(c, boolMetricAt("", 1, v, ts))
 	}
 	t.published(key(n.id, n.devices[i]), pending{at: time.Now(), add: v, measured: measured})
 	n.publish(n.topic(c, "DDATA", n.devices[i]), payload, measured)
@@ -415,6 +429,8 @@ func run(c config) (*Report, error) {
 		return nil, errors.New("no ready event on /api/v1/stream")
 	}
 
+	stale0, _ := metricSum(base, "arina_events_stale_total")
+
 	// Connect the nodes, each with its NDEATH will.
 	nodes := make([]*node, c.nodes)
 	var acked, ackErrs atomic.Int64
@@ -435,6 +451,7 @@ func run(c config) (*Report, error) {
 			n.devices = append(n.devices, fmt.Sprintf("d%d", d))
 		}
 		n.values = make([]bool, len(n.devices))
+		n.stamps = make([]uint64, len(n.devices))
 		const bd = 0
 		o := pahomqtt.NewClientOptions().AddBroker("tcp://" + c.broker).SetClientID(n.id).
 			SetProtocolVersion(4).SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
@@ -471,12 +488,14 @@ func run(c config) (*Report, error) {
 	for _, n := range nodes {
 		if c.mode == "sparkplug" {
 			n.publish(n.topic(&c, "NBIRTH", ""), n.payload(&c, bdSeq(0), boolMetric("Node Control/Rebirth", 0, false)), false)
-			for _, d := range n.devices {
-				n.publish(n.topic(&c, "DBIRTH", d), n.payload(&c, boolMetric(c.metric, 1, false)), false)
+			for i, d := range n.devices {
+				n.stamps[i] = nowMS()
+				n.publish(n.topic(&c, "DBIRTH", d), n.payload(&c, boolMetricAt(c.metric, 1, false, n.stamps[i])), false)
 			}
 		} else {
-			for _, d := range n.devices {
-				n.publish(n.topic(&c, "DBIRTH", d), fmt.Appendf(nil, `{"user_id":%q,"action":"remove","ts":%d}`, d, nowMS()), false)
+			for i, d := range n.devices {
+				n.stamps[i] = nowMS()
+				n.publish(n.topic(&c, "DBIRTH", d), fmt.Appendf(nil, `{"user_id":%q,"action":"remove","ts":%d}`, d, n.stamps[i]), false)
 			}
 		}
 		sent.Add(int64(len(n.devices)))
@@ -581,6 +600,9 @@ func run(c config) (*Report, error) {
 		}
 	default:
 	}
+	if stale1, err := metricSum(base, "arina_events_stale_total"); err == nil {
+		r.Stale = int64(stale1 - stale0)
+	}
 
 	// The end state over HTTP: each node's members are the devices last sent true.
 	for _, n := range nodes {
@@ -602,6 +624,9 @@ func run(c config) (*Report, error) {
 	}
 	if r.NotSeen > 0 || r.Unmatched > 0 {
 		bad = append(bad, fmt.Sprintf("%d changes not seen on the stream, %d unmatched", r.NotSeen, r.Unmatched))
+	}
+	if r.Stale > 0 {
+		bad = append(bad, fmt.Sprintf("the daemon found %d events stale", r.Stale))
 	}
 	if r.Mismatches > 0 {
 		bad = append(bad, fmt.Sprintf("%d devices' memberships differ from the last value sent", r.Mismatches))
@@ -666,4 +691,35 @@ func members(base, content, reaction string) (map[string]bool, error) {
 		}
 		after = page.NextAfter
 	}
+}
+
+// metricSum adds up every series of a counter on the daemon's /metrics.
+func metricSum(base, name string) (float64, error) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum, sc.Err()
 }
