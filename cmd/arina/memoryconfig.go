@@ -44,6 +44,25 @@ func parseMemoryLimit(s string) (int64, error) {
 	return n, nil
 }
 
+// defaultGCPercent is the Go collector's GOGC that serve sets unless GOGC is in the
+// environment: the heap may grow by a quarter of what was live at the last collection
+// before the next one, where Go's default 100 lets it double (issue 16). The index is
+// almost all pointer-free slices, which a collection does not scan, so collecting
+// more often costs little CPU; the resident memory per membership drops by about a
+// third.
+const defaultGCPercent = 25
+
+// setGCPercent sets the collector's GOGC to defaultGCPercent unless getenv("GOGC") is
+// set (the runtime has read it then), and logs the one in force.
+func setGCPercent(getenv func(string) string, log *slog.Logger) {
+	if v := getenv("GOGC"); v != "" {
+		log.Info("garbage collector", "gogc", v, "from", "GOGC")
+		return
+	}
+	debug.SetGCPercent(defaultGCPercent)
+	log.Debug("garbage collector", "gogc", defaultGCPercent, "from", "default")
+}
+
 // cgroupRoot is where memoryLimit looks for /proc and /sys; tests point it elsewhere.
 var cgroupRoot = "/"
 
