@@ -66,15 +66,15 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
-// TestSetGCPercent: serve sets the collector's GOGC to 25 by default, and leaves the
+// TestSetGCPercent: serve sets the collector's GOGC to 50 by default, and leaves the
 // one GOGC in the environment set alone.
 func TestSetGCPercent(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	old := debug.SetGCPercent(100)
 	t.Cleanup(func() { debug.SetGCPercent(old) })
 	setGCPercent(func(string) string { return "" }, log)
-	if got := debug.SetGCPercent(100); got != 25 {
-		t.Fatalf("GOGC %d by default, want 25", got)
+	if got := debug.SetGCPercent(100); got != 50 {
+		t.Fatalf("GOGC %d by default, want 50", got)
 	}
 	setGCPercent(func(k string) string { return map[string]string{"GOGC": "100"}[k] }, log)
 	if got := debug.SetGCPercent(100); got != 100 {
