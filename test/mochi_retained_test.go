@@ -72,8 +72,8 @@ func TestMochiRetained_ExpiryScanCopiesNothing(t *testing.T) {
 // of the broker's topic tree, and each node made four maps (children, subscriptions,
 // shared and inline subscriptions) whether it ever held anything or not, about 300
 // bytes, for the count topics of 10k contents x 5 reactions 18 MB; they are made when
-// first needed now (mochi patch 26): 1540 bytes a retained topic here before, 1310
-// after. Subscribing, and so matching, still works.
+// first needed now (mochi patch 26): 1597 bytes allocated a retained topic here
+// before, 1369 after. Subscribing, and so matching, still works.
 func TestMochiRetained_TopicLevelsCostLittle(t *testing.T) {
 	s := mqtt.New(&mqtt.Options{InlineClient: true})
 	const n = 20_000
@@ -89,11 +89,13 @@ func TestMochiRetained_TopicLevelsCostLittle(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	// 20k retained packets of 800 bytes each, and 25k topic levels.
-	perTopic := float64(after.HeapAlloc-before.HeapAlloc) / n
-	t.Logf("%.0f bytes of heap per retained topic", perTopic)
-	if perTopic > 1400 {
-		t.Errorf("%.0f bytes of heap per retained topic, want under 1400 (a packet and a little over a level of the tree)", perTopic)
+	// 20k retained packets of 800 bytes each, and 25k topic levels; counted as
+	// allocated (the retained map's growth included), which no other test's garbage
+	// can make go backwards.
+	perTopic := float64(after.TotalAlloc-before.TotalAlloc) / n
+	t.Logf("%.0f bytes allocated per retained topic", perTopic)
+	if perTopic > 1520 {
+		t.Errorf("%.0f bytes allocated per retained topic, want under 1520 (a packet and a little over a level of the tree)", perTopic)
 	}
 	runtime.KeepAlive(s)
 
