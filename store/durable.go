@@ -302,7 +302,7 @@ func (d *Durable) load() (members, tombs int, err error) {
 			uid := m.users.internBytes(u)
 			if rs == nil {
 				orphans[uid] = ts
-			} else if !rs.members.has(uid) || ts > rs.stamps.get(uid) {
+			} else if !rs.members.has(uid) || ts > rs.stamp(uid) {
 				// A tombstone of a member is never written; should one be found, the
 				// newer TS is what the store would have remembered.
 				rs.setStamp(uid, ts)

@@ -37,12 +37,18 @@ const smallSetMax = 1024
 type memberSet struct {
 	// Packed (not dense, big nil): a word per bucket in order, high<<16 | the index in
 	// lo of the bucket's first member. Dense: the bitset (bit uid%32 of word uid/32).
-	ids   []uint32
-	lo    []uint16         // packed: the low 16 bits of the members, bucket after bucket, each sorted
-	big   *roaring.Bitmap  // the members once the set outgrew smallSetMax
-	exp   map[uint32]int64 // members with an expiry (unix ms); nil while there are none
-	n     atomic.Uint32    // members (a set of uint32 ids cannot hold more); atomic: Memory.Counts reads it without the lock
-	dense bool
+	ids []uint32
+	lo  []uint16 // packed: the low 16 bits of the members, bucket after bucket, each sorted
+	// ts, packed only: beside lo, each member's remembered TS (see stamps.go) as its
+	// delta from tsBase plus one; 0: none here (in tab, or none). nil until a member
+	// of the packed form gets a TS.
+	ts     []uint32
+	big    *roaring.Bitmap  // the members once the set outgrew smallSetMax
+	exp    map[uint32]int64 // members with an expiry (unix ms); nil while there are none
+	tab    *stampTable      // the other remembered TS: tombstones, members not packed; nil while none
+	tsBase int64
+	n      atomic.Uint32 // members (a set of uint32 ids cannot hold more); atomic: Memory.Counts reads it without the lock
+	dense  bool
 }
 
 // get returns the member's expiry (0: none) and whether uid is a member.
@@ -98,36 +104,43 @@ func (s *memberSet) span(b int) (start, end int) {
 	return start, end
 }
 
-// add inserts uid and reports whether it was not a member.
-func (s *memberSet) add(uid uint32) bool {
+// add inserts uid and reports whether it was not a member, and, if the set is packed
+// after it, uid's place in lo (else -1).
+func (s *memberSet) add(uid uint32) (at int, added bool) {
 	switch {
 	case s.big != nil:
-		return s.big.CheckedAdd(uid)
+		return -1, s.big.CheckedAdd(uid)
 	case s.dense:
-		return s.addDense(uid)
+		return -1, s.addDense(uid)
 	}
 	b, i, ok := s.find(uid)
 	if ok {
-		return false
+		return i, false
 	}
 	if len(s.lo) == cap(s.lo) && s.densify(uid) {
-		return s.addDense(uid)
+		return -1, s.addDense(uid)
 	}
 	if len(s.lo) == smallSetMax {
 		s.toBitmap()
-		return s.big.CheckedAdd(uid)
+		return -1, s.big.CheckedAdd(uid)
 	}
 	if len(s.lo) == cap(s.lo) {
 		s.lo = withSlack(s.lo, 0)
 	}
 	s.lo = slices.Insert(s.lo, i, uint16(uid))
+	if s.ts != nil {
+		if len(s.ts) == cap(s.ts) {
+			s.ts = fitTo(s.ts, cap(s.lo))
+		}
+		s.ts = slices.Insert(s.ts, i, 0)
+	}
 	if b == len(s.ids) || s.ids[b]>>16 != uid>>16 {
 		s.ids = slices.Insert(s.ids, b, uid>>16<<16|uint32(i))
 	}
 	for b++; b < len(s.ids); b++ { // the later buckets start one further
 		s.ids[b]++
 	}
-	return true
+	return i, true
 }
 
 // densify turns the packed ids into a bitset, before uid is added, if the bitset would
@@ -143,6 +156,7 @@ func (s *memberSet) densify(uid uint32) bool {
 	}
 	set := make([]uint32, words)
 	s.each(func(m uint32, _ int64) { set[m/32] |= 1 << (m % 32) })
+	s.spillStamps()
 	s.ids, s.lo, s.dense = set, nil, true
 	return true
 }
@@ -184,6 +198,12 @@ func (s *memberSet) remove(uid uint32) bool {
 	if !ok {
 		return false
 	}
+	if s.ts != nil {
+		if d := s.ts[i]; d != 0 { // it stays as the tombstone
+			s.tabSet(uid, s.tsBase+int64(d)-1)
+		}
+		s.ts = slices.Delete(s.ts, i, i+1)
+	}
 	if start, end := s.span(b); end-start == 1 {
 		s.ids = slices.Delete(s.ids, b, b+1) // its last member: the bucket goes
 	} else {
@@ -199,11 +219,36 @@ func (s *memberSet) remove(uid uint32) bool {
 // put makes uid a member with the given expiry (0: none) and returns its expiry
 // before (0: none) and whether it was a member already.
 func (s *memberSet) put(uid uint32, exp int64) (prev int64, was bool) {
-	if s.add(uid) {
+	prev, was, _ = s.putStamped(-1, uid, exp, 0)
+	return prev, was
+}
+
+// putStamped is put that also makes ts uid's remembered TS, unless ts is 0, and
+// returns uid's remembered TS before. at is uid's place in lo if lookup found it a
+// member of the packed form, else -1.
+func (s *memberSet) putStamped(at int, uid uint32, exp, ts int64) (prev int64, was bool, prevTS int64) {
+	added := false
+	if at < 0 {
+		at, added = s.add(uid)
+	}
+	if added {
 		s.n.Add(1)
+		if s.tab != nil {
+			prevTS = s.tab.get(uid)
+		}
 	} else {
 		was = true
 		prev = s.exp[uid]
+		if s.ts != nil || s.tab != nil {
+			prevTS = s.stampAt(at, uid)
+		}
+	}
+	if ts != 0 {
+		if at >= 0 {
+			s.setStampAt(at, uid, ts)
+		} else {
+			s.tabSet(uid, ts)
+		}
 	}
 	switch {
 	case exp != 0:
@@ -214,7 +259,7 @@ func (s *memberSet) put(uid uint32, exp int64) (prev int64, was bool) {
 	case prev != 0:
 		s.forgetExpiry(uid)
 	}
-	return prev, was
+	return prev, was, prevTS
 }
 
 // del removes uid and returns its expiry (0: none) and whether it was a member.
@@ -258,6 +303,9 @@ func (s *memberSet) shrink() {
 	default:
 		if cap(s.lo) >= 32 && len(s.lo) <= cap(s.lo)/4 {
 			s.lo = withSlack(s.lo, 0)
+			if s.ts != nil {
+				s.ts = fitTo(s.ts, cap(s.lo))
+			}
 		}
 		if cap(s.ids) >= 16 && len(s.ids) <= cap(s.ids)/4 {
 			s.ids = withSlack(s.ids, 0)
@@ -269,7 +317,13 @@ func (s *memberSet) shrink() {
 func (s *memberSet) toBitmap() {
 	big := roaring.New()
 	s.each(func(m uint32, _ int64) { big.Add(m) })
+	s.spillStamps()
 	s.ids, s.lo, s.dense, s.big = nil, nil, false, big
+}
+
+// fitTo returns a copy of x with capacity c (at least len(x)).
+func fitTo(x []uint32, c int) []uint32 {
+	return append(make([]uint32, 0, max(c, len(x))), x...)
 }
 
 // withSlack returns a copy of x with room for a quarter more than len(x)+extra
@@ -295,6 +349,7 @@ func (s *memberSet) repack() {
 		lo = append(lo, uint16(uid))
 	})
 	s.ids, s.lo, s.big, s.dense = ids, lo, nil, false
+	s.gatherStamps()
 }
 
 func (s *memberSet) forgetExpiry(uid uint32) {

@@ -14,10 +14,11 @@ import (
 // large, in a roaring bitmap (memberSet), so that a membership costs a few bytes
 // (BenchmarkMemory_Footprint).
 //
-// Timestamped ops (Op.TS != 0) cost more only where they occur: a set gets a table of
-// remembered TS (stampTable, about 8 bytes a user) the first time such an op touches
-// it, and a timestamped remove on a set never held keeps its tombstone aside (orphans),
-// so the content stays unknown.
+// Timestamped ops (Op.TS != 0) cost more only where they occur: a member's remembered
+// TS sits beside its id (4 bytes) while its set is packed, a tombstone's in a table of
+// the set (stampTable, about 8 bytes a user; setstamps.go), and a timestamped remove
+// on a set never held keeps its tombstone aside (orphans), so the content stays
+// unknown.
 //
 // Memory is safe for concurrent use. Apply takes a write lock for the whole batch and
 // queries take a read lock, so that they see either none or all of a batch; except
@@ -57,12 +58,10 @@ type content struct {
 
 type reactionSet struct {
 	reactionType string
-	members      memberSet
-	// stamps: the newest TS applied (Op.TS) per user, for members and, as
-	// tombstones, for users no longer in the set. A user without an entry has none (TS
-	// 0 is never stored). nil until a timestamped op touches the set, and again once
-	// its last entry is forgotten.
-	stamps *stampTable
+	// members holds the members and the remembered TS: the newest TS applied (Op.TS)
+	// per user, for members and, as tombstones, for users no longer in the set. A
+	// user without one has none (TS 0 is never stored). See setstamps.go.
+	members memberSet
 }
 
 var _ Store = (*Memory)(nil)
@@ -144,17 +143,20 @@ func (m *Memory) add(op *Op, res *Result) applied {
 		rs = &reactionSet{reactionType: op.ReactionType}
 		a.flags |= createdReaction
 		if orphans != nil {
-			rs.stamps = newStampTable(orphans)
+			rs.members.tab = newStampTable(orphans)
 			delete(m.orphans, setKey{op.ContentID, op.ReactionType})
 			a.flags |= adoptedOrphans
 		}
 	}
 	uid := m.users.intern(op.UserID)
-	a.prevTS = rs.stamps.get(uid)
-	a.ts = a.prevTS
+	var prev, prevTS, stamp int64
+	var member bool
+	at := -1
 	if op.TS != 0 {
+		prev, member, prevTS, at = rs.members.lookup(uid)
+		a.prevTS, a.ts = prevTS, prevTS
 		// Decide staleness before changing anything.
-		if prev, member := rs.members.get(uid); op.TS < a.prevTS || (op.TS == a.prevTS && !member) {
+		if op.TS < a.prevTS || (op.TS == a.prevTS && !member) {
 			if member {
 				a.flags |= wasMember | isMember
 			}
@@ -163,11 +165,13 @@ func (m *Memory) add(op *Op, res *Result) applied {
 			return a
 		}
 		if op.TS > a.prevTS {
-			rs.setStamp(uid, op.TS)
-			a.ts = op.TS
+			stamp, a.ts = op.TS, op.TS
 		}
 	}
-	prev, member := rs.members.put(uid, op.ExpiresAt)
+	prev, member, prevTS = rs.members.putStamped(at, uid, op.ExpiresAt, stamp)
+	if op.TS == 0 {
+		a.prevTS, a.ts = prevTS, prevTS
+	}
 	if member {
 		a.flags |= wasMember
 	} else {
@@ -220,11 +224,10 @@ func (m *Memory) remove(op *Op, res *Result) applied {
 		}
 	}
 	var a applied
-	a.prevTS = rs.stamps.get(uid)
-	a.ts = a.prevTS
 	if op.Action == Remove && !stamped {
 		// Nothing can keep the member: remove it in one lookup.
-		exp, member := rs.members.del(uid)
+		exp, ts, member := rs.members.delStamped(uid)
+		a.prevTS, a.ts = ts, ts
 		if !member {
 			*res = Result{Count: int64(rs.members.len())}
 			return a
@@ -234,7 +237,8 @@ func (m *Memory) remove(op *Op, res *Result) applied {
 		*res = Result{Changed: true, Count: int64(rs.members.len()), PrevExpiry: exp}
 		return a
 	}
-	exp, member := rs.members.get(uid)
+	exp, member, prevTS, _ := rs.members.lookup(uid)
+	a.prevTS, a.ts = prevTS, prevTS
 	if member {
 		a.flags |= wasMember | isMember
 	}
@@ -290,23 +294,14 @@ func (m *Memory) removeOrphan(op *Op, res *Result) applied {
 	return a
 }
 
-func (rs *reactionSet) setStamp(uid uint32, ts int64) {
-	if rs.stamps == nil {
-		rs.stamps = &stampTable{}
-	}
-	rs.stamps.set(uid, ts)
-}
+// stamp returns uid's remembered TS, 0 if none.
+func (rs *reactionSet) stamp(uid uint32) int64 { return rs.members.stamp(uid) }
+
+// setStamp makes ts (not 0) uid's remembered TS.
+func (rs *reactionSet) setStamp(uid uint32, ts int64) { rs.members.setStamp(uid, ts) }
 
 // forgetStamp deletes uid's remembered TS.
-func (rs *reactionSet) forgetStamp(uid uint32) {
-	if rs.stamps == nil {
-		return
-	}
-	rs.stamps.del(uid)
-	if rs.stamps.len() == 0 {
-		rs.stamps = nil
-	}
-}
+func (rs *reactionSet) forgetStamp(uid uint32) { rs.members.forgetStamp(uid) }
 
 // undo reverts an op that add or remove applied with the given result; ops are undone in the
 // reverse order of their application. The caller holds the write lock.
@@ -356,7 +351,7 @@ func (m *Memory) undo(op *Op, res Result, a applied) {
 		return
 	}
 	if a.flags.has(adoptedOrphans) {
-		m.orphans[setKey{op.ContentID, op.ReactionType}] = rs.stamps.toMap()
+		m.orphans[setKey{op.ContentID, op.ReactionType}] = rs.members.stampMap()
 	}
 	m.dir.Lock()
 	c.remove(op.ReactionType)
@@ -378,7 +373,8 @@ func (m *Memory) tombstones(before int64) []tombstone {
 	var out []tombstone
 	for cid, c := range m.contents {
 		for _, rs := range c.reactions {
-			rs.stamps.each(func(uid uint32, ts int64) {
+			// Only tab holds TS of users not in the set (setstamps.go).
+			rs.members.tab.each(func(uid uint32, ts int64) {
 				if ts < before && !rs.members.has(uid) {
 					out = append(out, tombstone{cid, rs.reactionType, m.users.name(uid), uid, ts})
 				}
@@ -405,7 +401,7 @@ func (m *Memory) forget(tombs []tombstone) int {
 			rs = c.find(t.reactionType)
 		}
 		if rs != nil {
-			if rs.members.has(t.uid) || rs.stamps.get(t.uid) != t.ts {
+			if rs.members.has(t.uid) || rs.stamp(t.uid) != t.ts {
 				continue
 			}
 			rs.forgetStamp(t.uid)

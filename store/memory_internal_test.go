@@ -37,7 +37,7 @@ func snapshot(m *Memory) memSnapshot {
 	s := memSnapshot{contents: map[string][]setSnapshot{}, orphans: map[setKey]map[string]int64{}}
 	for cid, c := range m.contents {
 		for _, rs := range c.reactions {
-			s.contents[cid] = append(s.contents[cid], setSnapshot{rs.reactionType, byName(memberMap(&rs.members)), byName(stampMap(rs.stamps))})
+			s.contents[cid] = append(s.contents[cid], setSnapshot{rs.reactionType, byName(memberMap(&rs.members)), byName(rs.members.stampMap())})
 		}
 	}
 	for k, stamps := range m.orphans {
@@ -92,14 +92,6 @@ func TestMemory_Undo(t *testing.T) {
 			rt.Fatalf("after apply and undo of %+v:\n got %+v\nwant %+v", batch, after, before)
 		}
 	})
-}
-
-// stampMap returns a set's remembered TS as user id -> TS, nil for none.
-func stampMap(t *stampTable) map[uint32]int64 {
-	if t == nil {
-		return nil
-	}
-	return t.toMap()
 }
 
 // memberMap returns a set's members as user id -> expiry.

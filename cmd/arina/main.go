@@ -119,6 +119,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if opts.MemoryLimit > 0 {
 		debug.SetMemoryLimit(daemon.RuntimeMemoryLimit(opts.MemoryLimit))
 	}
+	setGCPercent(os.Getenv, log)
 	d, err := daemon.Start(opts, log)
 	if err != nil {
 		return err

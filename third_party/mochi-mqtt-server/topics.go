@@ -112,16 +112,18 @@ type SharedSubscriptions struct {
 }
 
 // NewSharedSubscriptions returns a new instance of Subscriptions.
+// Its map is made by the first Add (Arina patch 30): most topic levels never hold one.
 func NewSharedSubscriptions() *SharedSubscriptions {
-	return &SharedSubscriptions{
-		internal: map[string]map[string]packets.Subscription{},
-	}
+	return &SharedSubscriptions{}
 }
 
 // Add creates a new shared subscription for a group and client id pair.
 func (s *SharedSubscriptions) Add(group, id string, val packets.Subscription) {
 	s.Lock()
 	defer s.Unlock()
+	if s.internal == nil {
+		s.internal = map[string]map[string]packets.Subscription{}
+	}
 	if _, ok := s.internal[group]; !ok {
 		s.internal[group] = map[string]packets.Subscription{}
 	}
@@ -198,16 +200,18 @@ type InlineSubscriptions struct {
 }
 
 // NewInlineSubscriptions returns a new instance of InlineSubscriptions.
+// Its map is made by the first Add (Arina patch 30).
 func NewInlineSubscriptions() *InlineSubscriptions {
-	return &InlineSubscriptions{
-		internal: map[int]InlineSubscription{},
-	}
+	return &InlineSubscriptions{}
 }
 
 // Add adds a new internal subscription for a client id.
 func (s *InlineSubscriptions) Add(val InlineSubscription) {
 	s.Lock()
 	defer s.Unlock()
+	if s.internal == nil {
+		s.internal = map[int]InlineSubscription{}
+	}
 	s.internal[val.Identifier] = val
 }
 
@@ -252,10 +256,9 @@ type Subscriptions struct {
 }
 
 // NewSubscriptions returns a new instance of Subscriptions.
+// Its map is made by the first Add (Arina patch 30).
 func NewSubscriptions() *Subscriptions {
-	return &Subscriptions{
-		internal: map[string]packets.Subscription{},
-	}
+	return &Subscriptions{}
 }
 
 // Add adds a new subscription for a client. ID can be a filter in the
@@ -263,6 +266,9 @@ func NewSubscriptions() *Subscriptions {
 func (s *Subscriptions) Add(id string, val packets.Subscription) {
 	s.Lock()
 	defer s.Unlock()
+	if s.internal == nil {
+		s.internal = map[string]packets.Subscription{}
+	}
 	s.internal[id] = val
 }
 
@@ -817,15 +823,17 @@ type particles struct {
 }
 
 // newParticles returns a map of particles.
+// Its map is made by the first add (Arina patch 30): a topic's last level has no children.
 func newParticles() particles {
-	return particles{
-		internal: map[string]*particle{},
-	}
+	return particles{}
 }
 
 // add adds a new particle.
 func (p *particles) add(val *particle) {
 	p.Lock()
+	if p.internal == nil {
+		p.internal = map[string]*particle{}
+	}
 	p.internal[val.key] = val
 	p.Unlock()
 }
