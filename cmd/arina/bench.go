@@ -20,6 +20,7 @@ import (
 
 	"github.com/arina-dev/arina/bench/loadgen"
 	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/internal/config"
 )
 
 func newBenchCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
@@ -105,7 +106,7 @@ for the broker, https:// for --http; a bare host:port is plain.`,
 	cmd.MarkFlagsMutuallyExclusive("idle", "queries")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := loadConfig(cmd.Flags(), getenv)
+		cfg, err := config.Load(cmd.Flags(), getenv)
 		if err != nil {
 			return err
 		}
@@ -266,11 +267,11 @@ var errStoreCheck = errors.New("bench checks the target store first")
 
 // benchStoreAPI returns the HTTP API of the daemon bench would publish to: --http, or
 // ("") the configuration's http.listen when the broker is the configuration's own.
-func benchStoreAPI(brokerFlag string, l *mqttLogin, httpFlag string, cfg Config) (string, error) {
+func benchStoreAPI(brokerFlag string, l *mqttLogin, httpFlag string, cfg config.Config) (string, error) {
 	if httpFlag != "" {
 		return httpFlag, nil
 	}
-	own := l.target.Host == clientAddr(cfg.MQTT.Listen) || (cfg.MQTT.TLS.enabled() && l.target.Host == clientAddr(cfg.MQTT.TLS.Listen))
+	own := l.target.Host == clientAddr(cfg.MQTT.Listen) || (cfg.MQTT.TLS.Enabled() && l.target.Host == clientAddr(cfg.MQTT.TLS.Listen))
 	if brokerFlag != "" && !own {
 		return "", fmt.Errorf("%w: --broker %s is not this configuration's mqtt.listen, so its HTTP API is unknown: "+
 			"give it with --http (this also measures visibility), or pass --no-store-check "+

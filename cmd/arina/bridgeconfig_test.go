@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/arina-dev/arina/bridge"
+	"github.com/arina-dev/arina/internal/config"
 	"github.com/arina-dev/arina/internal/testutil"
 )
 
@@ -36,11 +37,11 @@ bridge:
       share_group: arina
       max_reconnect_interval: 5s
 `)
-	cfg, err := loadConfig(MustFlags(t, mapEnv(nil), "serve", "--config", path), mapEnv(nil))
+	cfg, err := config.Load(MustFlags(t, mapEnv(nil), "serve", "--config", path), mapEnv(nil))
 	if err != nil {
 		t.Fatalf("loadConfig: %v", err)
 	}
-	o, err := cfg.daemonOptions(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	o, err := cfg.DaemonOptions(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ bridge:
 	if len(o.Upstreams) != 1 || !reflect.DeepEqual(o.Upstreams[0], want) {
 		t.Errorf("upstreams %+v, want [%+v]", o.Upstreams, want)
 	}
-	if d := DefaultConfig(); d.MQTT.CountsPrefix != "arina/counts" {
+	if d := config.Default(); d.MQTT.CountsPrefix != "arina/counts" {
 		t.Errorf("default counts prefix %q, want arina/counts", d.MQTT.CountsPrefix)
 	}
 }
@@ -76,11 +77,11 @@ bridge:
 `
 	// An unknown key inside an entry is refused first, naming the key.
 	path := MustWriteConfig(t, broken+"      colour: blue\n")
-	if _, err := loadConfig(MustFlags(t, mapEnv(nil), "serve", "--config", path), mapEnv(nil)); err == nil || !strings.Contains(err.Error(), "colour") {
+	if _, err := config.Load(MustFlags(t, mapEnv(nil), "serve", "--config", path), mapEnv(nil)); err == nil || !strings.Contains(err.Error(), "colour") {
 		t.Fatalf("loadConfig = %v, want an error naming colour", err)
 	}
 	path = MustWriteConfig(t, broken)
-	_, err := loadConfig(MustFlags(t, mapEnv(nil), "serve", "--config", path), mapEnv(nil))
+	_, err := config.Load(MustFlags(t, mapEnv(nil), "serve", "--config", path), mapEnv(nil))
 	if !errors.Is(err, bridge.ErrInvalidUpstream) {
 		t.Fatalf("loadConfig = %v, want ErrInvalidUpstream", err)
 	}
@@ -107,19 +108,6 @@ func TestRun_Health(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"health", "--server", s.HTTPAddr}, &out, &out, mapEnv(nil)); err == nil {
 		t.Fatal("arina health succeeded with the daemon stopped")
-	}
-}
-
-// TestUpstreams_HostnameClientID: one config file serves every node when the client id
-// names the host: each node keeps its own session upstream.
-func TestUpstreams_HostnameClientID(t *testing.T) {
-	host, err := os.Hostname()
-	if err != nil {
-		t.Skip("no host name:", err)
-	}
-	ups, err := BridgeConfig{Upstreams: []UpstreamConfig{{Name: "f", URL: "tcp://x:1883", ClientID: "arina-{hostname}-f", Topics: []string{"k/{content}/{reaction}"}}}}.upstreams()
-	if err != nil || len(ups) != 1 || ups[0].ClientID != "arina-"+host+"-f" {
-		t.Fatalf("upstreams = %+v, %v; want client id arina-%s-f", ups, err, host)
 	}
 }
 

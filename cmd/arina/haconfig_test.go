@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"testing"
+
+	"github.com/arina-dev/arina/internal/config"
 )
 
 func TestHomeAssistantConfig_Validate(t *testing.T) {
@@ -10,20 +12,20 @@ func TestHomeAssistantConfig_Validate(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		key    string // "" for a valid config
-		mutate func(*Config)
+		mutate func(*config.Config)
 	}{
-		{"Defaults", "", func(*Config) {}},
-		{"Enabled", "", func(c *Config) { c.MQTT.HomeAssistant.Enabled = true }},
-		{"OffIgnoresPrefix", "", func(c *Config) { c.MQTT.HomeAssistant.DiscoveryPrefix = "#" }},
-		{"BadPrefix", "mqtt.homeassistant.discovery_prefix", func(c *Config) {
+		{"Defaults", "", func(*config.Config) {}},
+		{"Enabled", "", func(c *config.Config) { c.MQTT.HomeAssistant.Enabled = true }},
+		{"OffIgnoresPrefix", "", func(c *config.Config) { c.MQTT.HomeAssistant.DiscoveryPrefix = "#" }},
+		{"BadPrefix", "mqtt.homeassistant.discovery_prefix", func(c *config.Config) {
 			c.MQTT.HomeAssistant.Enabled, c.MQTT.HomeAssistant.DiscoveryPrefix = true, "home/+"
 		}},
-		{"NoCountTopics", "mqtt.homeassistant.enabled", func(c *Config) {
+		{"NoCountTopics", "mqtt.homeassistant.enabled", func(c *config.Config) {
 			c.MQTT.HomeAssistant.Enabled, c.MQTT.CountsPrefix = true, ""
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := DefaultConfig()
+			c := config.Default()
 			tc.mutate(&c)
 			wantValidate(t, c, tc.key, nil)
 		})
@@ -42,7 +44,7 @@ func TestHomeAssistantConfig_Env(t *testing.T) {
 	if o := mustEnvOptions(t, map[string]string{"ARINA_STORE_DURABILITY": "none"}); o.MQTT.HomeAssistant != nil {
 		t.Fatalf("by default: %+v; want discovery off", o.MQTT.HomeAssistant)
 	}
-	if p := DefaultConfig().MQTT.HomeAssistant.DiscoveryPrefix; p != "homeassistant" {
+	if p := config.Default().MQTT.HomeAssistant.DiscoveryPrefix; p != "homeassistant" {
 		t.Fatalf("default discovery prefix %q, want homeassistant", p)
 	}
 }

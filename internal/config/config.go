@@ -1,4 +1,9 @@
-package main
+// Package config reads Arina's configuration: the YAML file, ARINA_* environment
+// variables and the serve flags, with viper (the only package that imports it). It
+// checks what only the configuration knows (keys, types, listen policy, files to open)
+// and leaves each part's ranges to that part's Options.Validate; DaemonOptions maps the
+// result onto internal/daemon.Options.
+package config
 
 import (
 	"errors"
@@ -7,6 +12,7 @@ import (
 	"net"
 	"path"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -129,8 +135,8 @@ type LogConfig struct {
 	Format string `mapstructure:"format"`
 }
 
-// DefaultConfig returns the configuration used when nothing is set.
-func DefaultConfig() Config {
+// Default returns the configuration used when nothing is set.
+func Default() Config {
 	return Config{
 		MQTT: MQTTConfig{Listen: ":1883", TopicPrefix: "kitchen", MaxEventPayload: broker.DefaultMaxEventPayload,
 			MaxBatchPayload: broker.DefaultMaxBatchPayload,
@@ -314,7 +320,7 @@ func (c *Config) Validate() error {
 	if _, err := parseMemoryLimit(c.Memory.Limit); err != nil {
 		bad("memory.limit", c.Memory.Limit, err)
 	}
-	if _, err := parseLevel(c.Log.Level); err != nil {
+	if _, err := ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", c.Log.Level, err)
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
@@ -326,7 +332,7 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func parseLevel(s string) (slog.Level, error) {
+func ParseLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(s) {
 	case "debug":
 		return slog.LevelDebug, nil
@@ -351,11 +357,11 @@ var flagKeys = map[string]string{
 	"log-format":        "log.format",
 }
 
-// loadConfig reads the configuration: flags > ARINA_* environment > file > defaults.
+// Load reads the configuration: flags > ARINA_* environment > file > defaults.
 // An unknown key in the file is an error naming the key.
-func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
+func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	v := viper.New()
-	d := DefaultConfig()
+	d := Default()
 	setDefaults(v, d)
 	known := make(map[string]struct{})
 	for _, key := range v.AllKeys() {
@@ -421,6 +427,15 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
+// Keys returns every configuration key, sorted: the file's keys, as dotted paths.
+func Keys() []string {
+	v := viper.New()
+	setDefaults(v, Default())
+	keys := v.AllKeys()
+	slices.Sort(keys)
+	return keys
+}
+
 // setDefaults makes every key of Config known to v, with its value in d: the keys are
 // the mapstructure tags, so a new field is a new key without more code. Lists of
 // objects (reactions, bridge.upstreams) are file only and default to empty.
@@ -447,10 +462,10 @@ func setDefaults(v *viper.Viper, d Config) {
 	walk("", reflect.ValueOf(d))
 }
 
-// daemonOptions maps the configuration onto the parts' options: it opens the users and
+// DaemonOptions maps the configuration onto the parts' options: it opens the users and
 // tokens files and certificates, applies the safe listen default and logs what it
 // decided.
-func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
+func (c *Config) DaemonOptions(log *slog.Logger) (daemon.Options, error) {
 	sec, err := c.openSecurity()
 	if err != nil {
 		return daemon.Options{}, err
@@ -493,16 +508,4 @@ func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
 	c.Sparkplug.apply(&o)
 	c.MQTT.HomeAssistant.apply(&o)
 	return o, nil
-}
-
-// clientAddr returns the address a local client should dial to reach a listen address.
-func clientAddr(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }
