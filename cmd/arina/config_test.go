@@ -238,103 +238,6 @@ func TestLoadConfig_Example(t *testing.T) {
 	}
 }
 
-func TestConfig_Validate(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name   string
-		key    string // "" for a valid config
-		mutate func(*config.Config)
-		want   error
-	}{
-		{"Defaults", "", func(*config.Config) {}, nil},
-		{"Boundaries", "", func(c *config.Config) {
-			c.MQTT.MaxEventPayload, c.HTTP.MaxBodyBytes = 16, 64<<20
-			c.Ingest.QueueSize, c.Ingest.BatchSize = 1<<24, 1
-			c.Log.Level, c.Log.Format = "ERROR", "json"
-			c.MQTT.TopicPrefix = "plant1/kitchen"
-			c.MQTT.Listen, c.HTTP.Listen = "[::1]:0", "localhost:4000"
-			c.Store.SyncInterval = time.Minute
-		}, nil},
-		{"MemoryNeedsNoDataDir", "", func(c *config.Config) {
-			c.Store.Durability, c.Store.DataDir, c.Store.SyncInterval = "none", "", time.Millisecond
-		}, nil},
-		{"MQTTListenNoPort", "mqtt.listen", func(c *config.Config) { c.MQTT.Listen = "127.0.0.1" }, config.ErrInvalidAddress},
-		{"MQTTListenEmptyPort", "mqtt.listen", func(c *config.Config) { c.MQTT.Listen = "127.0.0.1:" }, config.ErrInvalidAddress},
-		{"HTTPListenEmpty", "http.listen", func(c *config.Config) { c.HTTP.Listen = "" }, config.ErrInvalidAddress},
-		{"HTTPListenSameAsMQTT", "http.listen", func(c *config.Config) { c.MQTT.Listen, c.HTTP.Listen = ":4000", "127.0.0.1:4000" }, config.ErrInvalidAddress},
-		{"TopicPrefixEmpty", "mqtt.topic_prefix", func(c *config.Config) { c.MQTT.TopicPrefix = "" }, broker.ErrInvalidTopicPrefix},
-		{"TopicPrefixDollar", "mqtt.topic_prefix", func(c *config.Config) { c.MQTT.TopicPrefix = "$SYS" }, broker.ErrInvalidTopicPrefix},
-		{"TopicPrefixWildcard", "mqtt.topic_prefix", func(c *config.Config) { c.MQTT.TopicPrefix = "a/+" }, broker.ErrInvalidTopicPrefix},
-		{"TopicPrefixEmptyLevel", "mqtt.topic_prefix", func(c *config.Config) { c.MQTT.TopicPrefix = "a//b" }, broker.ErrInvalidTopicPrefix},
-		{"MaxEventPayloadLow", "mqtt.max_event_payload", func(c *config.Config) { c.MQTT.MaxEventPayload = 15 }, config.ErrOutOfRange},
-		{"MaxEventPayloadHigh", "mqtt.max_event_payload", func(c *config.Config) { c.MQTT.MaxEventPayload = 1<<20 + 1 }, config.ErrOutOfRange},
-		{"MaxBodyBytesLow", "http.max_body_bytes", func(c *config.Config) { c.HTTP.MaxBodyBytes = 1023 }, config.ErrOutOfRange},
-		{"QueueSizeZero", "ingest.queue_size", func(c *config.Config) { c.Ingest.QueueSize = 0 }, config.ErrOutOfRange},
-		{"QueueSizeHigh", "ingest.queue_size", func(c *config.Config) { c.Ingest.QueueSize = 1<<24 + 1 }, config.ErrOutOfRange},
-		{"BatchSizeHigh", "ingest.batch_size", func(c *config.Config) { c.Ingest.BatchSize = 1<<16 + 1 }, config.ErrOutOfRange},
-		{"EnqueueTimeoutZero", "ingest.enqueue_timeout", func(c *config.Config) { c.Ingest.EnqueueTimeout = 0 }, config.ErrOutOfRange},
-		{"ShutdownTimeoutNegative", "ingest.shutdown_timeout", func(c *config.Config) { c.Ingest.ShutdownTimeout = -time.Second }, config.ErrOutOfRange},
-		{"DurabilityUnknown", "store.durability", func(c *config.Config) { c.Store.Durability = "fsync" }, config.ErrInvalidChoice},
-		{"DataDirRequired", "store.data_dir", func(c *config.Config) { c.Store.DataDir = "" }, config.ErrOutOfRange},
-		{"DataDirRequiredAsync", "store.data_dir", func(c *config.Config) { c.Store.Durability, c.Store.DataDir = "async", "" }, config.ErrOutOfRange},
-		{"SyncIntervalLow", "store.sync_interval", func(c *config.Config) { c.Store.SyncInterval = time.Millisecond - 1 }, config.ErrOutOfRange},
-		{"SyncIntervalHigh", "store.sync_interval", func(c *config.Config) { c.Store.SyncInterval = time.Minute + 1 }, config.ErrOutOfRange},
-		{"MemoryLimitUnit", "memory.limit", func(c *config.Config) { c.Memory.Limit = "2GB!" }, config.ErrInvalidChoice},
-		{"MemoryLimitWord", "memory.limit", func(c *config.Config) { c.Memory.Limit = "lots" }, config.ErrInvalidChoice},
-		{"MemoryLimitLow", "memory.limit", func(c *config.Config) { c.Memory.Limit = "1MiB" }, config.ErrOutOfRange},
-		{"MemoryLimitSize", "", func(c *config.Config) { c.Memory.Limit = "512MiB" }, nil},
-		{"MemoryLimitNone", "", func(c *config.Config) { c.Memory.Limit = "none" }, nil},
-		{"LogLevel", "log.level", func(c *config.Config) { c.Log.Level = "verbose" }, config.ErrInvalidChoice},
-		{"LogFormat", "log.format", func(c *config.Config) { c.Log.Format = "xml" }, config.ErrInvalidChoice},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			c := config.Default()
-			tc.mutate(&c)
-			err := wantValidate(t, c, tc.key, tc.want)
-			if err == nil {
-				return
-			}
-			if !strings.HasPrefix(err.Error(), tc.key+" ") {
-				t.Fatalf("Validate() = %q, want it to start with the key %s", err, tc.key)
-			}
-		})
-	}
-}
-
-func TestConfig_Validate_ReportsAll(t *testing.T) {
-	t.Parallel()
-	c := config.Default()
-	c.MQTT.Listen = "nohost"
-	c.MQTT.TopicPrefix = "#"
-	c.Ingest.QueueSize = -1
-	c.Log.Format = "xml"
-	err := c.Validate()
-	joined, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		t.Fatalf("Validate() = %#v, want errors joined with errors.Join", err)
-	}
-	if n := len(joined.Unwrap()); n != 4 {
-		t.Errorf("Validate() has %d errors, want 4: %v", n, err)
-	}
-	for _, want := range []struct {
-		key, value string
-		err        error
-	}{
-		{"mqtt.listen", "nohost", config.ErrInvalidAddress},
-		{"mqtt.topic_prefix", "#", broker.ErrInvalidTopicPrefix},
-		{"ingest.queue_size", "-1", config.ErrOutOfRange},
-		{"log.format", "xml", config.ErrInvalidChoice},
-	} {
-		if !errors.Is(err, want.err) {
-			t.Errorf("Validate() = %v, want it to wrap %v", err, want.err)
-		}
-		if s := fmt.Sprintf("%s %q", want.key, want.value); !strings.Contains(err.Error(), s) {
-			t.Errorf("Validate() = %q, want it to contain %s", err, s)
-		}
-	}
-}
-
 func TestClientAddr(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ listen, want string }{
@@ -361,22 +264,6 @@ func TestLoadConfig_EmptySection(t *testing.T) {
 	cfg := MustLoad(t, nil, "check-config", "--config", "testdata/empty_section.yaml")
 	if want := config.Default().Store; !reflect.DeepEqual(cfg.Store, want) {
 		t.Fatalf("store = %+v, want the defaults %+v", cfg.Store, want)
-	}
-}
-
-// TestConfig_Validate_Deterministic: check-config prints the same report every time.
-func TestConfig_Validate_Deterministic(t *testing.T) {
-	t.Parallel()
-	c := config.Default()
-	c.MQTT.Listen, c.HTTP.Listen = "a", "b"
-	first := c.Validate().Error()
-	for range 20 {
-		if got := c.Validate().Error(); got != first {
-			t.Fatalf("Validate() = %q, then %q", first, got)
-		}
-	}
-	if strings.Index(first, "mqtt.listen") > strings.Index(first, "http.listen") {
-		t.Fatalf("Validate() = %q, want keys in file order (mqtt before http)", first)
 	}
 }
 
@@ -490,48 +377,6 @@ func TestLoadConfig_WrongTypeOneLine(t *testing.T) {
 	if strings.Contains(msg, "decoding failed") || strings.Contains(msg, "cannot parse") || strings.Count(msg, "\n") != 3 {
 		t.Errorf("error = %q, want four lines, without mapstructure's wording", msg)
 	}
-}
-
-func TestConfig_Validate_DurationRanges(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		key string
-		mod func(*config.Config)
-	}{
-		{"ingest.enqueue_timeout", func(c *config.Config) { c.Ingest.EnqueueTimeout = time.Nanosecond }},
-		{"ingest.enqueue_timeout", func(c *config.Config) { c.Ingest.EnqueueTimeout = time.Hour }},
-		{"ingest.shutdown_timeout", func(c *config.Config) { c.Ingest.ShutdownTimeout = 30 * time.Nanosecond }},
-		{"ingest.shutdown_timeout", func(c *config.Config) { c.Ingest.ShutdownTimeout = 2 * time.Hour }},
-		{"bridge.upstreams[0].max_reconnect_interval", func(c *config.Config) {
-			c.Bridge.Upstreams = []config.UpstreamConfig{{Name: "a", URL: "tcp://127.0.0.1:1883", ClientID: "x", Topics: []string{"kitchen/#"},
-				MaxReconnectInterval: -time.Second}}
-		}},
-	} {
-		c := config.Default()
-		tc.mod(&c)
-		err := c.Validate()
-		if !errors.Is(err, config.ErrOutOfRange) || !strings.Contains(err.Error(), tc.key+" ") {
-			t.Errorf("Validate() = %v, want config.ErrOutOfRange naming %s", err, tc.key)
-		}
-	}
-}
-
-// wantValidate checks c.Validate(): nil when key is "", else a *ConfigError of key
-// that wraps is (when is is not nil). It returns Validate's error.
-func wantValidate(t *testing.T, c config.Config, key string, is error) error {
-	t.Helper()
-	err := c.Validate()
-	if key == "" {
-		if err != nil {
-			t.Fatalf("Validate() = %v, want nil", err)
-		}
-		return nil
-	}
-	var ce *config.ConfigError
-	if !errors.As(err, &ce) || ce.Key != key || (is != nil && !errors.Is(err, is)) {
-		t.Fatalf("Validate() = %v, want a *config.ConfigError for key %s wrapping %v", err, key, is)
-	}
-	return err
 }
 
 // mustEnvOptions loads the configuration from env as check-config does and returns

@@ -7,31 +7,6 @@ import (
 	"github.com/arina-dev/arina/internal/config"
 )
 
-func TestHomeAssistantConfig_Validate(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name   string
-		key    string // "" for a valid config
-		mutate func(*config.Config)
-	}{
-		{"Defaults", "", func(*config.Config) {}},
-		{"Enabled", "", func(c *config.Config) { c.MQTT.HomeAssistant.Enabled = true }},
-		{"OffIgnoresPrefix", "", func(c *config.Config) { c.MQTT.HomeAssistant.DiscoveryPrefix = "#" }},
-		{"BadPrefix", "mqtt.homeassistant.discovery_prefix", func(c *config.Config) {
-			c.MQTT.HomeAssistant.Enabled, c.MQTT.HomeAssistant.DiscoveryPrefix = true, "home/+"
-		}},
-		{"NoCountTopics", "mqtt.homeassistant.enabled", func(c *config.Config) {
-			c.MQTT.HomeAssistant.Enabled, c.MQTT.CountsPrefix = true, ""
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := config.Default()
-			tc.mutate(&c)
-			wantValidate(t, c, tc.key, nil)
-		})
-	}
-}
-
 func TestHomeAssistantConfig_Env(t *testing.T) {
 	t.Parallel()
 	o := mustEnvOptions(t, map[string]string{"ARINA_MQTT_HOMEASSISTANT_ENABLED": "true",

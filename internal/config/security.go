@@ -8,7 +8,6 @@ import (
 	"net"
 
 	"github.com/arina-dev/arina/auth"
-	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/internal/tlsconf"
 )
 
@@ -137,9 +136,6 @@ func (c *Config) openSecurity() (*security, error) {
 		if s.httpTLS, err = tlsconf.Load(tlsconf.Files{CertFile: t.CertFile, KeyFile: t.KeyFile}); err != nil {
 			bad("http.tls", t.CertFile, err)
 		}
-	}
-	if err := broker.CheckOrigins(c.MQTT.WS.AllowedOrigins); err != nil {
-		bad("mqtt.ws.allowed_origins", c.MQTT.WS.AllowedOrigins, fmt.Errorf("%w: %v", ErrInvalidChoice, err))
 	}
 	return &s, errors.Join(errs...)
 }
