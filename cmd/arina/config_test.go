@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/internal/config"
-	"github.com/arina-dev/arina/internal/daemon"
 )
 
 // exampleConfig is the example the lead maintains; a test keeps it loadable and valid.
@@ -377,20 +375,4 @@ func TestLoadConfig_WrongTypeOneLine(t *testing.T) {
 	if strings.Contains(msg, "decoding failed") || strings.Contains(msg, "cannot parse") || strings.Count(msg, "\n") != 3 {
 		t.Errorf("error = %q, want four lines, without mapstructure's wording", msg)
 	}
-}
-
-// mustEnvOptions loads the configuration from env as check-config does and returns
-// the daemon options it makes.
-func mustEnvOptions(t *testing.T, env map[string]string) daemon.Options {
-	t.Helper()
-	getenv := mapEnv(env)
-	cfg, err := config.Load(MustFlags(t, getenv, "check-config"), getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := cfg.DaemonOptions(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
 }
