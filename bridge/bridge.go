@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/internal/optcheck"
 	"github.com/arina-dev/arina/sparkplug"
 	"github.com/arina-dev/arina/store"
 )
@@ -141,7 +142,14 @@ func (tp *topicPattern) match(topic string) (content, reaction string, ok bool) 
 	}
 }
 
-// CheckUpstreams validates upstream configurations; every problem is reported.
+// Valid range of Upstream.MaxReconnectInterval when it is set (0: the default, 30s).
+const (
+	MinReconnectInterval = 100 * time.Millisecond
+	MaxReconnectInterval = time.Hour
+)
+
+// CheckUpstreams validates upstream configurations; every problem is reported, named
+// by its configuration key (bridge.upstreams[i]...).
 func CheckUpstreams(ups []Upstream) error {
 	var errs []error
 	names := make(map[string]bool)
@@ -181,6 +189,10 @@ func CheckUpstreams(ups []Upstream) error {
 		}
 		if strings.ContainsAny(u.ShareGroup, "/+#") {
 			bad("share_group %q must be one topic level without wildcards", u.ShareGroup)
+		}
+		if d := u.MaxReconnectInterval; d < 0 || (d > 0 && d < MinReconnectInterval) || d > MaxReconnectInterval {
+			errs = append(errs, &optcheck.FieldError{Field: fmt.Sprintf("bridge.upstreams[%d].max_reconnect_interval", i), Value: d,
+				Err: fmt.Errorf("%w: want 0 (the default, 30s) or 100ms to 1h", optcheck.ErrOutOfRange)})
 		}
 	}
 	return errors.Join(errs...)

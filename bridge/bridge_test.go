@@ -3,6 +3,9 @@ package bridge
 import (
 	"errors"
 	"testing"
+	"time"
+
+	"github.com/arina-dev/arina/internal/optcheck"
 )
 
 func TestParsePattern(t *testing.T) {
@@ -83,6 +86,22 @@ func TestCheckUpstreams(t *testing.T) {
 	}
 	if err := CheckUpstreams([]Upstream{good, good}); !errors.Is(err, ErrInvalidUpstream) {
 		t.Errorf("duplicate name and client id: CheckUpstreams = %v, want ErrInvalidUpstream", err)
+	}
+	// The reconnect cap: 0 (the default) or 100ms to 1h, named by its configuration key.
+	for _, tc := range []struct {
+		d  time.Duration
+		ok bool
+	}{{0, true}, {100 * time.Millisecond, true}, {time.Hour, true}, {-time.Second, false}, {99 * time.Millisecond, false}, {time.Hour + 1, false}} {
+		u := good
+		u.MaxReconnectInterval = tc.d
+		err := CheckUpstreams([]Upstream{good, {Name: "g", URL: u.URL, ClientID: "arina-2", Topics: u.Topics, MaxReconnectInterval: tc.d}})
+		var fe *optcheck.FieldError
+		if tc.ok && err != nil {
+			t.Errorf("max_reconnect_interval %v: CheckUpstreams = %v, want nil", tc.d, err)
+		}
+		if !tc.ok && (!errors.As(err, &fe) || fe.Field != "bridge.upstreams[1].max_reconnect_interval" || !errors.Is(err, optcheck.ErrOutOfRange)) {
+			t.Errorf("max_reconnect_interval %v: CheckUpstreams = %v, want bridge.upstreams[1].max_reconnect_interval out of range", tc.d, err)
+		}
 	}
 }
 

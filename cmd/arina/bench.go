@@ -20,6 +20,7 @@ import (
 
 	"github.com/arina-dev/arina/bench/loadgen"
 	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/internal/config"
 )
 
 func newBenchCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
@@ -63,202 +64,252 @@ for the broker, https:// for --http; a bare host:port is plain.`,
   arina bench -u bench --password-file pw --broker mqtts://127.0.0.1:8884 --http https://127.0.0.1:4001 --cafile ca.pem`,
 		Args: cobra.NoArgs,
 	}
+	f := addBenchFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return runBench(cmd, f, stdout, stderr, getenv) }
+	return cmd
+}
+
+// benchFlags are the flags of arina bench, which runBench reads.
+type benchFlags struct {
+	tls           *tlsFlags  // one --cafile for the broker and the API
+	login         *mqttFlags // --broker and the MQTT login
+	api           *apiFlags  // --token
+	protocol      string
+	qos           int
+	client        string
+	publishers    int
+	inflight      int
+	events        int64
+	duration      time.Duration
+	warmup        time.Duration
+	pace          float64
+	contents      int
+	contentPrefix string
+	noStoreCheck  bool
+	reactions     int
+	users         int
+	zipf          float64
+	removeRatio   float64
+	topicPrefix   string
+	payload       string
+	stamp         bool
+	httpURL       string
+	sampleEvery   int
+	pollInterval  time.Duration
+	subscribe     bool
+	ackTimeout    time.Duration
+	seed          uint64
+	asJSON        bool
+	pipeline      bool
+	writeEach     bool
+	brokerPID     int
+	cpuProfile    string
+	queries       bool
+	idle          int
+	hold          time.Duration
+	keepAlive     time.Duration
+}
+
+// addBenchFlags defines bench's flags on cmd and returns where they land.
+func addBenchFlags(cmd *cobra.Command) *benchFlags {
+	f := &benchFlags{}
 	fs := cmd.Flags()
-	tlsf := addTLSFlags(fs, true) // one --cafile for the broker and the API
-	login := addMQTTFlags(fs, tlsf, "start of the MQTT client ids: connection i is <prefix><i>, the subscriber <prefix>sub (default: arina-bench-<run id>-; with --idle: idle-<random>-)")
-	api := addAPIFlags(fs, tlsf, true)
-	protocol := fs.String("protocol", "5", "MQTT protocol version: 311 or 5")
-	qos := fs.Int("qos", 1, "QoS level, 0 or 1")
-	client := fs.String("client", loadgen.ClientWire, "MQTT client to publish with: wire (the generator's own, batching each connection's packets into few writes; least CPU per event) or paho (the Eclipse paho libraries, one call per event as an application makes it)")
-	publishers := fs.Int("publishers", loadgen.DefaultPublishers, "connections publishing in parallel")
-	inflight := fs.Int("inflight", loadgen.DefaultInFlight, "publishes outstanding per connection (QoS 1: awaiting PUBACK; MQTT 5 caps it at the broker's receive maximum)")
-	events := fs.Int64("events", 0, "events to send in total, then stop (default: run for --duration)")
-	duration := fs.Duration("duration", 0, "how long to publish (default 10s unless --events is set)")
-	warmup := fs.Duration("warmup", 0, "publish this long first and leave it out of the report")
-	pace := fs.Float64("rate", 0, "publish at most this many events/s over all publishers (e.g. a share of the broker's maximum, to measure queries under load); with --queries: requests/s; 0: as fast as possible")
-	contents := fs.Int("contents", loadgen.DefaultContents, "number of distinct content ids (<content-prefix>c0, c1, ...)")
-	contentPrefix := fs.String("content-prefix", "bench-", "start of every content id bench writes (and --queries reads), so its data can be told from real contents")
-	noStoreCheck := fs.Bool("no-store-check", false, "publish without first checking over the HTTP API that the target store holds only contents starting with --content-prefix (for a broker that is not Arina, or to add bench's events to a store on purpose)")
-	reactions := fs.Int("reactions", loadgen.DefaultReactions, "number of distinct reaction types (r0, r1, ...)")
-	users := fs.Int("users", loadgen.DefaultUsers, "number of distinct user ids (u0, u1, ...), drawn uniformly")
-	zipf := fs.Float64("zipf", 0, "draw contents and reactions from a Zipf distribution with this exponent (> 1); 0: uniform")
-	removeRatio := fs.Float64("remove-ratio", 0.2, "share of events that are removes, 0..1")
-	topicPrefix := fs.String("topic-prefix", "", "ingest topic prefix (default: from mqtt.topic_prefix, kitchen)")
-	payload := fs.String("payload", loadgen.PayloadText, `payload format: text ("add u17") or json ({"user_id":"u17","action":"add"})`)
-	stamp := fs.Bool("ts", false, `give every event a "ts" (unix ms, this machine's clock), as devices of a scaled-out site do; implies --payload json`)
-	httpURL := fs.String("http", "", "Arina HTTP API (host:port or URL): also measure publish-to-visible latency by sampling")
-	sampleEvery := fs.Int("sample-every", loadgen.DefaultSampleEvery, "with --http: probe every K-th event of the first publisher (one probe outstanding at a time)")
-	pollInterval := fs.Duration("poll-interval", loadgen.DefaultPollInterval, "with --http: pause between polls of a probe's count")
-	subscribe := fs.Bool("subscribe", false, "also run one subscriber on <prefix>/# (at --qos) and report how many messages the broker relayed to it")
-	ackTimeout := fs.Duration("ack-timeout", loadgen.DefaultAckTimeout, "how long to wait for each PUBACK (and for each probe to become visible)")
-	seed := fs.Uint64("seed", 1, "seed of the event generators")
-	asJSON := fs.Bool("json", false, "print the report as one JSON object")
-	pipeline := fs.Bool("pipeline", true, "wire client, QoS 1: each connection's reader sends a slot's next publish as its PUBACK arrives (least CPU; with --rate a ticker per connection sends its share every 2ms); false: a goroutine per in-flight publish")
-	writeEach := fs.Bool("write-each", false, "wire client: write every publish with a write of its own, as paho and devices do (default: what a connection's workers queued goes out in one write)")
-	brokerPID := fs.Int("broker-pid", 0, "process id of the broker on this machine: report its CPU time (from /proc) over the measured phase, and per event")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator itself to this file (go tool pprof)")
-	queries := fs.Bool("queries", false, "measure the query side instead: --publishers readers GET counts from --http (default: from http.listen) for --duration; no MQTT")
-	idle := fs.Int("idle", 0, "open this many idle connections and hold them, instead of publishing")
-	hold := fs.Duration("hold", 0, "with --idle: how long to hold the connections once open (default: until interrupted)")
-	keepAlive := fs.Duration("keepalive", 0, "with --idle: MQTT keepalive in whole seconds, a PINGREQ every half of it (default 0: none, and no traffic at all)")
+	f.tls = addTLSFlags(fs, true) // one --cafile for the broker and the API
+	f.login = addMQTTFlags(fs, f.tls, "start of the MQTT client ids: connection i is <prefix><i>, the subscriber <prefix>sub (default: arina-bench-<run id>-; with --idle: idle-<random>-)")
+	f.api = addAPIFlags(fs, f.tls, true)
+	fs.StringVar(&f.protocol, "protocol", "5", "MQTT protocol version: 311 or 5")
+	fs.IntVar(&f.qos, "qos", 1, "QoS level, 0 or 1")
+	fs.StringVar(&f.client, "client", loadgen.ClientWire, "MQTT client to publish with: wire (the generator's own, batching each connection's packets into few writes; least CPU per event) or paho (the Eclipse paho libraries, one call per event as an application makes it)")
+	fs.IntVar(&f.publishers, "publishers", loadgen.DefaultPublishers, "connections publishing in parallel")
+	fs.IntVar(&f.inflight, "inflight", loadgen.DefaultInFlight, "publishes outstanding per connection (QoS 1: awaiting PUBACK; MQTT 5 caps it at the broker's receive maximum)")
+	fs.Int64Var(&f.events, "events", 0, "events to send in total, then stop (default: run for --duration)")
+	fs.DurationVar(&f.duration, "duration", 0, "how long to publish (default 10s unless --events is set)")
+	fs.DurationVar(&f.warmup, "warmup", 0, "publish this long first and leave it out of the report")
+	fs.Float64Var(&f.pace, "rate", 0, "publish at most this many events/s over all publishers (e.g. a share of the broker's maximum, to measure queries under load); with --queries: requests/s; 0: as fast as possible")
+	fs.IntVar(&f.contents, "contents", loadgen.DefaultContents, "number of distinct content ids (<content-prefix>c0, c1, ...)")
+	fs.StringVar(&f.contentPrefix, "content-prefix", "bench-", "start of every content id bench writes (and --queries reads), so its data can be told from real contents")
+	fs.BoolVar(&f.noStoreCheck, "no-store-check", false, "publish without first checking over the HTTP API that the target store holds only contents starting with --content-prefix (for a broker that is not Arina, or to add bench's events to a store on purpose)")
+	fs.IntVar(&f.reactions, "reactions", loadgen.DefaultReactions, "number of distinct reaction types (r0, r1, ...)")
+	fs.IntVar(&f.users, "users", loadgen.DefaultUsers, "number of distinct user ids (u0, u1, ...), drawn uniformly")
+	fs.Float64Var(&f.zipf, "zipf", 0, "draw contents and reactions from a Zipf distribution with this exponent (> 1); 0: uniform")
+	fs.Float64Var(&f.removeRatio, "remove-ratio", 0.2, "share of events that are removes, 0..1")
+	fs.StringVar(&f.topicPrefix, "topic-prefix", "", "ingest topic prefix (default: from mqtt.topic_prefix, kitchen)")
+	fs.StringVar(&f.payload, "payload", loadgen.PayloadText, `payload format: text ("add u17") or json ({"user_id":"u17","action":"add"})`)
+	fs.BoolVar(&f.stamp, "ts", false, `give every event a "ts" (unix ms, this machine's clock), as devices of a scaled-out site do; implies --payload json`)
+	fs.StringVar(&f.httpURL, "http", "", "Arina HTTP API (host:port or URL): also measure publish-to-visible latency by sampling")
+	fs.IntVar(&f.sampleEvery, "sample-every", loadgen.DefaultSampleEvery, "with --http: probe every K-th event of the first publisher (one probe outstanding at a time)")
+	fs.DurationVar(&f.pollInterval, "poll-interval", loadgen.DefaultPollInterval, "with --http: pause between polls of a probe's count")
+	fs.BoolVar(&f.subscribe, "subscribe", false, "also run one subscriber on <prefix>/# (at --qos) and report how many messages the broker relayed to it")
+	fs.DurationVar(&f.ackTimeout, "ack-timeout", loadgen.DefaultAckTimeout, "how long to wait for each PUBACK (and for each probe to become visible)")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of the event generators")
+	fs.BoolVar(&f.asJSON, "json", false, "print the report as one JSON object")
+	fs.BoolVar(&f.pipeline, "pipeline", true, "wire client, QoS 1: each connection's reader sends a slot's next publish as its PUBACK arrives (least CPU; with --rate a ticker per connection sends its share every 2ms); false: a goroutine per in-flight publish")
+	fs.BoolVar(&f.writeEach, "write-each", false, "wire client: write every publish with a write of its own, as paho and devices do (default: what a connection's workers queued goes out in one write)")
+	fs.IntVar(&f.brokerPID, "broker-pid", 0, "process id of the broker on this machine: report its CPU time (from /proc) over the measured phase, and per event")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself to this file (go tool pprof)")
+	fs.BoolVar(&f.queries, "queries", false, "measure the query side instead: --publishers readers GET counts from --http (default: from http.listen) for --duration; no MQTT")
+	fs.IntVar(&f.idle, "idle", 0, "open this many idle connections and hold them, instead of publishing")
+	fs.DurationVar(&f.hold, "hold", 0, "with --idle: how long to hold the connections once open (default: until interrupted)")
+	fs.DurationVar(&f.keepAlive, "keepalive", 0, "with --idle: MQTT keepalive in whole seconds, a PINGREQ every half of it (default 0: none, and no traffic at all)")
 	cmd.MarkFlagsMutuallyExclusive("events", "duration")
 	cmd.MarkFlagsMutuallyExclusive("idle", "queries")
+	return f
+}
 
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := loadConfig(cmd.Flags(), getenv)
+// runBench runs arina bench with the flags f of cmd.
+func runBench(cmd *cobra.Command, f *benchFlags, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg, err := config.Load(cmd.Flags(), getenv)
+	if err != nil {
+		return err
+	}
+	if f.cpuProfile != "" {
+		prof, err := os.Create(f.cpuProfile)
 		if err != nil {
 			return err
 		}
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-			defer pprof.StopCPUProfile()
-		}
-		if !cmd.Flags().Changed("idle") {
-			for _, f := range []string{"hold", "keepalive"} {
-				if cmd.Flags().Changed(f) {
-					return fmt.Errorf("--%s needs --idle", f)
-				}
-			}
-		}
-		if *queries {
-			ac, err := api.client(*httpURL, cfg, getenv, stderr)
-			if err != nil {
-				return err
-			}
-			if err := checkTLSUsed(tlsf, ac, nil); err != nil {
-				return err
-			}
-			// One request first: a missing or refused token is an error, not a run of errors.
-			if err := checkQueryAccess(cmd.Context(), ac, *contentPrefix, *ackTimeout); err != nil {
-				return err
-			}
-			rep, err := loadgen.RunQueries(cmd.Context(), loadgen.QueryOptions{URL: ac.base, Token: ac.token, TLS: ac.tls,
-				Workers: *publishers, Duration: *duration, Contents: *contents, ContentPrefix: *contentPrefix, Rate: *pace})
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				return json.NewEncoder(stdout).Encode(rep)
-			}
-			lat := ""
-			if rep.Latency != nil {
-				lat = fmt.Sprintf(", latency p50 %.2f ms p99 %.2f ms", rep.Latency.P50MS, rep.Latency.P99MS)
-			}
-			_, err = fmt.Fprintf(stdout, "%s: %d readers, %d requests in %.1fs: %.0f/s, %d errors%s\n",
-				rep.URL, rep.Workers, rep.Requests, rep.DurationS, rep.Rate, rep.Errors, lat)
+		defer prof.Close()
+		if err := pprof.StartCPUProfile(prof); err != nil {
 			return err
 		}
-		l, err := login.resolve(cfg, getenv, stderr)
+		defer pprof.StopCPUProfile()
+	}
+	if !cmd.Flags().Changed("idle") {
+		for _, name := range []string{"hold", "keepalive"} {
+			if cmd.Flags().Changed(name) {
+				return fmt.Errorf("--%s needs --idle", name)
+			}
+		}
+	}
+	if f.queries {
+		ac, err := f.api.client(f.httpURL, cfg, getenv, stderr)
 		if err != nil {
 			return err
 		}
-		if cmd.Flags().Changed("idle") {
-			if err := checkTLSUsed(tlsf, nil, l); err != nil {
-				return err
-			}
-			return runIdleBench(cmd, stdout, stderr, getenv, l, login.clientID, *protocol, *idle, *hold, *keepAlive, *asJSON)
-		}
-		o := loadgen.Options{
-			Broker:         l.target.String(),
-			Login:          loadgen.Login{Username: l.username, Password: l.password, TLS: l.tls},
-			ClientIDPrefix: login.clientID,
-			Client:         *client,
-			NoPipeline:     !*pipeline,
-			WriteEach:      *writeEach,
-			BrokerPID:      *brokerPID,
-			Publishers:     *publishers,
-			InFlight:       *inflight,
-			Events:         *events,
-			Duration:       *duration,
-			Warmup:         *warmup,
-			Rate:           *pace,
-			Contents:       *contents,
-			Reactions:      *reactions,
-			Users:          *users,
-			Zipf:           *zipf,
-			RemoveRatio:    *removeRatio,
-			TopicPrefix:    *topicPrefix,
-			ContentPrefix:  *contentPrefix,
-			Payload:        *payload,
-			TS:             *stamp,
-			SampleEvery:    *sampleEvery,
-			PollInterval:   *pollInterval,
-			Subscribe:      *subscribe,
-			AckTimeout:     *ackTimeout,
-			Seed:           *seed,
-		}
-		if o.TS && !cmd.Flags().Changed("payload") {
-			o.Payload = loadgen.PayloadJSON
-		}
-		if o.TopicPrefix == "" {
-			o.TopicPrefix = cfg.MQTT.TopicPrefix
-		}
-		if o.Protocol, err = parseProtocol(*protocol); err != nil {
+		if err := checkTLSUsed(f.tls, ac, nil); err != nil {
 			return err
 		}
-		for _, f := range []struct {
-			name string
-			v    int
-		}{{"publishers", *publishers}, {"inflight", *inflight}, {"contents", *contents}, {"reactions", *reactions},
-			{"users", *users}, {"sample-every", *sampleEvery}} {
-			if f.v < 1 { // 0 would mean "default" to loadgen
-				return fmt.Errorf("--%s %d: want at least 1", f.name, f.v)
-			}
-		}
-		if *events < 0 || *duration < 0 || *warmup < 0 || *pace < 0 || *pollInterval <= 0 || *ackTimeout <= 0 {
-			return fmt.Errorf("--events, --duration, --warmup and --rate must not be negative; --poll-interval and --ack-timeout must be positive")
-		}
-		if *qos != 0 && *qos != 1 {
-			return fmt.Errorf("--qos %d: want 0 or 1", *qos)
-		}
-		o.QoS = byte(*qos)
-		var ac *apiClient // the API of --http, or of the store check
-		if *httpURL != "" || !*noStoreCheck {
-			base, err := benchStoreAPI(login.broker, l, *httpURL, cfg)
-			if err == nil || *httpURL != "" {
-				if ac, err = api.client(base, cfg, getenv, stderr); err != nil {
-					return err
-				}
-			} else if !*noStoreCheck {
-				return fmt.Errorf("not publishing: %w", err)
-			}
-		}
-		if *httpURL != "" {
-			o.HTTPURL, o.HTTPToken, o.HTTPTLS = ac.base, ac.token, ac.tls
-		}
-		if err := checkTLSUsed(tlsf, ac, l); err != nil {
+		// One request first: a missing or refused token is an error, not a run of errors.
+		if err := checkQueryAccess(cmd.Context(), ac, f.contentPrefix, f.ackTimeout); err != nil {
 			return err
 		}
-		if *contentPrefix != "" {
-			if err := ingest.CheckID("--content-prefix", *contentPrefix+"c0", ingest.MaxIDLen); err != nil {
-				return err
-			}
-		}
-		if !*noStoreCheck {
-			if err := checkBenchStore(cmd.Context(), ac, *contentPrefix, *ackTimeout); err != nil {
-				return fmt.Errorf("not publishing: %w", err)
-			}
-		}
-		pl := newProgressLine(stderr, getenv, o.QoS)
-		o.Progress = pl.print
-		rep, err := loadgen.Run(cmd.Context(), o)
-		pl.end()
+		rep, err := loadgen.RunQueries(cmd.Context(), loadgen.QueryOptions{URL: ac.base, Token: ac.token, TLS: ac.tls,
+			Workers: f.publishers, Duration: f.duration, Contents: f.contents, ContentPrefix: f.contentPrefix, Rate: f.pace})
 		if err != nil {
-			return l.explain(err)
+			return err
 		}
-		if *asJSON {
+		if f.asJSON {
 			return json.NewEncoder(stdout).Encode(rep)
 		}
-		return writeBenchReport(stdout, rep)
+		lat := ""
+		if rep.Latency != nil {
+			lat = fmt.Sprintf(", latency p50 %.2f ms p99 %.2f ms", rep.Latency.P50MS, rep.Latency.P99MS)
+		}
+		_, err = fmt.Fprintf(stdout, "%s: %d readers, %d requests in %.1fs: %.0f/s, %d errors%s\n",
+			rep.URL, rep.Workers, rep.Requests, rep.DurationS, rep.Rate, rep.Errors, lat)
+		return err
 	}
-	return cmd
+	l, err := f.login.resolve(cfg, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if cmd.Flags().Changed("idle") {
+		if err := checkTLSUsed(f.tls, nil, l); err != nil {
+			return err
+		}
+		return runIdleBench(cmd, stdout, stderr, getenv, l, f.login.clientID, f.protocol, f.idle, f.hold, f.keepAlive, f.asJSON)
+	}
+	o := loadgen.Options{
+		Broker:         l.target.String(),
+		Login:          loadgen.Login{Username: l.username, Password: l.password, TLS: l.tls},
+		ClientIDPrefix: f.login.clientID,
+		Client:         f.client,
+		NoPipeline:     !f.pipeline,
+		WriteEach:      f.writeEach,
+		BrokerPID:      f.brokerPID,
+		Publishers:     f.publishers,
+		InFlight:       f.inflight,
+		Events:         f.events,
+		Duration:       f.duration,
+		Warmup:         f.warmup,
+		Rate:           f.pace,
+		Contents:       f.contents,
+		Reactions:      f.reactions,
+		Users:          f.users,
+		Zipf:           f.zipf,
+		RemoveRatio:    f.removeRatio,
+		TopicPrefix:    f.topicPrefix,
+		ContentPrefix:  f.contentPrefix,
+		Payload:        f.payload,
+		TS:             f.stamp,
+		SampleEvery:    f.sampleEvery,
+		PollInterval:   f.pollInterval,
+		Subscribe:      f.subscribe,
+		AckTimeout:     f.ackTimeout,
+		Seed:           f.seed,
+	}
+	if o.TS && !cmd.Flags().Changed("payload") {
+		o.Payload = loadgen.PayloadJSON
+	}
+	if o.TopicPrefix == "" {
+		o.TopicPrefix = cfg.MQTT.TopicPrefix
+	}
+	if o.Protocol, err = parseProtocol(f.protocol); err != nil {
+		return err
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"publishers", f.publishers}, {"inflight", f.inflight}, {"contents", f.contents}, {"reactions", f.reactions},
+		{"users", f.users}, {"sample-every", f.sampleEvery}} {
+		if n.v < 1 { // 0 would mean "default" to loadgen
+			return fmt.Errorf("--%s %d: want at least 1", n.name, n.v)
+		}
+	}
+	if f.events < 0 || f.duration < 0 || f.warmup < 0 || f.pace < 0 || f.pollInterval <= 0 || f.ackTimeout <= 0 {
+		return fmt.Errorf("--events, --duration, --warmup and --rate must not be negative; --poll-interval and --ack-timeout must be positive")
+	}
+	if f.qos != 0 && f.qos != 1 {
+		return fmt.Errorf("--qos %d: want 0 or 1", f.qos)
+	}
+	o.QoS = byte(f.qos)
+	var ac *apiClient // the API of --http, or of the store check
+	if f.httpURL != "" || !f.noStoreCheck {
+		base, err := benchStoreAPI(f.login.broker, l, f.httpURL, cfg)
+		if err == nil || f.httpURL != "" {
+			if ac, err = f.api.client(base, cfg, getenv, stderr); err != nil {
+				return err
+			}
+		} else if !f.noStoreCheck {
+			return fmt.Errorf("not publishing: %w", err)
+		}
+	}
+	if f.httpURL != "" {
+		o.HTTPURL, o.HTTPToken, o.HTTPTLS = ac.base, ac.token, ac.tls
+	}
+	if err := checkTLSUsed(f.tls, ac, l); err != nil {
+		return err
+	}
+	if f.contentPrefix != "" {
+		if err := ingest.CheckID("--content-prefix", f.contentPrefix+"c0", ingest.MaxIDLen); err != nil {
+			return err
+		}
+	}
+	if !f.noStoreCheck {
+		if err := checkBenchStore(cmd.Context(), ac, f.contentPrefix, f.ackTimeout); err != nil {
+			return fmt.Errorf("not publishing: %w", err)
+		}
+	}
+	pl := newProgressLine(stderr, getenv, o.QoS)
+	o.Progress = pl.print
+	rep, err := loadgen.Run(cmd.Context(), o)
+	pl.end()
+	if err != nil {
+		return l.explain(err)
+	}
+	if f.asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	return writeBenchReport(stdout, rep)
 }
 
 // errStoreCheck is wrapped by the errors of bench's store check.
@@ -266,11 +317,11 @@ var errStoreCheck = errors.New("bench checks the target store first")
 
 // benchStoreAPI returns the HTTP API of the daemon bench would publish to: --http, or
 // ("") the configuration's http.listen when the broker is the configuration's own.
-func benchStoreAPI(brokerFlag string, l *mqttLogin, httpFlag string, cfg Config) (string, error) {
+func benchStoreAPI(brokerFlag string, l *mqttLogin, httpFlag string, cfg config.Config) (string, error) {
 	if httpFlag != "" {
 		return httpFlag, nil
 	}
-	own := l.target.Host == clientAddr(cfg.MQTT.Listen) || (cfg.MQTT.TLS.enabled() && l.target.Host == clientAddr(cfg.MQTT.TLS.Listen))
+	own := l.target.Host == clientAddr(cfg.MQTT.Listen) || (cfg.MQTT.TLS.Enabled() && l.target.Host == clientAddr(cfg.MQTT.TLS.Listen))
 	if brokerFlag != "" && !own {
 		return "", fmt.Errorf("%w: --broker %s is not this configuration's mqtt.listen, so its HTTP API is unknown: "+
 			"give it with --http (this also measures visibility), or pass --no-store-check "+

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/arina-dev/arina/ingest"
+	"github.com/arina-dev/arina/internal/config"
 	"github.com/arina-dev/arina/store"
 )
 
@@ -51,7 +52,7 @@ no acknowledgement: it prints "sent (QoS 0, not acknowledged)" once the message 
 		_ = cmd.MarkFlagRequired(f)
 	}
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := loadConfig(cmd.Flags(), getenv)
+		cfg, err := config.Load(cmd.Flags(), getenv)
 		if err != nil {
 			return err
 		}
@@ -176,7 +177,7 @@ func newCountsCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	asJSON := fs.Bool("json", false, "print the API's JSON as it is")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the API")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		cfg, err := loadConfig(cmd.Flags(), getenv)
+		cfg, err := config.Load(cmd.Flags(), getenv)
 		if err != nil {
 			return err
 		}

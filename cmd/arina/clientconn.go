@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/arina-dev/arina/bench/loadgen"
+	"github.com/arina-dev/arina/internal/config"
 	"github.com/arina-dev/arina/internal/mqttdial"
 )
 
@@ -169,7 +170,7 @@ type mqttLogin struct {
 }
 
 // resolve checks the options and reads the password and the certificates.
-func (f *mqttFlags) resolve(cfg Config, getenv func(string) string, warn io.Writer) (*mqttLogin, error) {
+func (f *mqttFlags) resolve(cfg config.Config, getenv func(string) string, warn io.Writer) (*mqttLogin, error) {
 	l := &mqttLogin{username: f.username}
 	addr, pinFile := f.broker, ""
 	if addr == "" {
@@ -398,7 +399,7 @@ type apiClient struct {
 // client resolves the API's URL (server: host:port or URL; "" for the configuration's
 // http.listen) and builds its client. A bare host:port is https:// with a TLS option,
 // or when it is the configuration's own listener and http.tls is on.
-func (f *apiFlags) client(server string, cfg Config, getenv func(string) string, warn io.Writer) (*apiClient, error) {
+func (f *apiFlags) client(server string, cfg config.Config, getenv func(string) string, warn io.Writer) (*apiClient, error) {
 	a := &apiClient{token: f.token}
 	if a.token == "" && f.withToken {
 		a.token = getenv(envToken)
@@ -492,4 +493,16 @@ func (a *apiClient) statusError(resp *http.Response, body []byte) error {
 		return fmt.Errorf("%s: %s: the server speaks HTTPS: use https:// (with --cafile for its CA)", a.base, resp.Status)
 	}
 	return fmt.Errorf("%s: %s: %s", a.base, resp.Status, msg)
+}
+
+// clientAddr returns the address a local client should dial to reach a listen address.
+func clientAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
@@ -12,10 +11,9 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"github.com/spf13/viper"
 
 	"github.com/arina-dev/arina/broker"
-	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/config"
 )
 
 // exampleConfig is the example the lead maintains; a test keeps it loadable and valid.
@@ -43,11 +41,11 @@ func MustFlags(tb testing.TB, getenv func(string) string, args ...string) *pflag
 }
 
 // MustLoad parses args with the real commands and loads the configuration.
-func MustLoad(tb testing.TB, env map[string]string, args ...string) Config {
+func MustLoad(tb testing.TB, env map[string]string, args ...string) config.Config {
 	tb.Helper()
-	cfg, err := loadConfig(MustFlags(tb, mapEnv(env), args...), mapEnv(env))
+	cfg, err := config.Load(MustFlags(tb, mapEnv(env), args...), mapEnv(env))
 	if err != nil {
-		tb.Fatalf("loadConfig(%q, env %v): %v", args, env, err)
+		tb.Fatalf("config.Load(%q, env %v): %v", args, env, err)
 	}
 	return cfg
 }
@@ -57,7 +55,7 @@ func TestLoadConfig_Defaults(t *testing.T) {
 	for _, args := range [][]string{nil, {"serve"}, {"check-config"}, {"pub", "--content", "c", "--reaction", "r", "--user", "u"}, {"counts", "Stew"}} {
 		t.Run(strings.Join(append([]string{"arina"}, args...), " "), func(t *testing.T) {
 			t.Parallel()
-			if got, want := MustLoad(t, nil, args...), DefaultConfig(); !reflect.DeepEqual(got, want) {
+			if got, want := MustLoad(t, nil, args...), config.Default(); !reflect.DeepEqual(got, want) {
 				t.Fatalf("config = %+v, want defaults %+v", got, want)
 			}
 		})
@@ -69,44 +67,44 @@ func TestLoadConfig_Defaults(t *testing.T) {
 func TestLoadConfig_Precedence(t *testing.T) {
 	t.Parallel()
 	const file = "testdata/precedence.yaml"
-	d := DefaultConfig()
+	d := config.Default()
 	keys := []struct {
 		key, env, flag string // flag is "" when the key has no flag
-		get            func(Config) string
+		get            func(config.Config) string
 		def, file      string // the default and the value in precedence.yaml
 		envVal, flagV  string
 	}{
-		{"mqtt.listen", "ARINA_MQTT_LISTEN", "mqtt-listen", func(c Config) string { return c.MQTT.Listen },
+		{"mqtt.listen", "ARINA_MQTT_LISTEN", "mqtt-listen", func(c config.Config) string { return c.MQTT.Listen },
 			d.MQTT.Listen, "127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003"},
-		{"mqtt.topic_prefix", "ARINA_MQTT_TOPIC_PREFIX", "mqtt-topic-prefix", func(c Config) string { return c.MQTT.TopicPrefix },
+		{"mqtt.topic_prefix", "ARINA_MQTT_TOPIC_PREFIX", "mqtt-topic-prefix", func(c config.Config) string { return c.MQTT.TopicPrefix },
 			d.MQTT.TopicPrefix, "file/prefix", "env/prefix", "flag/prefix"},
-		{"mqtt.max_event_payload", "ARINA_MQTT_MAX_EVENT_PAYLOAD", "", func(c Config) string { return fmt.Sprint(c.MQTT.MaxEventPayload) },
+		{"mqtt.max_event_payload", "ARINA_MQTT_MAX_EVENT_PAYLOAD", "", func(c config.Config) string { return fmt.Sprint(c.MQTT.MaxEventPayload) },
 			fmt.Sprint(d.MQTT.MaxEventPayload), "1001", "1002", ""},
-		{"http.listen", "ARINA_HTTP_LISTEN", "http-listen", func(c Config) string { return c.HTTP.Listen },
+		{"http.listen", "ARINA_HTTP_LISTEN", "http-listen", func(c config.Config) string { return c.HTTP.Listen },
 			d.HTTP.Listen, "127.0.0.1:2001", "127.0.0.1:2002", "127.0.0.1:2003"},
-		{"http.max_body_bytes", "ARINA_HTTP_MAX_BODY_BYTES", "", func(c Config) string { return fmt.Sprint(c.HTTP.MaxBodyBytes) },
+		{"http.max_body_bytes", "ARINA_HTTP_MAX_BODY_BYTES", "", func(c config.Config) string { return fmt.Sprint(c.HTTP.MaxBodyBytes) },
 			fmt.Sprint(d.HTTP.MaxBodyBytes), "2001", "2002", ""},
-		{"ingest.queue_size", "ARINA_INGEST_QUEUE_SIZE", "", func(c Config) string { return fmt.Sprint(c.Ingest.QueueSize) },
+		{"ingest.queue_size", "ARINA_INGEST_QUEUE_SIZE", "", func(c config.Config) string { return fmt.Sprint(c.Ingest.QueueSize) },
 			fmt.Sprint(d.Ingest.QueueSize), "3001", "3002", ""},
-		{"ingest.batch_size", "ARINA_INGEST_BATCH_SIZE", "", func(c Config) string { return fmt.Sprint(c.Ingest.BatchSize) },
+		{"ingest.batch_size", "ARINA_INGEST_BATCH_SIZE", "", func(c config.Config) string { return fmt.Sprint(c.Ingest.BatchSize) },
 			fmt.Sprint(d.Ingest.BatchSize), "31", "32", ""},
-		{"ingest.enqueue_timeout", "ARINA_INGEST_ENQUEUE_TIMEOUT", "", func(c Config) string { return c.Ingest.EnqueueTimeout.String() },
+		{"ingest.enqueue_timeout", "ARINA_INGEST_ENQUEUE_TIMEOUT", "", func(c config.Config) string { return c.Ingest.EnqueueTimeout.String() },
 			d.Ingest.EnqueueTimeout.String(), "4.001s", "4.002s", ""},
-		{"ingest.shutdown_timeout", "ARINA_INGEST_SHUTDOWN_TIMEOUT", "", func(c Config) string { return c.Ingest.ShutdownTimeout.String() },
+		{"ingest.shutdown_timeout", "ARINA_INGEST_SHUTDOWN_TIMEOUT", "", func(c config.Config) string { return c.Ingest.ShutdownTimeout.String() },
 			d.Ingest.ShutdownTimeout.String(), "5.001s", "5.002s", ""},
-		{"store.data_dir", "ARINA_STORE_DATA_DIR", "data-dir", func(c Config) string { return c.Store.DataDir },
+		{"store.data_dir", "ARINA_STORE_DATA_DIR", "data-dir", func(c config.Config) string { return c.Store.DataDir },
 			d.Store.DataDir, "file/data", "env/data", "flag/data"},
 		// Three modes for four layers: flag and file share one; the env layer differs from both.
-		{"store.durability", "ARINA_STORE_DURABILITY", "durability", func(c Config) string { return c.Store.Durability },
+		{"store.durability", "ARINA_STORE_DURABILITY", "durability", func(c config.Config) string { return c.Store.Durability },
 			d.Store.Durability, "none", "async", "none"},
-		{"store.sync_interval", "ARINA_STORE_SYNC_INTERVAL", "", func(c Config) string { return c.Store.SyncInterval.String() },
+		{"store.sync_interval", "ARINA_STORE_SYNC_INTERVAL", "", func(c config.Config) string { return c.Store.SyncInterval.String() },
 			d.Store.SyncInterval.String(), "6.001s", "6.002s", ""},
-		{"store.min_free_bytes", "ARINA_STORE_MIN_FREE_BYTES", "", func(c Config) string { return fmt.Sprint(c.Store.MinFreeBytes) },
+		{"store.min_free_bytes", "ARINA_STORE_MIN_FREE_BYTES", "", func(c config.Config) string { return fmt.Sprint(c.Store.MinFreeBytes) },
 			fmt.Sprint(d.Store.MinFreeBytes), "7001", "7002", ""},
-		{"log.level", "ARINA_LOG_LEVEL", "log-level", func(c Config) string { return c.Log.Level },
+		{"log.level", "ARINA_LOG_LEVEL", "log-level", func(c config.Config) string { return c.Log.Level },
 			d.Log.Level, "warn", "error", "debug"},
 		// Only two formats: the layers alternate so each one shows.
-		{"log.format", "ARINA_LOG_FORMAT", "log-format", func(c Config) string { return c.Log.Format },
+		{"log.format", "ARINA_LOG_FORMAT", "log-format", func(c config.Config) string { return c.Log.Format },
 			d.Log.Format, "json", "text", "json"},
 	}
 	for _, k := range keys {
@@ -154,7 +152,7 @@ func TestLoadConfig_Precedence(t *testing.T) {
 func TestLoadConfig_OnlyGetenv(t *testing.T) {
 	t.Setenv("ARINA_LOG_LEVEL", "not-a-level")
 	t.Setenv("ARINA_MQTT_LISTEN", "127.0.0.1:9")
-	if got, want := MustLoad(t, nil, "serve"), DefaultConfig(); !reflect.DeepEqual(got, want) {
+	if got, want := MustLoad(t, nil, "serve"), config.Default(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("config = %+v, want defaults %+v: the process environment leaked in", got, want)
 	}
 }
@@ -170,8 +168,8 @@ func TestLoadConfig_UnknownKey(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			fs := MustFlags(t, mapEnv(nil), "serve", "--config", tc.file)
-			_, err := loadConfig(fs, mapEnv(nil))
-			if !errors.Is(err, ErrUnknownKey) {
+			_, err := config.Load(fs, mapEnv(nil))
+			if !errors.Is(err, config.ErrUnknownKey) {
 				t.Fatalf("err = %v, want one wrapping ErrUnknownKey", err)
 			}
 			if !strings.Contains(err.Error(), tc.key) {
@@ -185,20 +183,20 @@ func TestLoadConfig_FileErrors(t *testing.T) {
 	t.Parallel()
 	t.Run("Missing", func(t *testing.T) {
 		t.Parallel()
-		_, err := loadConfig(MustFlags(t, mapEnv(nil), "serve", "--config", "testdata/nope.yaml"), mapEnv(nil))
+		_, err := config.Load(MustFlags(t, mapEnv(nil), "serve", "--config", "testdata/nope.yaml"), mapEnv(nil))
 		if err == nil || !strings.Contains(err.Error(), "testdata/nope.yaml") {
 			t.Fatalf("err = %v, want an error naming the file", err)
 		}
 	})
 	t.Run("InvalidValuesAllReported", func(t *testing.T) {
 		t.Parallel()
-		_, err := loadConfig(MustFlags(t, mapEnv(nil), "serve", "--config", "testdata/invalid.yaml"), mapEnv(nil))
+		_, err := config.Load(MustFlags(t, mapEnv(nil), "serve", "--config", "testdata/invalid.yaml"), mapEnv(nil))
 		for _, want := range []string{"mqtt.listen", "mqtt.topic_prefix", "ingest.queue_size", "log.level"} {
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("err = %v, want it to name %s", err, want)
 			}
 		}
-		for _, want := range []error{ErrInvalidAddress, broker.ErrInvalidTopicPrefix, ErrOutOfRange, ErrInvalidChoice} {
+		for _, want := range []error{config.ErrInvalidAddress, broker.ErrInvalidTopicPrefix, config.ErrOutOfRange, config.ErrInvalidChoice} {
 			if !errors.Is(err, want) {
 				t.Errorf("err = %v, want it to wrap %v", err, want)
 			}
@@ -207,193 +205,34 @@ func TestLoadConfig_FileErrors(t *testing.T) {
 	t.Run("EnvValueValidated", func(t *testing.T) {
 		t.Parallel()
 		env := map[string]string{"ARINA_INGEST_BATCH_SIZE": "0"}
-		_, err := loadConfig(MustFlags(t, mapEnv(env), "serve"), mapEnv(env))
-		if !errors.Is(err, ErrOutOfRange) || !strings.Contains(err.Error(), "ingest.batch_size") {
-			t.Fatalf("err = %v, want ErrOutOfRange naming ingest.batch_size", err)
+		_, err := config.Load(MustFlags(t, mapEnv(env), "serve"), mapEnv(env))
+		if !errors.Is(err, config.ErrOutOfRange) || !strings.Contains(err.Error(), "ingest.batch_size") {
+			t.Fatalf("err = %v, want config.ErrOutOfRange naming ingest.batch_size", err)
 		}
 	})
 	t.Run("WrongType", func(t *testing.T) {
 		t.Parallel()
-		_, err := loadConfig(MustFlags(t, mapEnv(nil), "serve", "--config", "testdata/wrong_type.yaml"), mapEnv(nil))
+		_, err := config.Load(MustFlags(t, mapEnv(nil), "serve", "--config", "testdata/wrong_type.yaml"), mapEnv(nil))
 		if err == nil || !strings.Contains(err.Error(), "queue_size") {
 			t.Fatalf("err = %v, want an error naming queue_size", err)
 		}
-		if errors.Is(err, ErrUnknownKey) {
-			t.Fatalf("err = %v wraps ErrUnknownKey, but the key is known", err)
+		if errors.Is(err, config.ErrUnknownKey) {
+			t.Fatalf("err = %v wraps config.ErrUnknownKey, but the key is known", err)
 		}
 	})
 }
 
 // TestLoadConfig_Example keeps configs/arina.example.yaml honest: it loads without an
-// unknown key, validates, shows every key, and (as its header says) shows the defaults.
+// unknown key, validates, and (as its header says) shows the defaults;
+// internal/config's TestExample_ShowsEveryKey checks that it shows every key.
 func TestLoadConfig_Example(t *testing.T) {
 	t.Parallel()
-	cfg, err := loadConfig(MustFlags(t, mapEnv(nil), "check-config", "--config", exampleConfig), mapEnv(nil))
+	cfg, err := config.Load(MustFlags(t, mapEnv(nil), "check-config", "--config", exampleConfig), mapEnv(nil))
 	if err != nil {
 		t.Fatalf("loading %s: %v", exampleConfig, err)
 	}
-	if want := DefaultConfig(); !reflect.DeepEqual(cfg, want) {
+	if want := config.Default(); !reflect.DeepEqual(cfg, want) {
 		t.Errorf("%s = %+v, want the defaults %+v (its header says every key shows its default)", exampleConfig, cfg, want)
-	}
-
-	file := viper.New()
-	file.SetConfigFile(exampleConfig)
-	if err := file.ReadInConfig(); err != nil {
-		t.Fatalf("reading %s: %v", exampleConfig, err)
-	}
-	all := viper.New()
-	setDefaults(all, DefaultConfig())
-	for _, key := range all.AllKeys() {
-		if !file.InConfig(key) {
-			t.Errorf("%s does not show the key %s", exampleConfig, key)
-		}
-	}
-}
-
-func TestConfig_Validate(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name   string
-		key    string // "" for a valid config
-		mutate func(*Config)
-		want   error
-	}{
-		{"Defaults", "", func(*Config) {}, nil},
-		{"Boundaries", "", func(c *Config) {
-			c.MQTT.MaxEventPayload, c.HTTP.MaxBodyBytes = 16, 64<<20
-			c.Ingest.QueueSize, c.Ingest.BatchSize = 1<<24, 1
-			c.Log.Level, c.Log.Format = "ERROR", "json"
-			c.MQTT.TopicPrefix = "plant1/kitchen"
-			c.MQTT.Listen, c.HTTP.Listen = "[::1]:0", "localhost:4000"
-			c.Store.SyncInterval = time.Minute
-		}, nil},
-		{"MemoryNeedsNoDataDir", "", func(c *Config) {
-			c.Store.Durability, c.Store.DataDir, c.Store.SyncInterval = "none", "", time.Millisecond
-		}, nil},
-		{"MQTTListenNoPort", "mqtt.listen", func(c *Config) { c.MQTT.Listen = "127.0.0.1" }, ErrInvalidAddress},
-		{"MQTTListenEmptyPort", "mqtt.listen", func(c *Config) { c.MQTT.Listen = "127.0.0.1:" }, ErrInvalidAddress},
-		{"HTTPListenEmpty", "http.listen", func(c *Config) { c.HTTP.Listen = "" }, ErrInvalidAddress},
-		{"HTTPListenSameAsMQTT", "http.listen", func(c *Config) { c.MQTT.Listen, c.HTTP.Listen = ":4000", "127.0.0.1:4000" }, ErrInvalidAddress},
-		{"TopicPrefixEmpty", "mqtt.topic_prefix", func(c *Config) { c.MQTT.TopicPrefix = "" }, broker.ErrInvalidTopicPrefix},
-		{"TopicPrefixDollar", "mqtt.topic_prefix", func(c *Config) { c.MQTT.TopicPrefix = "$SYS" }, broker.ErrInvalidTopicPrefix},
-		{"TopicPrefixWildcard", "mqtt.topic_prefix", func(c *Config) { c.MQTT.TopicPrefix = "a/+" }, broker.ErrInvalidTopicPrefix},
-		{"TopicPrefixEmptyLevel", "mqtt.topic_prefix", func(c *Config) { c.MQTT.TopicPrefix = "a//b" }, broker.ErrInvalidTopicPrefix},
-		{"MaxEventPayloadLow", "mqtt.max_event_payload", func(c *Config) { c.MQTT.MaxEventPayload = 15 }, ErrOutOfRange},
-		{"MaxEventPayloadHigh", "mqtt.max_event_payload", func(c *Config) { c.MQTT.MaxEventPayload = 1<<20 + 1 }, ErrOutOfRange},
-		{"MaxBodyBytesLow", "http.max_body_bytes", func(c *Config) { c.HTTP.MaxBodyBytes = 1023 }, ErrOutOfRange},
-		{"QueueSizeZero", "ingest.queue_size", func(c *Config) { c.Ingest.QueueSize = 0 }, ErrOutOfRange},
-		{"QueueSizeHigh", "ingest.queue_size", func(c *Config) { c.Ingest.QueueSize = 1<<24 + 1 }, ErrOutOfRange},
-		{"BatchSizeHigh", "ingest.batch_size", func(c *Config) { c.Ingest.BatchSize = 1<<16 + 1 }, ErrOutOfRange},
-		{"EnqueueTimeoutZero", "ingest.enqueue_timeout", func(c *Config) { c.Ingest.EnqueueTimeout = 0 }, ErrOutOfRange},
-		{"ShutdownTimeoutNegative", "ingest.shutdown_timeout", func(c *Config) { c.Ingest.ShutdownTimeout = -time.Second }, ErrOutOfRange},
-		{"DurabilityUnknown", "store.durability", func(c *Config) { c.Store.Durability = "fsync" }, ErrInvalidChoice},
-		{"DataDirRequired", "store.data_dir", func(c *Config) { c.Store.DataDir = "" }, ErrOutOfRange},
-		{"DataDirRequiredAsync", "store.data_dir", func(c *Config) { c.Store.Durability, c.Store.DataDir = "async", "" }, ErrOutOfRange},
-		{"SyncIntervalLow", "store.sync_interval", func(c *Config) { c.Store.SyncInterval = time.Millisecond - 1 }, ErrOutOfRange},
-		{"SyncIntervalHigh", "store.sync_interval", func(c *Config) { c.Store.SyncInterval = time.Minute + 1 }, ErrOutOfRange},
-		{"MemoryLimitUnit", "memory.limit", func(c *Config) { c.Memory.Limit = "2GB!" }, ErrInvalidChoice},
-		{"MemoryLimitWord", "memory.limit", func(c *Config) { c.Memory.Limit = "lots" }, ErrInvalidChoice},
-		{"MemoryLimitLow", "memory.limit", func(c *Config) { c.Memory.Limit = "1MiB" }, ErrOutOfRange},
-		{"MemoryLimitSize", "", func(c *Config) { c.Memory.Limit = "512MiB" }, nil},
-		{"MemoryLimitNone", "", func(c *Config) { c.Memory.Limit = "none" }, nil},
-		{"LogLevel", "log.level", func(c *Config) { c.Log.Level = "verbose" }, ErrInvalidChoice},
-		{"LogFormat", "log.format", func(c *Config) { c.Log.Format = "xml" }, ErrInvalidChoice},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			c := DefaultConfig()
-			tc.mutate(&c)
-			err := wantValidate(t, c, tc.key, tc.want)
-			if err == nil {
-				return
-			}
-			if !strings.HasPrefix(err.Error(), tc.key+" ") {
-				t.Fatalf("Validate() = %q, want it to start with the key %s", err, tc.key)
-			}
-		})
-	}
-}
-
-func TestConfig_Validate_ReportsAll(t *testing.T) {
-	t.Parallel()
-	c := DefaultConfig()
-	c.MQTT.Listen = "nohost"
-	c.MQTT.TopicPrefix = "#"
-	c.Ingest.QueueSize = -1
-	c.Log.Format = "xml"
-	err := c.Validate()
-	joined, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		t.Fatalf("Validate() = %#v, want errors joined with errors.Join", err)
-	}
-	if n := len(joined.Unwrap()); n != 4 {
-		t.Errorf("Validate() has %d errors, want 4: %v", n, err)
-	}
-	for _, want := range []struct {
-		key, value string
-		err        error
-	}{
-		{"mqtt.listen", "nohost", ErrInvalidAddress},
-		{"mqtt.topic_prefix", "#", broker.ErrInvalidTopicPrefix},
-		{"ingest.queue_size", "-1", ErrOutOfRange},
-		{"log.format", "xml", ErrInvalidChoice},
-	} {
-		if !errors.Is(err, want.err) {
-			t.Errorf("Validate() = %v, want it to wrap %v", err, want.err)
-		}
-		if s := fmt.Sprintf("%s %q", want.key, want.value); !strings.Contains(err.Error(), s) {
-			t.Errorf("Validate() = %q, want it to contain %s", err, s)
-		}
-	}
-}
-
-// TestListenPolicy: the safe default, like Mosquitto 2. Without authentication an
-// address with no host binds loopback only and a network address is refused, unless
-// allow_anonymous; with authentication every address binds as written.
-func TestListenPolicy(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		addr         string
-		authed, anon bool
-		want         string   // "": refused
-		warn         []string // substrings of the warning; nil: none
-	}{
-		{":1883", false, false, "127.0.0.1:1883", []string{"mqtt.listen", `":1883"`, "loopback", "mqtt.auth.users_file", "mqtt.allow_anonymous"}},
-		{":0", false, false, "127.0.0.1:0", []string{"loopback"}},
-		{"0.0.0.0:1883", false, false, "", nil},
-		{"[::]:1883", false, false, "", nil},
-		{"192.0.2.7:1883", false, false, "", nil},
-		{"example.com:1883", false, false, "", nil},
-		{"0.0.0.0:1883", false, true, "0.0.0.0:1883", []string{"reachable from the network", "mqtt.allow_anonymous"}},
-		{":1883", false, true, ":1883", []string{"reachable from the network"}},
-		{"0.0.0.0:1883", true, false, "0.0.0.0:1883", nil},
-		{":1883", true, false, ":1883", nil},
-		{"127.0.0.1:1", false, false, "127.0.0.1:1", nil},
-		{"127.0.0.2:1883", false, false, "127.0.0.2:1883", nil},
-		{"[::1]:1883", false, false, "[::1]:1883", nil},
-		{"localhost:1883", false, false, "localhost:1883", nil},
-	} {
-		t.Run(fmt.Sprintf("%s/auth=%v/anon=%v", tc.addr, tc.authed, tc.anon), func(t *testing.T) {
-			t.Parallel()
-			got, warn, err := listenPolicy("mqtt.listen", tc.addr, "mqtt.auth.users_file", tc.authed, tc.anon)
-			if tc.want == "" {
-				if !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), "mqtt.auth.users_file") {
-					t.Fatalf("listenPolicy(%q) = %q, %v; want ErrInsecure naming mqtt.auth.users_file", tc.addr, got, err)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("listenPolicy(%q) = %q, %v; want %q", tc.addr, got, err, tc.want)
-			}
-			if (tc.warn == nil) != (warn == "") {
-				t.Errorf("listenPolicy(%q) warning = %q, want %v", tc.addr, warn, tc.warn)
-			}
-			for _, s := range tc.warn {
-				if !strings.Contains(warn, s) {
-					t.Errorf("listenPolicy(%q) warning = %q, want it to contain %q", tc.addr, warn, s)
-				}
-			}
-		})
 	}
 }
 
@@ -421,24 +260,8 @@ func TestClientAddr(t *testing.T) {
 func TestLoadConfig_EmptySection(t *testing.T) {
 	t.Parallel()
 	cfg := MustLoad(t, nil, "check-config", "--config", "testdata/empty_section.yaml")
-	if want := DefaultConfig().Store; !reflect.DeepEqual(cfg.Store, want) {
+	if want := config.Default().Store; !reflect.DeepEqual(cfg.Store, want) {
 		t.Fatalf("store = %+v, want the defaults %+v", cfg.Store, want)
-	}
-}
-
-// TestConfig_Validate_Deterministic: check-config prints the same report every time.
-func TestConfig_Validate_Deterministic(t *testing.T) {
-	t.Parallel()
-	c := DefaultConfig()
-	c.MQTT.Listen, c.HTTP.Listen = "a", "b"
-	first := c.Validate().Error()
-	for range 20 {
-		if got := c.Validate().Error(); got != first {
-			t.Fatalf("Validate() = %q, then %q", first, got)
-		}
-	}
-	if strings.Index(first, "mqtt.listen") > strings.Index(first, "http.listen") {
-		t.Fatalf("Validate() = %q, want keys in file order (mqtt before http)", first)
 	}
 }
 
@@ -462,7 +285,7 @@ func TestLoadConfig_DurationNeedsUnit(t *testing.T) {
 			}
 		}
 	}
-	walk("", reflect.TypeFor[Config]())
+	walk("", reflect.TypeFor[config.Config]())
 	if len(keys) < 9 {
 		t.Fatalf("found %d duration keys (%v), want at least 9", len(keys), keys)
 	}
@@ -486,7 +309,7 @@ func TestLoadConfig_DurationNeedsUnit(t *testing.T) {
 					args = append(args, "--config", MustWriteConfig(t, tc.file))
 				}
 				stdout, _, err := MustRun(t, tc.env, args...)
-				if !errors.Is(err, ErrDurationUnit) {
+				if !errors.Is(err, config.ErrDurationUnit) {
 					t.Fatalf("check-config = %v, stdout %q; want an error wrapping ErrDurationUnit", err, stdout)
 				}
 				msg := err.Error()
@@ -512,18 +335,18 @@ func TestLoadConfig_DurationNeedsUnit(t *testing.T) {
 	})
 	t.Run("InList", func(t *testing.T) {
 		t.Parallel()
-		_, err := loadConfig(MustFlags(t, mapEnv(nil), "serve", "--config",
+		_, err := config.Load(MustFlags(t, mapEnv(nil), "serve", "--config",
 			MustWriteConfig(t, "reactions:\n  - type: x\n    ttl: 3600\n")), mapEnv(nil))
-		if !errors.Is(err, ErrDurationUnit) || !strings.Contains(err.Error(), `reactions[0].ttl "3600"`) {
-			t.Fatalf("err = %v, want ErrDurationUnit naming reactions[0].ttl and 3600", err)
+		if !errors.Is(err, config.ErrDurationUnit) || !strings.Contains(err.Error(), `reactions[0].ttl "3600"`) {
+			t.Fatalf("err = %v, want config.ErrDurationUnit naming reactions[0].ttl and 3600", err)
 		}
 	})
 	t.Run("NotADuration", func(t *testing.T) {
 		t.Parallel()
 		env := map[string]string{"ARINA_INGEST_SHUTDOWN_TIMEOUT": "soon"}
-		_, err := loadConfig(MustFlags(t, mapEnv(env), "serve"), mapEnv(env))
-		if !errors.Is(err, ErrDurationFormat) || !strings.Contains(err.Error(), `ingest.shutdown_timeout "soon"`) {
-			t.Fatalf("err = %v, want ErrDurationFormat naming ingest.shutdown_timeout and soon", err)
+		_, err := config.Load(MustFlags(t, mapEnv(env), "serve"), mapEnv(env))
+		if !errors.Is(err, config.ErrDurationFormat) || !strings.Contains(err.Error(), `ingest.shutdown_timeout "soon"`) {
+			t.Fatalf("err = %v, want config.ErrDurationFormat naming ingest.shutdown_timeout and soon", err)
 		}
 	})
 }
@@ -534,8 +357,8 @@ func TestLoadConfig_WrongTypeOneLine(t *testing.T) {
 	t.Parallel()
 	file := MustWriteConfig(t, "mqtt:\n  max_connections: lots\n  allow_anonymous: maybe\n  publish_rate: fast\n")
 	env := map[string]string{"ARINA_STORE_MIN_FREE_BYTES": "-1"}
-	_, err := loadConfig(MustFlags(t, mapEnv(env), "serve", "--config", file), mapEnv(env))
-	if !errors.Is(err, ErrWrongType) {
+	_, err := config.Load(MustFlags(t, mapEnv(env), "serve", "--config", file), mapEnv(env))
+	if !errors.Is(err, config.ErrWrongType) {
 		t.Fatalf("err = %v, want one wrapping ErrWrongType", err)
 	}
 	msg := err.Error()
@@ -552,62 +375,4 @@ func TestLoadConfig_WrongTypeOneLine(t *testing.T) {
 	if strings.Contains(msg, "decoding failed") || strings.Contains(msg, "cannot parse") || strings.Count(msg, "\n") != 3 {
 		t.Errorf("error = %q, want four lines, without mapstructure's wording", msg)
 	}
-}
-
-func TestConfig_Validate_DurationRanges(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		key string
-		mod func(*Config)
-	}{
-		{"ingest.enqueue_timeout", func(c *Config) { c.Ingest.EnqueueTimeout = time.Nanosecond }},
-		{"ingest.enqueue_timeout", func(c *Config) { c.Ingest.EnqueueTimeout = time.Hour }},
-		{"ingest.shutdown_timeout", func(c *Config) { c.Ingest.ShutdownTimeout = 30 * time.Nanosecond }},
-		{"ingest.shutdown_timeout", func(c *Config) { c.Ingest.ShutdownTimeout = 2 * time.Hour }},
-		{"bridge.upstreams[0].max_reconnect_interval", func(c *Config) {
-			c.Bridge.Upstreams = []UpstreamConfig{{Name: "a", URL: "tcp://127.0.0.1:1883", ClientID: "x", Topics: []string{"kitchen/#"},
-				MaxReconnectInterval: -time.Second}}
-		}},
-	} {
-		c := DefaultConfig()
-		tc.mod(&c)
-		err := c.Validate()
-		if !errors.Is(err, ErrOutOfRange) || !strings.Contains(err.Error(), tc.key+" ") {
-			t.Errorf("Validate() = %v, want ErrOutOfRange naming %s", err, tc.key)
-		}
-	}
-}
-
-// wantValidate checks c.Validate(): nil when key is "", else a *ConfigError of key
-// that wraps is (when is is not nil). It returns Validate's error.
-func wantValidate(t *testing.T, c Config, key string, is error) error {
-	t.Helper()
-	err := c.Validate()
-	if key == "" {
-		if err != nil {
-			t.Fatalf("Validate() = %v, want nil", err)
-		}
-		return nil
-	}
-	var ce *ConfigError
-	if !errors.As(err, &ce) || ce.Key != key || (is != nil && !errors.Is(err, is)) {
-		t.Fatalf("Validate() = %v, want a *ConfigError for key %s wrapping %v", err, key, is)
-	}
-	return err
-}
-
-// mustEnvOptions loads the configuration from env as check-config does and returns
-// the daemon options it makes.
-func mustEnvOptions(t *testing.T, env map[string]string) daemon.Options {
-	t.Helper()
-	getenv := mapEnv(env)
-	cfg, err := loadConfig(MustFlags(t, getenv, "check-config"), getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := cfg.daemonOptions(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
 }

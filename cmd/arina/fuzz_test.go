@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/arina-dev/arina/internal/config"
 )
 
 // FuzzLoadConfig: any configuration file is either refused with an error or yields a
@@ -33,7 +35,7 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		cfg, err := loadConfig(MustFlags(t, mapEnv(nil), "check-config", "--config", path), mapEnv(nil))
+		cfg, err := config.Load(MustFlags(t, mapEnv(nil), "check-config", "--config", path), mapEnv(nil))
 		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("loadConfig took %v on %q", d, yaml)
 		}
@@ -43,7 +45,7 @@ func FuzzLoadConfig(f *testing.F) {
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("loadConfig accepted a configuration that does not validate: %v\n%s", err, yaml)
 		}
-		if _, err := cfg.daemonOptions(logger); err != nil {
+		if _, err := cfg.DaemonOptions(logger); err != nil {
 			t.Fatalf("a configuration that validates does not map onto the daemon: %v\n%s", err, yaml)
 		}
 	})

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/arina-dev/arina/internal/config"
 )
 
 // newHealthCmd probes a running daemon, for container health checks that have no shell
@@ -35,7 +37,7 @@ certificate is verified against --cafile (default: the system's CAs). /healthz a
 	ready := fs.Bool("ready", false, "probe /readyz (ready to serve) instead of /healthz (alive)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := loadConfig(cmd.Flags(), getenv)
+		cfg, err := config.Load(cmd.Flags(), getenv)
 		if err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/arina-dev/arina/internal/config"
 	"github.com/arina-dev/arina/internal/daemon"
 )
 
@@ -69,7 +70,7 @@ func newServeCmd(stderr io.Writer, getenv func(string) string) *cobra.Command {
 	}
 	addServeFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := loadConfig(cmd.Flags(), getenv)
+		cfg, err := config.Load(cmd.Flags(), getenv)
 		if err != nil {
 			return err
 		}
@@ -83,7 +84,7 @@ func newServeCmd(stderr io.Writer, getenv func(string) string) *cobra.Command {
 }
 
 func addServeFlags(cmd *cobra.Command) {
-	d := DefaultConfig()
+	d := config.Default()
 	fs := cmd.Flags()
 	fs.String("mqtt-listen", d.MQTT.Listen, "MQTT TCP listen address (mqtt.listen)")
 	fs.String("mqtt-topic-prefix", d.MQTT.TopicPrefix, "ingest topic prefix (mqtt.topic_prefix)")
@@ -94,8 +95,8 @@ func addServeFlags(cmd *cobra.Command) {
 	fs.String("log-format", d.Log.Format, "log format: text, json (log.format)")
 }
 
-func newLogger(w io.Writer, c LogConfig) *slog.Logger {
-	level, _ := parseLevel(c.Level) // validated
+func newLogger(w io.Writer, c config.LogConfig) *slog.Logger {
+	level, _ := config.ParseLevel(c.Level) // validated
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -105,13 +106,13 @@ func newLogger(w io.Writer, c LogConfig) *slog.Logger {
 
 // serve runs the daemon until ctx is cancelled, then shuts it down within the
 // configured timeout. A second signal during shutdown ends the process at once.
-func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// SIGHUP reloads the users and tokens files without dropping connections. Caught
 	// from before the start, so a reload that comes early cannot end the process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	opts, err := cfg.daemonOptions(log)
+	opts, err := cfg.DaemonOptions(log)
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func newCheckConfigCmd(stdout io.Writer, getenv func(string) string) *cobra.Comm
 	}
 	addServeFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if _, err := loadConfig(cmd.Flags(), getenv); err != nil {
+		if _, err := config.Load(cmd.Flags(), getenv); err != nil {
 			return fmt.Errorf("configuration is invalid:\n%w", err)
 		}
 		fmt.Fprintln(stdout, "configuration ok")

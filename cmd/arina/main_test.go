@@ -21,6 +21,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/arina-dev/arina/internal/config"
 	"github.com/arina-dev/arina/internal/testutil"
 )
 
@@ -174,15 +175,15 @@ func TestRun_CheckConfig(t *testing.T) {
 		{"Defaults", nil, nil, nil, nil},
 		{"GoodFile", nil, []string{"--config", "testdata/good.yaml"}, nil, nil},
 		{"Example", nil, []string{"--config", exampleConfig}, nil, nil},
-		{"UnknownKey", nil, []string{"--config", "testdata/unknown_key.yaml"}, []string{"listn"}, ErrUnknownKey},
+		{"UnknownKey", nil, []string{"--config", "testdata/unknown_key.yaml"}, []string{"listn"}, config.ErrUnknownKey},
 		{"InvalidValues", nil, []string{"--config", "testdata/invalid.yaml"},
-			[]string{"mqtt.listen", "mqtt.topic_prefix", "ingest.queue_size", "log.level"}, ErrOutOfRange},
+			[]string{"mqtt.listen", "mqtt.topic_prefix", "ingest.queue_size", "log.level"}, config.ErrOutOfRange},
 		{"MissingFile", nil, []string{"--config", "testdata/nope.yaml"}, []string{"testdata/nope.yaml"}, nil},
-		{"BadEnv", map[string]string{"ARINA_LOG_LEVEL": "loud"}, []string{"--config", "testdata/good.yaml"}, []string{"log.level", "loud"}, ErrInvalidChoice},
-		{"BadFlag", nil, []string{"--config", "testdata/good.yaml", "--log-format", "xml"}, []string{"log.format", "xml"}, ErrInvalidChoice},
+		{"BadEnv", map[string]string{"ARINA_LOG_LEVEL": "loud"}, []string{"--config", "testdata/good.yaml"}, []string{"log.level", "loud"}, config.ErrInvalidChoice},
+		{"BadFlag", nil, []string{"--config", "testdata/good.yaml", "--log-format", "xml"}, []string{"log.format", "xml"}, config.ErrInvalidChoice},
 		{"FlagFixesFile", nil, []string{"--config", "testdata/invalid.yaml",
 			"--mqtt-listen", "127.0.0.1:1", "--mqtt-topic-prefix", "k", "--log-level", "info"},
-			[]string{"ingest.queue_size"}, ErrOutOfRange},
+			[]string{"ingest.queue_size"}, config.ErrOutOfRange},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -240,7 +241,7 @@ func TestRun_ConfigFlagEverySubcommand(t *testing.T) {
 						full = append(append([]string{}, args...), "--config", bad)
 					}
 					_, _, err := MustRun(t, nil, full...)
-					if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), "listn") {
+					if !errors.Is(err, config.ErrUnknownKey) || !strings.Contains(err.Error(), "listn") {
 						t.Fatalf("run(%q) = %v, want the unknown key listn", full, err)
 					}
 				})

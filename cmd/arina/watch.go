@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/arina-dev/arina/internal/config"
 )
 
 func newWatchCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
@@ -29,7 +31,7 @@ func newWatchCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	api := addAPIFlags(fs, addTLSFlags(fs, false), true)
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the stream to open (then it is followed until interrupted)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		cfg, err := loadConfig(cmd.Flags(), getenv)
+		cfg, err := config.Load(cmd.Flags(), getenv)
 		if err != nil {
 			return err
 		}

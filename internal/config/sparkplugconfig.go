@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -29,8 +29,8 @@ func defaultSparkplug() SparkplugConfig {
 	return SparkplugConfig{Enabled: true, Content: sparkplug.ContentEdge}
 }
 
-// options maps the section onto the decoder's options; nil when it is disabled.
-func (s SparkplugConfig) options() *sparkplug.Options {
+// Options maps the section onto the decoder's options; nil when it is disabled.
+func (s SparkplugConfig) Options() *sparkplug.Options {
 	if !s.Enabled {
 		return nil
 	}
@@ -44,7 +44,7 @@ func (s SparkplugConfig) options() *sparkplug.Options {
 // validate reports the problems of the section through bad, one per key, each
 // wrapping sparkplug.ErrInvalidOptions.
 func (s SparkplugConfig) validate(bad func(key string, v any, err error)) {
-	o := s.options()
+	o := s.Options()
 	if o == nil {
 		return
 	}
@@ -67,4 +67,4 @@ func (s SparkplugConfig) validate(bad func(key string, v any, err error)) {
 }
 
 // apply sets the broker's Sparkplug options.
-func (s SparkplugConfig) apply(o *daemon.Options) { o.MQTT.Sparkplug = s.options() }
+func (s SparkplugConfig) apply(o *daemon.Options) { o.MQTT.Sparkplug = s.Options() }

@@ -1,7 +1,6 @@
-package main
+package config
 
 import (
-	"errors"
 	"os"
 
 	"github.com/arina-dev/arina/broker"
@@ -18,19 +17,6 @@ type HomeAssistantConfig struct {
 
 func defaultHomeAssistant() HomeAssistantConfig {
 	return HomeAssistantConfig{DiscoveryPrefix: broker.DefaultDiscoveryPrefix}
-}
-
-// validate reports the problems of the section through bad; counts is mqtt.counts_prefix.
-func (h HomeAssistantConfig) validate(counts string, bad func(key string, v any, err error)) {
-	if !h.Enabled {
-		return
-	}
-	if err := broker.ValidatePrefix(h.DiscoveryPrefix); err != nil {
-		bad("mqtt.homeassistant.discovery_prefix", h.DiscoveryPrefix, err)
-	}
-	if counts == "" {
-		bad("mqtt.homeassistant.enabled", h.Enabled, errors.New("needs the count topics: mqtt.counts_prefix is empty"))
-	}
 }
 
 // nodeID is the configured node id, or the host name, or "arina".

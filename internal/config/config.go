@@ -1,12 +1,19 @@
-package main
+// Package config reads Arina's configuration: the YAML file, ARINA_* environment
+// variables and the serve flags, with viper (the only package that imports it). It
+// checks what only the configuration knows (keys, types, listen policy, files to open)
+// and leaves each part's ranges to that part's Options.Validate; DaemonOptions maps the
+// result onto internal/daemon.Options.
+package config
 
 import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"path"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +24,7 @@ import (
 	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/internal/daemon"
+	"github.com/arina-dev/arina/internal/optcheck"
 	"github.com/arina-dev/arina/store"
 )
 
@@ -129,8 +137,8 @@ type LogConfig struct {
 	Format string `mapstructure:"format"`
 }
 
-// DefaultConfig returns the configuration used when nothing is set.
-func DefaultConfig() Config {
+// Default returns the configuration used when nothing is set.
+func Default() Config {
 	return Config{
 		MQTT: MQTTConfig{Listen: ":1883", TopicPrefix: "kitchen", MaxEventPayload: broker.DefaultMaxEventPayload,
 			MaxBatchPayload: broker.DefaultMaxBatchPayload,
@@ -157,11 +165,12 @@ func DefaultConfig() Config {
 	}
 }
 
-// Sentinel errors wrapped by configuration errors.
+// Sentinel errors wrapped by configuration errors. The first three are the kinds the
+// parts' Options.Validate report (package optcheck).
 var (
-	ErrInvalidAddress = errors.New("invalid address")
-	ErrOutOfRange     = errors.New("out of range")
-	ErrInvalidChoice  = errors.New("not one of the allowed values")
+	ErrInvalidAddress = optcheck.ErrInvalidAddress
+	ErrOutOfRange     = optcheck.ErrOutOfRange
+	ErrInvalidChoice  = optcheck.ErrInvalidChoice
 	ErrUnknownKey     = errors.New("unknown configuration key")
 )
 
@@ -177,7 +186,37 @@ func (e *ConfigError) Error() string {
 }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// Validate reports every problem in c at once.
+// keyed turns the problems a part's Validate reports (err: one error or a join) into
+// ConfigErrors: each *optcheck.FieldError's field becomes the key key returns for it.
+// Other errors are kept as they are.
+func keyed(err error, key func(field string) string) []error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]error, 0, len(errs))
+	for _, e := range errs {
+		if fe, ok := e.(*optcheck.FieldError); ok {
+			e = &ConfigError{Key: key(fe.Field), Value: fe.Value, Err: fe.Err}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// in returns a key function that puts section in front of each field.
+func in(section string) func(string) string {
+	return func(field string) string { return section + "." + field }
+}
+
+// Validate reports every problem in c at once. The ranges of each part's settings
+// are that part's (its Options.Validate); Validate maps c onto the options, asks
+// them, and adds what only the configuration knows: the listen addresses and their
+// policy, the files and certificates it names, the store backend, reactions, how
+// sections depend on each other, memory and log.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key string, v any, err error) { errs = append(errs, &ConfigError{key, v, err}) }
@@ -199,78 +238,26 @@ func (c *Config) Validate() error {
 	if _, err := c.openSecurity(); err != nil {
 		errs = append(errs, err)
 	}
-	// A packet must hold the largest payload accepted (when that limit is itself valid).
-	minPacket := float64(1024)
-	if c.MQTT.MaxEventPayload <= 1<<20 && c.MQTT.MaxBatchPayload <= 16<<20 {
-		minPacket = float64(max(c.MQTT.MaxEventPayload, c.MQTT.MaxBatchPayload) + 1024)
-	}
-	limits := []struct {
-		key      string
-		v        float64
-		min, max float64
-	}{
-		{"mqtt.max_connections", float64(c.MQTT.MaxConnections), 1, 1 << 24},
-		{"mqtt.max_packet_size", float64(c.MQTT.MaxPacketSize), minPacket, 256 << 20},
-		{"mqtt.max_client_id_len", float64(c.MQTT.MaxClientIDLen), 23, 65535},
-		{"mqtt.publish_rate", c.MQTT.PublishRate, 0, 1e9},
-		{"mqtt.publish_burst", float64(c.MQTT.PublishBurst), 0, 1e9},
-		{"http.max_header_bytes", float64(c.HTTP.MaxHeaderBytes), 4096, 1 << 20},
-	}
-	for _, l := range limits {
-		if l.v < l.min || l.v > l.max {
-			bad(l.key, l.v, fmt.Errorf("%w: want %v to %v", ErrOutOfRange, l.min, l.max))
+	o := c.partOptions()
+	for _, e := range keyed(o.MQTT.Validate(), in("mqtt")) {
+		if ce, ok := e.(*ConfigError); ok && ce.Key == "mqtt.max_packet_size" {
+			ce.Value = float64(c.MQTT.MaxPacketSize) // as given, before the conversion to uint32
 		}
+		errs = append(errs, e)
 	}
-	for _, d := range []struct {
-		key string
-		v   time.Duration
-	}{{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout}, {"http.read_timeout", c.HTTP.ReadTimeout},
-		{"http.write_timeout", c.HTTP.WriteTimeout}, {"http.idle_timeout", c.HTTP.IdleTimeout}} {
-		if d.v < 100*time.Millisecond || d.v > time.Hour {
-			bad(d.key, d.v, fmt.Errorf("%w: want 100ms to 1h", ErrOutOfRange))
+	errs = append(errs, keyed(o.HTTP.Validate(), in("http"))...)
+	errs = append(errs, keyed(o.Ingest.Validate(), func(field string) string {
+		if field == "tombstone_ttl" {
+			return "store." + field
 		}
-	}
-	if err := broker.ValidatePrefix(c.MQTT.TopicPrefix); err != nil {
-		bad("mqtt.topic_prefix", c.MQTT.TopicPrefix, err)
-	}
-	if c.MQTT.CountsPrefix != "" {
-		if err := broker.ValidateCountsPrefix(c.MQTT.CountsPrefix, c.MQTT.TopicPrefix); err != nil {
-			bad("mqtt.counts_prefix", c.MQTT.CountsPrefix, err)
+		return "ingest." + field
+	})...)
+	errs = append(errs, keyed(o.Validate(), func(field string) string {
+		if field == "shutdown_timeout" {
+			return "ingest." + field
 		}
-	}
-	if c.MQTT.CountsInterval < 10*time.Millisecond || c.MQTT.CountsInterval > time.Minute {
-		bad("mqtt.counts_interval", c.MQTT.CountsInterval, fmt.Errorf("%w: want 10ms to 1m", ErrOutOfRange))
-	}
-	if c.MQTT.MaxEventPayload < 16 || c.MQTT.MaxEventPayload > 1<<20 {
-		bad("mqtt.max_event_payload", c.MQTT.MaxEventPayload, fmt.Errorf("%w: want 16 to 1048576 bytes", ErrOutOfRange))
-	}
-	if c.MQTT.MaxBatchPayload < 1024 || c.MQTT.MaxBatchPayload > 16<<20 {
-		bad("mqtt.max_batch_payload", c.MQTT.MaxBatchPayload, fmt.Errorf("%w: want 1024 to 16777216 bytes", ErrOutOfRange))
-	}
-	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 64<<20 {
-		bad("http.max_body_bytes", c.HTTP.MaxBodyBytes, fmt.Errorf("%w: want 1024 to 67108864 bytes", ErrOutOfRange))
-	}
-	if c.Ingest.QueueSize < 1 || c.Ingest.QueueSize > 1<<24 {
-		bad("ingest.queue_size", c.Ingest.QueueSize, fmt.Errorf("%w: want 1 to 16777216", ErrOutOfRange))
-	}
-	if c.Ingest.BatchSize < 1 || c.Ingest.BatchSize > 1<<16 {
-		bad("ingest.batch_size", c.Ingest.BatchSize, fmt.Errorf("%w: want 1 to 65536", ErrOutOfRange))
-	}
-	if c.Ingest.EnqueueTimeout < time.Millisecond || c.Ingest.EnqueueTimeout > time.Minute {
-		bad("ingest.enqueue_timeout", c.Ingest.EnqueueTimeout, fmt.Errorf("%w: want 1ms to 1m", ErrOutOfRange))
-	}
-	if c.Ingest.ShutdownTimeout < time.Second || c.Ingest.ShutdownTimeout > time.Hour {
-		bad("ingest.shutdown_timeout", c.Ingest.ShutdownTimeout, fmt.Errorf("%w: want 1s to 1h", ErrOutOfRange))
-	}
-	switch c.Store.Durability {
-	case store.DurabilitySync, store.DurabilityAsync:
-		if c.Store.DataDir == "" {
-			bad("store.data_dir", c.Store.DataDir, fmt.Errorf("%w: a directory is required unless store.durability is none", ErrOutOfRange))
-		}
-	case store.DurabilityNone:
-	default:
-		bad("store.durability", c.Store.Durability, fmt.Errorf("%w: sync, async, none", ErrInvalidChoice))
-	}
+		return "store." + field
+	})...)
 	switch c.Store.Backend {
 	case BackendEmbedded:
 	case BackendRedis:
@@ -279,12 +266,6 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("store.backend", c.Store.Backend, fmt.Errorf("%w: embedded, redis", ErrInvalidChoice))
-	}
-	if c.Store.TombstoneTTL < time.Minute || c.Store.TombstoneTTL > 365*24*time.Hour {
-		bad("store.tombstone_ttl", c.Store.TombstoneTTL, fmt.Errorf("%w: want 1m to 8760h", ErrOutOfRange))
-	}
-	if c.Store.SyncInterval < time.Millisecond || c.Store.SyncInterval > time.Minute {
-		bad("store.sync_interval", c.Store.SyncInterval, fmt.Errorf("%w: want 1ms to 1m", ErrOutOfRange))
 	}
 	for i, r := range c.Reactions {
 		key := fmt.Sprintf("reactions[%d]", i)
@@ -298,35 +279,29 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, u := range c.Bridge.Upstreams {
-		if d := u.MaxReconnectInterval; d < 0 || (d > 0 && d < 100*time.Millisecond) || d > time.Hour {
-			bad(fmt.Sprintf("bridge.upstreams[%d].max_reconnect_interval", i), d,
-				fmt.Errorf("%w: want 0 (the default, 30s) or 100ms to 1h", ErrOutOfRange))
-		}
-	}
-	for i, u := range c.Bridge.Upstreams {
 		if u.Sparkplug && !c.Sparkplug.Enabled {
 			bad(fmt.Sprintf("bridge.upstreams[%d].sparkplug", i), u.Sparkplug, fmt.Errorf("%w: needs sparkplug.enabled", ErrInvalidChoice))
 		}
 	}
 	if _, err := c.Bridge.upstreams(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, keyed(err, func(key string) string { return key })...)
 	}
 	if _, err := parseMemoryLimit(c.Memory.Limit); err != nil {
 		bad("memory.limit", c.Memory.Limit, err)
 	}
-	if _, err := parseLevel(c.Log.Level); err != nil {
+	if _, err := ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", c.Log.Level, err)
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", c.Log.Format, fmt.Errorf("%w: text, json", ErrInvalidChoice))
 	}
-	c.History.validate(bad)
+	errs = append(errs, keyed(o.History.Validate(), in("history"))...)
 	c.Sparkplug.validate(bad)
-	c.MQTT.HomeAssistant.validate(c.MQTT.CountsPrefix, bad)
 	return errors.Join(errs...)
 }
 
-func parseLevel(s string) (slog.Level, error) {
+// ParseLevel returns the slog level log.level names.
+func ParseLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(s) {
 	case "debug":
 		return slog.LevelDebug, nil
@@ -351,11 +326,11 @@ var flagKeys = map[string]string{
 	"log-format":        "log.format",
 }
 
-// loadConfig reads the configuration: flags > ARINA_* environment > file > defaults.
+// Load reads the configuration: flags > ARINA_* environment > file > defaults.
 // An unknown key in the file is an error naming the key.
-func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
+func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	v := viper.New()
-	d := DefaultConfig()
+	d := Default()
 	setDefaults(v, d)
 	known := make(map[string]struct{})
 	for _, key := range v.AllKeys() {
@@ -421,6 +396,15 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
+// Keys returns every configuration key, sorted: the file's keys, as dotted paths.
+func Keys() []string {
+	v := viper.New()
+	setDefaults(v, Default())
+	keys := v.AllKeys()
+	slices.Sort(keys)
+	return keys
+}
+
 // setDefaults makes every key of Config known to v, with its value in d: the keys are
 // the mapstructure tags, so a new field is a new key without more code. Lists of
 // objects (reactions, bridge.upstreams) are file only and default to empty.
@@ -447,10 +431,10 @@ func setDefaults(v *viper.Viper, d Config) {
 	walk("", reflect.ValueOf(d))
 }
 
-// daemonOptions maps the configuration onto the parts' options: it opens the users and
+// DaemonOptions maps the configuration onto the parts' options: it opens the users and
 // tokens files and certificates, applies the safe listen default and logs what it
 // decided.
-func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
+func (c *Config) DaemonOptions(log *slog.Logger) (daemon.Options, error) {
 	sec, err := c.openSecurity()
 	if err != nil {
 		return daemon.Options{}, err
@@ -465,19 +449,32 @@ func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
 	if err != nil {
 		return daemon.Options{}, err
 	}
+	o := c.partOptions()
+	o.Upstreams = ups
+	o.MQTT.Listen, o.MQTT.TLSListen = binds["mqtt.listen"], binds["mqtt.tls.listen"]
+	o.MQTT.WSListen, o.MQTT.WSSListen = binds["mqtt.ws.listen"], binds["mqtt.ws.tls_listen"]
+	o.MQTT.Users, o.MQTT.TLS = sec.users, tlsConfig(sec.mqttTLS)
+	o.HTTP.Listen = binds["http.listen"]
+	o.HTTP.Tokens, o.HTTP.TLS = sec.tokens, tlsConfig(sec.httpTLS)
+	o.Reloaders = sec.reloaders()
+	o.Redis = ro
+	o.MemoryLimit = c.memoryLimit(log)
+	return o, nil
+}
+
+// partOptions maps the settings onto the parts' options, as far as that needs no file,
+// certificate or listen policy: what Validate asks the parts to check, and what
+// DaemonOptions completes.
+func (c *Config) partOptions() daemon.Options {
 	m := c.MQTT
 	o := daemon.Options{
-		Upstreams: ups,
-		MQTT: broker.Options{Listen: binds["mqtt.listen"], TopicPrefix: m.TopicPrefix, MaxEventPayload: m.MaxEventPayload,
+		MQTT: broker.Options{TopicPrefix: m.TopicPrefix, MaxEventPayload: m.MaxEventPayload,
 			MaxBatchPayload: m.MaxBatchPayload, CountsPrefix: m.CountsPrefix, CountsInterval: m.CountsInterval,
 			NoReactionCountTopics: !m.CountsPerReaction,
-			Users:                 sec.users, TLS: tlsConfig(sec.mqttTLS), TLSListen: binds["mqtt.tls.listen"],
-			WSListen: binds["mqtt.ws.listen"], WSSListen: binds["mqtt.ws.tls_listen"],
-			Limits: broker.Limits{MaxConnections: m.MaxConnections, MaxPacketSize: uint32(m.MaxPacketSize),
+			Limits: broker.Limits{MaxConnections: m.MaxConnections, MaxPacketSize: uint32(min(max(m.MaxPacketSize, 0), math.MaxUint32)),
 				MaxClientIDLen: m.MaxClientIDLen, PublishRate: m.PublishRate, PublishBurst: m.PublishBurst,
 				AllowedOrigins: m.WS.AllowedOrigins}},
-		HTTP: api.Options{Listen: binds["http.listen"], MaxBodyBytes: c.HTTP.MaxBodyBytes, Pprof: c.HTTP.Pprof,
-			Tokens: sec.tokens, TLS: tlsConfig(sec.httpTLS), MaxHeaderBytes: c.HTTP.MaxHeaderBytes,
+		HTTP: api.Options{MaxBodyBytes: c.HTTP.MaxBodyBytes, Pprof: c.HTTP.Pprof, MaxHeaderBytes: c.HTTP.MaxHeaderBytes,
 			ReadHeaderTimeout: c.HTTP.ReadHeaderTimeout, ReadTimeout: c.HTTP.ReadTimeout,
 			WriteTimeout: c.HTTP.WriteTimeout, IdleTimeout: c.HTTP.IdleTimeout},
 		Ingest: ingest.Options{QueueSize: c.Ingest.QueueSize, BatchSize: c.Ingest.BatchSize, EnqueueTimeout: c.Ingest.EnqueueTimeout,
@@ -485,24 +482,9 @@ func (c *Config) daemonOptions(log *slog.Logger) (daemon.Options, error) {
 		ShutdownTimeout: c.Ingest.ShutdownTimeout,
 		Durability:      c.Store.Durability,
 		Durable:         store.DurableOptions{Dir: c.Store.DataDir, SyncInterval: c.Store.SyncInterval, MinFreeBytes: c.Store.MinFreeBytes},
-		Reloaders:       sec.reloaders(),
-		Redis:           ro,
-		MemoryLimit:     c.memoryLimit(log),
 	}
 	c.History.apply(&o)
 	c.Sparkplug.apply(&o)
 	c.MQTT.HomeAssistant.apply(&o)
-	return o, nil
-}
-
-// clientAddr returns the address a local client should dial to reach a listen address.
-func clientAddr(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
+	return o
 }

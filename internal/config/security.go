@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/tls"
@@ -8,7 +8,6 @@ import (
 	"net"
 
 	"github.com/arina-dev/arina/auth"
-	"github.com/arina-dev/arina/broker"
 	"github.com/arina-dev/arina/internal/tlsconf"
 )
 
@@ -31,7 +30,8 @@ type MQTTTLS struct {
 	RequireClientCert bool   `mapstructure:"require_client_cert"`
 }
 
-func (t MQTTTLS) enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+// Enabled reports whether mqtt.tls names a certificate.
+func (t MQTTTLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 
 // MQTTWS is mqtt.ws: MQTT over WebSocket.
 type MQTTWS struct {
@@ -124,21 +124,18 @@ func (c *Config) openSecurity() (*security, error) {
 			bad("http.allow_anonymous", true, fmt.Errorf("%w: with http.auth.tokens_file every request needs a token", ErrInvalidChoice))
 		}
 	}
-	if t := c.MQTT.TLS; t.enabled() || t.ClientCAFile != "" || t.RequireClientCert {
+	if t := c.MQTT.TLS; t.Enabled() || t.ClientCAFile != "" || t.RequireClientCert {
 		if s.mqttTLS, err = tlsconf.Load(tlsconf.Files{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile, RequireClientCert: t.RequireClientCert}); err != nil {
 			bad("mqtt.tls", t.CertFile, err)
 		}
 	}
-	if c.MQTT.WS.TLSListen != "" && !c.MQTT.TLS.enabled() {
+	if c.MQTT.WS.TLSListen != "" && !c.MQTT.TLS.Enabled() {
 		bad("mqtt.ws.tls_listen", c.MQTT.WS.TLSListen, fmt.Errorf("%w: needs mqtt.tls.cert_file and key_file", ErrInvalidChoice))
 	}
 	if t := c.HTTP.TLS; t.CertFile != "" || t.KeyFile != "" {
 		if s.httpTLS, err = tlsconf.Load(tlsconf.Files{CertFile: t.CertFile, KeyFile: t.KeyFile}); err != nil {
 			bad("http.tls", t.CertFile, err)
 		}
-	}
-	if err := broker.CheckOrigins(c.MQTT.WS.AllowedOrigins); err != nil {
-		bad("mqtt.ws.allowed_origins", c.MQTT.WS.AllowedOrigins, fmt.Errorf("%w: %v", ErrInvalidChoice, err))
 	}
 	return &s, errors.Join(errs...)
 }
@@ -155,7 +152,7 @@ func (c *Config) listeners(log *slog.Logger) (map[string]string, error) {
 		{"mqtt.listen", c.MQTT.Listen, "mqtt.auth.users_file", mqttAuthed, c.MQTT.AllowAnonymous},
 		{"http.listen", c.HTTP.Listen, "http.auth.tokens_file", c.HTTP.Auth.TokensFile != "", c.HTTP.AllowAnonymous},
 	}
-	if c.MQTT.TLS.enabled() {
+	if c.MQTT.TLS.Enabled() {
 		ls = append(ls, l{"mqtt.tls.listen", c.MQTT.TLS.Listen, "mqtt.auth.users_file", mqttAuthed, c.MQTT.AllowAnonymous})
 	}
 	if c.MQTT.WS.Listen != "" {

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"io"
@@ -50,7 +50,7 @@ func TestMemoryLimit(t *testing.T) {
 		if tc.env != "" {
 			env["ARINA_MEMORY_LIMIT"] = tc.env
 		}
-		cfg, err := loadConfig(MustFlags(t, mapEnv(env), "serve"), mapEnv(env))
+		cfg, err := Load(nil, func(k string) string { return env[k] })
 		if err != nil {
 			t.Fatalf("ARINA_MEMORY_LIMIT=%q: %v", tc.env, err)
 		}
