@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 )
 
 // maxProcsFloor is the most Ps serve asks for beyond the machine's cores.
@@ -33,4 +34,24 @@ func raiseProcs(getenv func(string) string, log *slog.Logger) {
 		log.Info("GOMAXPROCS raised above the cores so that queries are not held up behind ingest; set GOMAXPROCS to choose",
 			"gomaxprocs", n, "cpus", runtime.NumCPU())
 	}
+}
+
+// defaultGCPercent is the Go collector's GOGC that serve sets unless GOGC is in the
+// environment: the heap may grow by half of what was live at the last collection
+// before the next one, where Go's default 100 lets it double (issue 16). Measured
+// under 1.5M events with ts (16 publishers x 100 in flight, 10k contents x 5
+// reactions): peak RSS 377 -> 303 MiB, CPU per event about 8% more; GOGC 25 made it
+// 271 MiB but cost 42% more CPU per event (the broker's retained count topics and
+// topic tree are scanned on every collection).
+const defaultGCPercent = 50
+
+// setGCPercent sets the collector's GOGC to defaultGCPercent unless getenv("GOGC") is
+// set (the runtime has read it then), and logs the one in force.
+func setGCPercent(getenv func(string) string, log *slog.Logger) {
+	if v := getenv("GOGC"); v != "" {
+		log.Info("garbage collector", "gogc", v, "from", "GOGC")
+		return
+	}
+	debug.SetGCPercent(defaultGCPercent)
+	log.Debug("garbage collector", "gogc", defaultGCPercent, "from", "default")
 }

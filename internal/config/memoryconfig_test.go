@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"testing"
 )
 
@@ -63,21 +62,5 @@ func TestMemoryLimit(t *testing.T) {
 	write("sys/fs/cgroup/kube/memory.max", "max\n")
 	if got := (&Config{Memory: MemoryConfig{Limit: "auto"}}).memoryLimit(log); got != 0 {
 		t.Errorf("auto without a cgroup limit = %d, want 0", got)
-	}
-}
-
-// TestSetGCPercent: serve sets the collector's GOGC to 50 by default, and leaves the
-// one GOGC in the environment set alone.
-func TestSetGCPercent(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	old := debug.SetGCPercent(100)
-	t.Cleanup(func() { debug.SetGCPercent(old) })
-	setGCPercent(func(string) string { return "" }, log)
-	if got := debug.SetGCPercent(100); got != 50 {
-		t.Fatalf("GOGC %d by default, want 50", got)
-	}
-	setGCPercent(func(k string) string { return map[string]string{"GOGC": "100"}[k] }, log)
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Fatalf("GOGC %d with GOGC=100 in the environment, want it left at 100", got)
 	}
 }
