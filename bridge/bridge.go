@@ -548,9 +548,15 @@ func (u *upstream) submit(m *bridgeMsg) bool {
 		return u.submitAll(m)
 	}
 	m.err, m.result = nil, "acked"
+	return u.enqueue(m.ev, m)
+}
+
+// enqueue hands ev to the sink with ack, retrying with capped back-off while the queue
+// is full; it returns false when the writer or the bridge is stopping.
+func (u *upstream) enqueue(ev ingest.Event, ack ingest.Ack) bool {
 	backoff := 10 * time.Millisecond
 	for {
-		err := u.b.sink.Enqueue(context.Background(), m.ev, m)
+		err := u.b.sink.Enqueue(context.Background(), ev, ack)
 		if err == nil {
 			return true
 		}

@@ -1,11 +1,8 @@
 package bridge
 
 import (
-	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/sparkplug"
@@ -85,23 +82,8 @@ func (u *upstream) submitAll(m *bridgeMsg) bool {
 	a := &multiAck{m: m}
 	a.left.Store(int64(len(m.evs)))
 	for _, ev := range m.evs {
-		backoff := 10 * time.Millisecond
-		for {
-			err := u.b.sink.Enqueue(context.Background(), ev, a)
-			if err == nil {
-				break
-			}
-			if errors.Is(err, ingest.ErrClosed) {
-				return false
-			}
-			t := time.NewTimer(backoff)
-			select {
-			case <-u.b.stop:
-				t.Stop()
-				return false
-			case <-t.C:
-			}
-			backoff = min(2*backoff, time.Second)
+		if !u.enqueue(ev, a) {
+			return false
 		}
 	}
 	return true
