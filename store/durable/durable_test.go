@@ -32,7 +32,7 @@ func MustOpenDurable(tb testing.TB, dir string, sync bool) *durable.Store {
 	tb.Helper()
 	d, err := durable.Open(durable.Options{Dir: dir, Sync: sync, MinFreeBytes: 1})
 	if err != nil {
-		tb.Fatalf("OpenDurable(%s): %v", dir, err)
+		tb.Fatalf("durable.Open(%s): %v", dir, err)
 	}
 	return d
 }
