@@ -9,6 +9,7 @@ import (
 
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/durable"
 	"github.com/arina-dev/arina/store/storetest"
 )
 
@@ -117,7 +118,7 @@ func TestWriter_Expiry(t *testing.T) {
 func TestWriter_ExpiryAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	open := func() store.Store {
-		s, err := store.OpenDurable(store.DurableOptions{Dir: dir, Sync: true, MinFreeBytes: 1})
+		s, err := durable.Open(durable.Options{Dir: dir, Sync: true, MinFreeBytes: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

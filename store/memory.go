@@ -90,9 +90,9 @@ func (m *Memory) Apply(_ context.Context, ops []Op, out []Result) error {
 	return nil
 }
 
-// applied says what add or remove did beyond its Result: undo needs it to revert the
-// op, and the durable store to know what to write.
-type applied struct {
+// Applied says what an op did beyond its Result: Undo needs it to revert the op, and
+// a durable engine (store/durable) to know what to write. See ApplyTracked.
+type Applied struct {
 	flags  applyFlags
 	prevTS int64 // the user's remembered TS before the op; 0: none
 	ts     int64 // the user's remembered TS after the op; 0: none
@@ -112,8 +112,8 @@ func (f applyFlags) has(g applyFlags) bool { return f&g != 0 }
 
 // add applies an Add and writes its outcome to res; the caller holds the write lock.
 // See Op.TS for the rules of timestamped ops.
-func (m *Memory) add(op *Op, res *Result) applied {
-	var a applied
+func (m *Memory) add(op *Op, res *Result) Applied {
+	var a Applied
 	c := m.contents[op.ContentID]
 	var rs *reactionSet
 	if c != nil {
@@ -130,7 +130,7 @@ func (m *Memory) add(op *Op, res *Result) applied {
 			if uid, ok := m.users.lookup(op.UserID); ok {
 				if prev := orphans[uid]; op.TS <= prev {
 					*res = Result{Stale: true}
-					return applied{prevTS: prev, ts: prev}
+					return Applied{prevTS: prev, ts: prev}
 				}
 			}
 		}
@@ -199,7 +199,7 @@ func (m *Memory) attach(contentID string, c *content, rs *reactionSet, flags app
 
 // remove applies a Remove or an Expire and writes its outcome to res; the caller holds
 // the write lock.
-func (m *Memory) remove(op *Op, res *Result) applied {
+func (m *Memory) remove(op *Op, res *Result) Applied {
 	stamped := op.Action == Remove && op.TS != 0
 	c := m.contents[op.ContentID]
 	var rs *reactionSet
@@ -209,7 +209,7 @@ func (m *Memory) remove(op *Op, res *Result) applied {
 	if rs == nil {
 		if !stamped {
 			*res = Result{}
-			return applied{}
+			return Applied{}
 		}
 		return m.removeOrphan(op, res)
 	}
@@ -220,10 +220,10 @@ func (m *Memory) remove(op *Op, res *Result) applied {
 		var ok bool
 		if uid, ok = m.users.lookup(op.UserID); !ok {
 			*res = Result{Count: int64(rs.members.len())}
-			return applied{}
+			return Applied{}
 		}
 	}
-	var a applied
+	var a Applied
 	if op.Action == Remove && !stamped {
 		// Nothing can keep the member: remove it in one lookup.
 		exp, ts, member := rs.members.delStamped(uid)
@@ -269,7 +269,7 @@ func (m *Memory) remove(op *Op, res *Result) applied {
 
 // removeOrphan applies a timestamped remove on a set that does not exist: it remembers
 // the TS aside, in m.orphans, and leaves the content unknown.
-func (m *Memory) removeOrphan(op *Op, res *Result) applied {
+func (m *Memory) removeOrphan(op *Op, res *Result) Applied {
 	k := setKey{op.ContentID, op.ReactionType}
 	if m.orphans == nil {
 		m.orphans = make(map[setKey]map[uint32]int64)
@@ -277,7 +277,7 @@ func (m *Memory) removeOrphan(op *Op, res *Result) applied {
 	stamps := m.orphans[k]
 	uid := m.users.intern(op.UserID)
 	prev := stamps[uid]
-	a := applied{prevTS: prev, ts: prev}
+	a := Applied{prevTS: prev, ts: prev}
 	switch {
 	case op.TS < prev:
 		*res = Result{Stale: true}
@@ -305,7 +305,7 @@ func (rs *reactionSet) forgetStamp(uid uint32) { rs.members.forgetStamp(uid) }
 
 // undo reverts an op that add or remove applied with the given result; ops are undone in the
 // reverse order of their application. The caller holds the write lock.
-func (m *Memory) undo(op *Op, res Result, a applied) {
+func (m *Memory) undo(op *Op, res Result, a Applied) {
 	if res.Stale || (!res.Changed && a.flags&(createdContent|createdReaction) == 0 &&
 		res.Expiry == res.PrevExpiry && a.ts == a.prevTS) {
 		return
@@ -361,22 +361,22 @@ func (m *Memory) undo(op *Op, res Result, a applied) {
 	m.dir.Unlock()
 }
 
-// tombstone is one remembered TS of a user not in its set.
-type tombstone struct {
-	contentID, reactionType, userID string
+// Tombstone is one remembered TS of a user not in its set (see Op.TS).
+type Tombstone struct {
+	ContentID, ReactionType, UserID string
+	TS                              int64
 	uid                             uint32
-	ts                              int64
 }
 
 // tombstones returns the tombstones older than before. The caller holds a lock.
-func (m *Memory) tombstones(before int64) []tombstone {
-	var out []tombstone
+func (m *Memory) tombstones(before int64) []Tombstone {
+	var out []Tombstone
 	for cid, c := range m.contents {
 		for _, rs := range c.reactions {
 			// Only tab holds TS of users not in the set (setstamps.go).
 			rs.members.tab.each(func(uid uint32, ts int64) {
 				if ts < before && !rs.members.has(uid) {
-					out = append(out, tombstone{cid, rs.reactionType, m.users.name(uid), uid, ts})
+					out = append(out, Tombstone{cid, rs.reactionType, m.users.name(uid), ts, uid})
 				}
 			})
 		}
@@ -384,7 +384,7 @@ func (m *Memory) tombstones(before int64) []tombstone {
 	for k, stamps := range m.orphans {
 		for uid, ts := range stamps {
 			if ts < before {
-				out = append(out, tombstone{k.content, k.reaction, m.users.name(uid), uid, ts})
+				out = append(out, Tombstone{k.content, k.reaction, m.users.name(uid), ts, uid})
 			}
 		}
 	}
@@ -393,36 +393,37 @@ func (m *Memory) tombstones(before int64) []tombstone {
 
 // forget deletes the tombstones that are still as listed, and returns how many it
 // deleted. The caller holds the write lock.
-func (m *Memory) forget(tombs []tombstone) int {
+func (m *Memory) forget(tombs []Tombstone) int {
 	n := 0
 	for _, t := range tombs {
 		var rs *reactionSet
-		if c := m.contents[t.contentID]; c != nil {
-			rs = c.find(t.reactionType)
+		if c := m.contents[t.ContentID]; c != nil {
+			rs = c.find(t.ReactionType)
 		}
 		if rs != nil {
-			if rs.members.has(t.uid) || rs.stamp(t.uid) != t.ts {
+			if rs.members.has(t.uid) || rs.stamp(t.uid) != t.TS {
 				continue
 			}
 			rs.forgetStamp(t.uid)
 			n++
 			continue
 		}
-		stamps := m.orphans[setKey{t.contentID, t.reactionType}]
-		if ts, ok := stamps[t.uid]; !ok || ts != t.ts {
+		stamps := m.orphans[setKey{t.ContentID, t.ReactionType}]
+		if ts, ok := stamps[t.uid]; !ok || ts != t.TS {
 			continue
 		}
 		delete(stamps, t.uid)
 		n++
 		if len(stamps) == 0 {
-			delete(m.orphans, setKey{t.contentID, t.reactionType})
+			delete(m.orphans, setKey{t.ContentID, t.ReactionType})
 		}
 	}
 	return n
 }
 
-// listTombstones returns the tombstones older than before, under the read lock.
-func (m *Memory) listTombstones(before int64) ([]tombstone, error) {
+// ListTombstones returns the tombstones older than before, under the read lock. A
+// durable engine deletes them from its copy, then calls ForgetTombstones.
+func (m *Memory) ListTombstones(before int64) ([]Tombstone, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
@@ -434,16 +435,11 @@ func (m *Memory) listTombstones(before int64) ([]tombstone, error) {
 // PurgeTombstones implements Store. It lists the tombstones under the read lock and
 // takes the write lock only to delete them, so queries wait for the deletion only.
 func (m *Memory) PurgeTombstones(_ context.Context, before int64) (int, error) {
-	tombs, err := m.listTombstones(before)
+	tombs, err := m.ListTombstones(before)
 	if err != nil || len(tombs) == 0 {
 		return 0, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return 0, ErrClosed
-	}
-	return m.forget(tombs), nil
+	return m.ForgetTombstones(tombs)
 }
 
 // ensureReaction makes (content, reaction) known, with no members; the caller holds

@@ -49,7 +49,7 @@ func snapshot(m *Memory) memSnapshot {
 }
 
 // TestMemory_Undo: undoing a batch in reverse order restores the sets, their expiries
-// and remembered TS exactly (Durable does so when a commit fails).
+// and remembered TS exactly (store/durable does so when a commit fails).
 func TestMemory_Undo(t *testing.T) {
 	opGen := rapid.Custom(func(t *rapid.T) Op {
 		return Op{
@@ -75,7 +75,7 @@ func TestMemory_Undo(t *testing.T) {
 		before := snapshot(m)
 		batch := rapid.SliceOfN(opGen, 1, 20).Draw(rt, "batch")
 		res := make([]Result, len(batch))
-		ap := make([]applied, len(batch))
+		ap := make([]Applied, len(batch))
 		m.mu.Lock()
 		for i := range batch {
 			if batch[i].Action == Add {

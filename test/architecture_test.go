@@ -130,11 +130,22 @@ func TestArchitecture_ArrowsMatchImports(t *testing.T) {
 // TestArchitecture_LowerTestsWithoutDaemon: the tests of the store and the TLS
 // configuration compile without the daemon (their helpers are in internal/testutil).
 func TestArchitecture_LowerTestsWithoutDaemon(t *testing.T) {
-	for _, pkg := range []string{"./store", "./internal/tlsconf", "./store/redis"} {
+	for _, pkg := range []string{"./store", "./store/durable", "./internal/tlsconf", "./store/redis"} {
 		for _, p := range goList(t, "-deps", "-test", pkg) {
 			if strings.HasPrefix(p.ImportPath, modulePath+"/internal/daemon") {
 				t.Errorf("the tests of %s compile %s", pkg, p.ImportPath)
 			}
+		}
+	}
+}
+
+// TestArchitecture_OnlyTheEngineLinksPebble: the parts that handle events and serve
+// them (and the Redis store) do not link the storage engine; only store/durable and
+// what assembles it do (issue #19).
+func TestArchitecture_OnlyTheEngineLinksPebble(t *testing.T) {
+	for _, p := range goList(t, "-deps", "./store", "./ingest", "./feed", "./api", "./history", "./store/redis") {
+		if strings.HasPrefix(p.ImportPath, "github.com/cockroachdb/pebble") {
+			t.Errorf("%s is linked by the parts that should not link Pebble", p.ImportPath)
 		}
 	}
 }

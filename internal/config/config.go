@@ -26,6 +26,7 @@ import (
 	"github.com/arina-dev/arina/internal/daemon"
 	"github.com/arina-dev/arina/internal/optcheck"
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/durable"
 )
 
 // Config is the schema of the configuration file; every key can also be set with an
@@ -481,7 +482,7 @@ func (c *Config) partOptions() daemon.Options {
 			TTL: ttlFunc(c.Reactions), TombstoneTTL: c.Store.TombstoneTTL},
 		ShutdownTimeout: c.Ingest.ShutdownTimeout,
 		Durability:      c.Store.Durability,
-		Durable:         store.DurableOptions{Dir: c.Store.DataDir, SyncInterval: c.Store.SyncInterval, MinFreeBytes: c.Store.MinFreeBytes},
+		Durable:         durable.Options{Dir: c.Store.DataDir, SyncInterval: c.Store.SyncInterval, MinFreeBytes: c.Store.MinFreeBytes},
 	}
 	c.History.apply(&o)
 	c.Sparkplug.apply(&o)

@@ -23,6 +23,7 @@ import (
 	"github.com/arina-dev/arina/history"
 	"github.com/arina-dev/arina/ingest"
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/durable"
 	"github.com/arina-dev/arina/store/redis"
 )
 
@@ -35,7 +36,7 @@ type Options struct {
 
 	// Durability is "sync", "async" or "none" (memory only, the default here).
 	Durability string
-	Durable    store.DurableOptions // data directory and sync settings for sync/async
+	Durable    durable.Options // data directory and sync settings for sync/async
 
 	// Store, if not nil, is used instead of opening one. The daemon closes it.
 	Store store.Store
@@ -105,7 +106,7 @@ func openStore(opts Options, logger *slog.Logger, reg prometheus.Registerer) (st
 			do.MemTableSize, do.CacheSize = mt, cache
 		}
 		do.Logger = logger
-		d, err := store.OpenDurable(do)
+		d, err := durable.Open(do)
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/arina-dev/arina/internal/optcheck"
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/durable"
 )
 
 // TestOptions_Validate: the daemon's own options (shutdown bound, durability) are
@@ -17,7 +18,7 @@ func TestOptions_Validate(t *testing.T) {
 	t.Parallel()
 	valid := func() Options {
 		return Options{ShutdownTimeout: 30 * time.Second, Durability: store.DurabilitySync,
-			Durable: store.DurableOptions{Dir: "data", SyncInterval: 100 * time.Millisecond}}
+			Durable: durable.Options{Dir: "data", SyncInterval: 100 * time.Millisecond}}
 	}
 	for _, tc := range []struct {
 		name   string

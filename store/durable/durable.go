@@ -1,4 +1,4 @@
-package store
+package durable
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/arina-dev/arina/store"
 )
 
 // FormatVersion is the version of the on-disk layout written by this build. A data
@@ -61,8 +62,8 @@ var (
 	ErrFormat = errors.New("data directory has an unknown format version")
 )
 
-// DurableOptions configure a Durable store.
-type DurableOptions struct {
+// Options configure a Store.
+type Options struct {
 	Dir          string        // data directory; created if missing
 	Sync         bool          // fsync every batch before Apply returns (else: every SyncInterval)
 	SyncInterval time.Duration // async mode: most time between fsyncs; default 100ms
@@ -73,22 +74,22 @@ type DurableOptions struct {
 	MemTableSize, CacheSize int64
 
 	fs        vfs.FS             // tests: the engine's file system; nil: the OS's
-	foldHook  func(stage string) // tests: see Durable.foldHook
+	foldHook  func(stage string) // tests: see Store.foldHook
 	foldBytes int64              // tests: when to fold (logEntryBytes); 0: foldThreshold
 }
 
-// Durable is a Store whose memory index is backed by a Pebble database in a data
+// Store is a store.Store whose memory index is backed by a Pebble database in a data
 // directory. Every Apply batch is one engine batch (group commit); in sync mode it is
 // fsynced before Apply returns, so an acknowledged event survives a crash.
 //
-// Durable is safe for concurrent use by one writer and many readers. Readers use the
+// Store is safe for concurrent use by one writer and many readers. Readers use the
 // memory index and never wait for the disk: a batch becomes visible to them when it is
 // applied to memory, just before it is committed (as with Redis, a read can see a write
 // a moment before it is durable; an acknowledgement never comes before).
-type Durable struct {
-	mem  *Memory
+type Store struct {
+	mem  *store.Memory
 	db   *pebble.DB
-	opts DurableOptions
+	opts Options
 	log  *slog.Logger
 
 	batch *pebble.Batch
@@ -104,7 +105,7 @@ type Durable struct {
 	foldHook func(stage string) // tests: called before and after a fold's commit
 	folder   folder
 	val      [16]byte
-	applied  []applied // per op of the current batch: for undo and for what to write
+	applied  []store.Applied // per op of the current batch: for undo and for what to write
 	healthy  atomic.Bool
 	dirty    atomic.Bool // async: written since the last fsync
 	lowDisk  atomic.Bool
@@ -121,12 +122,12 @@ type Durable struct {
 	stallNanos atomic.Int64 // total of the stalls that ended
 }
 
-var _ Store = (*Durable)(nil)
+var _ store.Store = (*Store)(nil)
 
-// OpenDurable opens (or creates) the data directory and rebuilds the memory index from
+// Open opens (or creates) the data directory and rebuilds the memory index from
 // it. It refuses a directory that another process holds, that is corrupt, or that was
 // written in an unknown format.
-func OpenDurable(opts DurableOptions) (*Durable, error) {
+func Open(opts Options) (*Store, error) {
 	if opts.SyncInterval <= 0 {
 		opts.SyncInterval = 100 * time.Millisecond
 	}
@@ -144,7 +145,7 @@ func OpenDurable(opts DurableOptions) (*Durable, error) {
 		return nil, fmt.Errorf("store: creating data directory %s: %w", dir, err)
 	}
 	start := time.Now()
-	d := &Durable{mem: NewMemory(), opts: opts, log: opts.Logger, stop: make(chan struct{}),
+	d := &Store{mem: store.NewMemory(), opts: opts, log: opts.Logger, stop: make(chan struct{}),
 		foldAt: cmp.Or(opts.foldBytes, foldThreshold(opts.MemTableSize)), foldC: make(chan struct{}, 1), foldHook: opts.foldHook}
 	db, err := pebble.Open(dir, &pebble.Options{
 		FS:            opts.fs,
@@ -202,7 +203,7 @@ func isLockError(err error) bool {
 	return errors.Is(err, syscallEAGAIN) || errors.Is(err, syscallEWOULDBLOCK) || strings.Contains(err.Error(), "lock held by")
 }
 
-func (d *Durable) checkFormat() error {
+func (d *Store) checkFormat() error {
 	v, closer, err := d.db.Get(formatKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		// A new directory, or one with data but no format record (never written by us).
@@ -238,13 +239,11 @@ func (d *Durable) checkFormat() error {
 }
 
 // load rebuilds the memory index from the engine and returns the memberships and
-// tombstones read. It runs before the store is returned, with no reader, so it does
-// not bump the contents' change counters (content.seq) as Apply does.
-func (d *Durable) load() (members, tombs int, err error) {
-	m := d.mem
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if members, err = d.loadMembers(); err != nil {
+// tombstones read. It runs before the store is returned, with no reader.
+func (d *Store) load() (members, tombs int, err error) {
+	l := d.mem.Load()
+	defer l.Done()
+	if members, err = d.loadMembers(l); err != nil {
 		return members, 0, err
 	}
 	// The memberships are in; the reactions and tombstones ("r" and "t" keys) follow.
@@ -253,14 +252,7 @@ func (d *Durable) load() (members, tombs int, err error) {
 		return members, 0, err
 	}
 	// Keys come sorted by prefix ("m" < "r" < "t": every set exists before its
-	// tombstones are read), then by content, then reaction: the current set is reused
-	// until they change, so a membership costs one user lookup (and one string for a
-	// new user).
-	var (
-		curC, curR []byte
-		rs         *reactionSet
-		orphans    map[uint32]int64 // the tombstones of the current (content, reaction) when the set does not exist
-	)
+	// tombstones are read), then by content, then reaction, as the loader wants them.
 	fail := func(format string, args ...any) (int, int, error) {
 		_ = it.Close()
 		return members, tombs, fmt.Errorf(format, args...)
@@ -273,7 +265,7 @@ func (d *Durable) load() (members, tombs int, err error) {
 			if !ok {
 				return fail("malformed reaction key %q", k)
 			}
-			m.ensureReaction(string(c), string(r))
+			l.Set(string(c), string(r))
 		case prefixTomb:
 			c, rest, ok1 := bytes.Cut(k[1:], []byte{0})
 			r, u, ok2 := bytes.Cut(rest, []byte{0})
@@ -285,28 +277,7 @@ func (d *Durable) load() (members, tombs int, err error) {
 			if ts == 0 {
 				return fail("malformed tombstone %q -> %q: no TS", k, v)
 			}
-			if (rs == nil && orphans == nil) || !bytes.Equal(c, curC) || !bytes.Equal(r, curR) {
-				curC, curR = append(curC[:0], c...), append(curR[:0], r...)
-				rs, orphans = nil, nil
-				if cs := m.contents[string(c)]; cs != nil {
-					rs = cs.find(string(r))
-				}
-				if rs == nil {
-					if m.orphans == nil {
-						m.orphans = make(map[setKey]map[uint32]int64)
-					}
-					orphans = make(map[uint32]int64)
-					m.orphans[setKey{string(c), string(r)}] = orphans
-				}
-			}
-			uid := m.users.internBytes(u)
-			if rs == nil {
-				orphans[uid] = ts
-			} else if !rs.members.has(uid) || ts > rs.stamp(uid) {
-				// A tombstone of a member is never written; should one be found, the
-				// newer TS is what the store would have remembered.
-				rs.setStamp(uid, ts)
-			}
+			l.Tombstone(c, r, u, ts)
 			tombs++
 		}
 	}
@@ -316,13 +287,13 @@ func (d *Durable) load() (members, tombs int, err error) {
 	return members, tombs, nil
 }
 
-// loadMembers reads the memberships ("m" keys) into the memory index, which the caller
-// holds locked. One goroutine reads the engine and hands batches of memberships to
-// this one, which interns their users together (interner.internBatch, which overlaps
-// the cache misses of a large index) and puts them into their sets: reading the engine
-// was a third of the recovery, building the index the rest, and the two now run on
-// two cores. Memberships go into the index in key order, as they are read.
-func (d *Durable) loadMembers() (members int, err error) {
+// loadMembers reads the memberships ("m" keys) into the memory index through l. One
+// goroutine reads the engine and hands batches of memberships to this one, which
+// gives them to the loader (store.Loader.Members interns a batch's users together and
+// puts them into their sets): reading the engine was a third of the recovery,
+// building the index the rest, and the two now run on two cores. Memberships go into
+// the index in key order, as they are read.
+func (d *Store) loadMembers(l *store.Loader) (members int, err error) {
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMember}, UpperBound: []byte{prefixMember + 1}})
 	if err != nil {
 		return 0, err
@@ -341,68 +312,21 @@ func (d *Durable) loadMembers() (members int, err error) {
 			readErr = err
 		}
 	}()
-	m := d.mem
-	var (
-		rs  *reactionSet
-		run setRun
-	)
+	var set store.LoadSet
 	for b := range full {
 		for i := range b.count {
 			if s := b.sets[i]; s != nil {
-				rs = m.ensureReaction(s[0], s[1])
+				set = l.Set(s[0], s[1])
 			}
-			b.rs[i] = rs
+			b.rs[i] = set
 		}
-		b.intern(m, &run)
+		b.load(l)
 		members += b.count
 		b.reset()
 		free <- b // never blocks: there are as many places as batches
 	}
-	run.flush()
 	close(stop)
 	return members, readErr
-}
-
-// setRun gathers the memberships of one set as the loader reads them (in the order of
-// their user ids as strings, which is not the order of their numbers) and puts them
-// into the set in the order of their numbers: both of the set's sorted forms (members
-// and remembered TS) then take each one at their end instead of moving the ones after
-// it, which was a third of the loader's time on 10M memberships.
-type setRun struct {
-	rs   *reactionSet
-	keys []uint64 // uid<<32 | the membership's index in exps and tss
-	exps []int64
-	tss  []int64
-}
-
-// setRunMax bounds a run: the memberships of a set larger than that go in by parts.
-const setRunMax = 1 << 16
-
-func (r *setRun) add(rs *reactionSet, uid uint32, exp, ts int64) {
-	if rs != r.rs || len(r.keys) == setRunMax {
-		r.flush()
-		r.rs = rs
-	}
-	r.keys = append(r.keys, uint64(uid)<<32|uint64(len(r.exps)))
-	r.exps = append(r.exps, exp)
-	r.tss = append(r.tss, ts)
-}
-
-// flush puts the run's memberships into their set, by user number.
-func (r *setRun) flush() {
-	if len(r.keys) == 0 {
-		return
-	}
-	slices.Sort(r.keys)
-	rs := r.rs
-	for _, k := range r.keys {
-		uid, i := uint32(k>>32), uint32(k)
-		rs.members.put(uid, r.exps[i])
-		if ts := r.tss[i]; ts != 0 {
-			rs.setStamp(uid, ts)
-		}
-	}
-	r.keys, r.exps, r.tss = r.keys[:0], r.exps[:0], r.tss[:0]
 }
 
 // readMembers reads the membership keys of it into batches taken from free, sends them
@@ -466,13 +390,12 @@ func readMembers(it *pebble.Iterator, free <-chan *loadBatch, full chan<- *loadB
 
 // loadBatch is memberships read by readMembers, for loadMembers to put in the index.
 type loadBatch struct {
-	sets  [internBatchMax]*[2]string // content and reaction where they change from the previous membership, else nil
-	rs    [internBatchMax]*reactionSet
-	exps  [internBatchMax]int64
-	tss   [internBatchMax]int64
-	ends  [internBatchMax]int // of each user id in buf
-	ids   [internBatchMax][]byte
-	uids  [internBatchMax]uint32
+	sets  [store.LoadBatchMax]*[2]string // content and reaction where they change from the previous membership, else nil
+	rs    [store.LoadBatchMax]store.LoadSet
+	exps  [store.LoadBatchMax]int64
+	tss   [store.LoadBatchMax]int64
+	ends  [store.LoadBatchMax]int // of each user id in buf
+	ids   [store.LoadBatchMax][]byte
 	buf   []byte // the user ids, one after the other (the iterator's keys do not last)
 	count int
 }
@@ -484,32 +407,28 @@ func (b *loadBatch) add(set *[2]string, user []byte, exp, ts int64) bool {
 	b.buf = append(b.buf, user...)
 	b.ends[i] = len(b.buf)
 	b.count++
-	return b.count == internBatchMax
+	return b.count == store.LoadBatchMax
 }
 
-// intern interns the batch's users together and hands the memberships to run, which
-// puts them into their sets (b.rs).
-func (b *loadBatch) intern(m *Memory, run *setRun) {
+// load hands the batch's memberships to l.
+func (b *loadBatch) load(l *store.Loader) {
 	start := 0
 	for i := range b.count {
 		b.ids[i] = b.buf[start:b.ends[i]:b.ends[i]]
 		start = b.ends[i]
 	}
-	m.users.internBatch(b.ids[:b.count], b.uids[:b.count])
-	for i := range b.count {
-		run.add(b.rs[i], b.uids[i], b.exps[i], b.tss[i])
-	}
+	l.Members(b.rs[:b.count], b.ids[:b.count], b.exps[:b.count], b.tss[:b.count])
 }
 
 // reset empties the batch for reuse.
 func (b *loadBatch) reset() {
 	for i := range b.count {
-		b.sets[i], b.rs[i], b.ids[i] = nil, nil, nil
+		b.sets[i], b.rs[i], b.ids[i] = nil, store.LoadSet{}, nil
 	}
 	b.buf, b.count = b.buf[:0], 0
 }
 
-func (d *Durable) appendKey(prefix byte, op *Op) []byte {
+func (d *Store) appendKey(prefix byte, op *store.Op) []byte {
 	k := append(d.key[:0], prefix)
 	k = append(k, op.ContentID...)
 	k = append(k, 0)
@@ -525,30 +444,19 @@ func (d *Durable) appendKey(prefix byte, op *Op) []byte {
 // Apply implements Store: the batch is applied to memory, written to the engine as one
 // log entry (durable_log.go) and, in sync mode, fsynced. If the write fails, memory is rolled back and
 // nothing of the batch is applied.
-func (d *Durable) Apply(_ context.Context, ops []Op, out []Result) error {
+func (d *Store) Apply(_ context.Context, ops []store.Op, out []store.Result) error {
 	if d.lowDisk.Load() {
-		return fmt.Errorf("%w: less than %d bytes free in %s", ErrUnavailable, d.opts.MinFreeBytes, d.opts.Dir)
-	}
-	m := d.mem
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return ErrClosed
+		return fmt.Errorf("%w: less than %d bytes free in %s", store.ErrUnavailable, d.opts.MinFreeBytes, d.opts.Dir)
 	}
 	if cap(d.applied) < len(ops) {
-		d.applied = make([]applied, len(ops))
+		d.applied = make([]store.Applied, len(ops))
 	}
 	ap := d.applied[:len(ops)]
+	if err := d.mem.ApplyTracked(ops, out, ap); err != nil {
+		return err
+	}
 	b := d.batch
 	b.Reset()
-	for i := range ops {
-		if op := &ops[i]; op.Action == Add {
-			ap[i] = m.add(op, &out[i])
-		} else {
-			ap[i] = m.remove(op, &out[i])
-		}
-	}
-	m.mu.Unlock()
 	// The engine batch is built from the ops and what they did, not from the index:
 	// outside the lock, so that queries wait for the apply only.
 	for i := range ops {
@@ -558,13 +466,9 @@ func (d *Durable) Apply(_ context.Context, ops []Op, out []Result) error {
 		return nil
 	}
 	if err := d.commitLog(b); err != nil {
-		m.mu.Lock()
-		for i := len(ops) - 1; i >= 0; i-- {
-			m.undo(&ops[i], out[i], ap[i])
-		}
-		m.mu.Unlock()
+		d.mem.Undo(ops, out, ap)
 		d.healthy.Store(false)
-		return fmt.Errorf("%w: committing to %s: %v", ErrUnavailable, d.opts.Dir, err)
+		return fmt.Errorf("%w: committing to %s: %v", store.ErrUnavailable, d.opts.Dir, err)
 	}
 	if !d.opts.Sync {
 		d.dirty.Store(true)
@@ -574,25 +478,26 @@ func (d *Durable) Apply(_ context.Context, ops []Op, out []Result) error {
 }
 
 // write adds to b what op did to memory.
-func (d *Durable) write(b *pebble.Batch, op *Op, res *Result, a *applied) {
-	if a.flags.has(createdReaction) {
+func (d *Store) write(b *pebble.Batch, op *store.Op, res *store.Result, a *store.Applied) {
+	if a.CreatedReaction() {
 		_ = b.Set(d.appendKey(prefixReaction, op), nil, nil)
 	}
 	if res.Stale {
 		return
 	}
-	was, is := a.flags.has(wasMember), a.flags.has(isMember)
+	was, is := a.WasMember(), a.IsMember()
+	ts, prevTS := a.TS(), a.PrevTS()
 	switch {
-	case is && (!was || res.Expiry != res.PrevExpiry || a.ts != a.prevTS):
-		_ = b.Set(d.appendKey(prefixMember, op), memberValue(d.val[:0], res.Expiry, a.ts), nil)
-		if !was && a.prevTS != 0 { // the user's tombstone is now the member's TS
+	case is && (!was || res.Expiry != res.PrevExpiry || ts != prevTS):
+		_ = b.Set(d.appendKey(prefixMember, op), memberValue(d.val[:0], res.Expiry, ts), nil)
+		if !was && prevTS != 0 { // the user's tombstone is now the member's TS
 			_ = b.Delete(d.appendKey(prefixTomb, op), nil)
 		}
 	case was && !is:
 		_ = b.Delete(d.appendKey(prefixMember, op), nil)
 	}
-	if !is && a.ts != 0 && (was || a.ts != a.prevTS) {
-		_ = b.Set(d.appendKey(prefixTomb, op), binary.BigEndian.AppendUint64(d.val[:0], uint64(a.ts)), nil)
+	if !is && ts != 0 && (was || ts != prevTS) {
+		_ = b.Set(d.appendKey(prefixTomb, op), binary.BigEndian.AppendUint64(d.val[:0], uint64(ts)), nil)
 	}
 }
 
@@ -611,12 +516,11 @@ func memberValue(buf []byte, exp, ts int64) []byte {
 
 // PurgeTombstones implements Store: the tombstones are deleted from the engine in one
 // log entry, then from memory. On error nothing is forgotten.
-func (d *Durable) PurgeTombstones(_ context.Context, before int64) (int, error) {
+func (d *Store) PurgeTombstones(_ context.Context, before int64) (int, error) {
 	if d.lowDisk.Load() {
-		return 0, fmt.Errorf("%w: less than %d bytes free in %s", ErrUnavailable, d.opts.MinFreeBytes, d.opts.Dir)
+		return 0, fmt.Errorf("%w: less than %d bytes free in %s", store.ErrUnavailable, d.opts.MinFreeBytes, d.opts.Dir)
 	}
-	m := d.mem
-	tombs, err := m.listTombstones(before)
+	tombs, err := d.mem.ListTombstones(before)
 	if err != nil || len(tombs) == 0 {
 		return 0, err
 	}
@@ -624,54 +528,49 @@ func (d *Durable) PurgeTombstones(_ context.Context, before int64) (int, error) 
 	defer b.Close()
 	for i := range tombs {
 		t := &tombs[i]
-		op := Op{ContentID: t.contentID, ReactionType: t.reactionType, UserID: t.userID}
+		op := store.Op{ContentID: t.ContentID, ReactionType: t.ReactionType, UserID: t.UserID}
 		_ = b.Delete(d.appendKey(prefixTomb, &op), nil)
 	}
 	if err := d.commitLog(b); err != nil {
-		return 0, fmt.Errorf("%w: deleting %d tombstones in %s: %v", ErrUnavailable, len(tombs), d.opts.Dir, err)
+		return 0, fmt.Errorf("%w: deleting %d tombstones in %s: %v", store.ErrUnavailable, len(tombs), d.opts.Dir, err)
 	}
 	if !d.opts.Sync {
 		d.dirty.Store(true)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return 0, ErrClosed
-	}
-	return m.forget(tombs), nil
+	return d.mem.ForgetTombstones(tombs)
 }
 
 // Members implements Store.
-func (d *Durable) Members(ctx context.Context, contentID, reactionType, after string, limit int) ([]Member, error) {
+func (d *Store) Members(ctx context.Context, contentID, reactionType, after string, limit int) ([]store.Member, error) {
 	return d.mem.Members(ctx, contentID, reactionType, after, limit)
 }
 
 // Contents implements Store.
-func (d *Durable) Contents(ctx context.Context, prefix, after string, limit int) ([]string, error) {
+func (d *Store) Contents(ctx context.Context, prefix, after string, limit int) ([]string, error) {
 	return d.mem.Contents(ctx, prefix, after, limit)
 }
 
 // UserMemberships implements Store.
-func (d *Durable) UserMemberships(ctx context.Context, userID string) ([]Membership, error) {
+func (d *Store) UserMemberships(ctx context.Context, userID string) ([]store.Membership, error) {
 	return d.mem.UserMemberships(ctx, userID)
 }
 
 // Expiring implements Store.
-func (d *Durable) Expiring(fn func(contentID, reactionType, userID string, expiresAt int64)) {
+func (d *Store) Expiring(fn func(contentID, reactionType, userID string, expiresAt int64)) {
 	d.mem.Expiring(fn)
 }
 
 // Counts implements Store.
-func (d *Durable) Counts(ctx context.Context, contentID string) ([]ReactionCount, error) {
+func (d *Store) Counts(ctx context.Context, contentID string) ([]store.ReactionCount, error) {
 	return d.mem.Counts(ctx, contentID)
 }
 
 // Healthy reports whether the store can persist: false while the disk is low on space
 // or after a failed commit, until a commit succeeds again.
-func (d *Durable) Healthy() bool { return d.healthy.Load() && !d.lowDisk.Load() }
+func (d *Store) Healthy() bool { return d.healthy.Load() && !d.lowDisk.Load() }
 
 // background folds the log, fsyncs in async mode and watches the free disk space.
-func (d *Durable) background() {
+func (d *Store) background() {
 	defer d.wg.Done()
 	syncT := time.NewTicker(d.opts.SyncInterval)
 	defer syncT.Stop()
@@ -704,7 +603,7 @@ func (d *Durable) background() {
 	}
 }
 
-func (d *Durable) checkDisk() {
+func (d *Store) checkDisk() {
 	free, err := freeBytes(d.opts.Dir)
 	if err != nil {
 		return
@@ -720,7 +619,7 @@ func (d *Durable) checkDisk() {
 }
 
 // Close fsyncs and closes the engine. It is safe to call more than once.
-func (d *Durable) Close() error {
+func (d *Store) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.stop)
 		d.wg.Wait()

@@ -1,4 +1,4 @@
-package store_test
+package durable_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/durable"
 )
 
 // BenchmarkDurable_Recover measures start-up: opening a data directory holding N
@@ -37,7 +38,7 @@ func BenchmarkDurable_Recover(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			dir := b.TempDir()
-			s, err := store.OpenDurable(store.DurableOptions{Dir: dir, Sync: false, MinFreeBytes: 1})
+			s, err := durable.Open(durable.Options{Dir: dir, Sync: false, MinFreeBytes: 1})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -71,7 +72,7 @@ func BenchmarkDurable_Recover(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				start := time.Now()
-				s, err := store.OpenDurable(store.DurableOptions{Dir: dir, MinFreeBytes: 1})
+				s, err := durable.Open(durable.Options{Dir: dir, MinFreeBytes: 1})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -91,7 +92,7 @@ func BenchmarkDurable_Apply(b *testing.B) {
 	for _, mode := range []string{"sync", "async", "async-ts"} {
 		sync, stamped := mode == "sync", mode == "async-ts"
 		b.Run(mode, func(b *testing.B) {
-			s, err := store.OpenDurable(store.DurableOptions{Dir: b.TempDir(), Sync: sync, MinFreeBytes: 1})
+			s, err := durable.Open(durable.Options{Dir: b.TempDir(), Sync: sync, MinFreeBytes: 1})
 			if err != nil {
 				b.Fatal(err)
 			}

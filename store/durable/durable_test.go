@@ -1,8 +1,9 @@
-package store_test
+package durable_test
 
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,15 +14,25 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/durable"
 	"github.com/arina-dev/arina/store/storetest"
 )
 
-// MustOpenDurable opens a durable store in dir, failing the test on error.
-func MustOpenDurable(tb testing.TB, dir string, sync bool) *store.Durable {
-	tb.Helper()
-	d, err := store.OpenDurable(store.DurableOptions{Dir: dir, Sync: sync, MinFreeBytes: 1})
+// memTombstones returns how many remembered TS of users not in their set m holds.
+func memTombstones(m *store.Memory) int {
+	tombs, err := m.ListTombstones(math.MaxInt64)
 	if err != nil {
-		tb.Fatalf("OpenDurable(%s): %v", dir, err)
+		panic(err)
+	}
+	return len(tombs)
+}
+
+// MustOpenDurable opens a durable store in dir, failing the test on error.
+func MustOpenDurable(tb testing.TB, dir string, sync bool) *durable.Store {
+	tb.Helper()
+	d, err := durable.Open(durable.Options{Dir: dir, Sync: sync, MinFreeBytes: 1})
+	if err != nil {
+		tb.Fatalf("durable.Open(%s): %v", dir, err)
 	}
 	return d
 }
@@ -80,8 +91,8 @@ func TestDurable_Refuses(t *testing.T) {
 		dir := t.TempDir()
 		s := MustOpenDurable(t, dir, true)
 		defer s.Close()
-		_, err := store.OpenDurable(store.DurableOptions{Dir: dir})
-		if !errors.Is(err, store.ErrLocked) {
+		_, err := durable.Open(durable.Options{Dir: dir})
+		if !errors.Is(err, durable.ErrLocked) {
 			t.Fatalf("second open error = %v, want ErrLocked", err)
 		}
 		if !strings.Contains(err.Error(), dir) {
@@ -98,8 +109,8 @@ func TestDurable_Refuses(t *testing.T) {
 			t.Fatal(err)
 		}
 		db.Close()
-		_, err = store.OpenDurable(store.DurableOptions{Dir: dir})
-		if !errors.Is(err, store.ErrFormat) || !strings.Contains(err.Error(), dir) {
+		_, err = durable.Open(durable.Options{Dir: dir})
+		if !errors.Is(err, durable.ErrFormat) || !strings.Contains(err.Error(), dir) {
 			t.Fatalf("open error = %v, want ErrFormat naming %s", err, dir)
 		}
 	})
@@ -113,7 +124,7 @@ func TestDurable_Refuses(t *testing.T) {
 			t.Fatal(err)
 		}
 		db.Close()
-		if _, err := store.OpenDurable(store.DurableOptions{Dir: dir}); !errors.Is(err, store.ErrFormat) {
+		if _, err := durable.Open(durable.Options{Dir: dir}); !errors.Is(err, durable.ErrFormat) {
 			t.Fatalf("open error = %v, want ErrFormat", err)
 		}
 	})
@@ -131,7 +142,7 @@ func TestDurable_Refuses(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		_, err := store.OpenDurable(store.DurableOptions{Dir: dir})
+		_, err := durable.Open(durable.Options{Dir: dir})
 		if err == nil {
 			t.Fatal("opened a corrupt directory as if nothing happened")
 		}
@@ -357,8 +368,8 @@ func TestDurable_ReopenModel(t *testing.T) {
 			rt.Fatalf("Close: %v", err)
 		}
 		d = MustOpenDurable(t, dir, false)
-		if n, err := d.DiskTombstones(); err != nil || n != mem.Tombstones() {
-			rt.Fatalf("tombstone keys on disk = %d, %v; want %d", n, err, mem.Tombstones())
+		if n, err := d.DiskTombstones(); err != nil || n != memTombstones(mem) {
+			rt.Fatalf("tombstone keys on disk = %d, %v; want %d", n, err, memTombstones(mem))
 		}
 		for _, c := range contents {
 			cd, errD := d.Counts(context.Background(), c)

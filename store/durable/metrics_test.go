@@ -1,4 +1,4 @@
-package store_test
+package durable_test
 
 import (
 	"testing"

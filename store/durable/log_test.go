@@ -1,4 +1,4 @@
-package store_test
+package durable_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/durable"
 	"github.com/arina-dev/arina/store/storetest"
 )
 
@@ -22,7 +23,7 @@ type crashStore struct {
 	t     *testing.T
 	dir   string
 	fs    *vfs.MemFS
-	d     *store.Durable
+	d     *durable.Store
 	rng   *rand.Rand
 	stage string     // crash inside the next fold at this stage ("commit", "committed")
 	image *vfs.MemFS // the file system as that crash left it
@@ -41,7 +42,7 @@ func (c *crashStore) clone() *vfs.MemFS {
 func (c *crashStore) open() {
 	// A fold threshold no test reaches: the log folds when the test says so (and at
 	// open and close).
-	d, err := store.OpenDurableTest(store.DurableOptions{Dir: c.dir, Sync: true, MinFreeBytes: 1}, c.fs, 1<<40,
+	d, err := durable.OpenTest(durable.Options{Dir: c.dir, Sync: true, MinFreeBytes: 1}, c.fs, 1<<40,
 		func(stage string) {
 			if stage == c.stage {
 				c.image = c.clone()
@@ -142,10 +143,10 @@ func TestDurable_CrashModel(t *testing.T) {
 
 // checkSame fails unless d and mem hold the same counts, members (with expiries) and
 // tombstones.
-func checkSame(rt interface{ Fatalf(string, ...any) }, d *store.Durable, mem *store.Memory, contents, reactions, users []string) {
+func checkSame(rt interface{ Fatalf(string, ...any) }, d *durable.Store, mem *store.Memory, contents, reactions, users []string) {
 	ctx := context.Background()
-	if n, err := d.DiskTombstones(); err != nil || n != mem.Tombstones() {
-		rt.Fatalf("tombstone keys on disk = %d, %v; want %d", n, err, mem.Tombstones())
+	if n, err := d.DiskTombstones(); err != nil || n != memTombstones(mem) {
+		rt.Fatalf("tombstone keys on disk = %d, %v; want %d", n, err, memTombstones(mem))
 	}
 	for _, c := range contents {
 		cd, errD := d.Counts(ctx, c)
@@ -165,7 +166,7 @@ func checkSame(rt interface{ Fatalf(string, ...any) }, d *store.Durable, mem *st
 
 // probeSame applies removes at rising TS to every key of both stores: each is stale up
 // to the remembered TS, then applies; the stores must agree on every one.
-func probeSame(rt interface{ Fatalf(string, ...any) }, d *store.Durable, mem *store.Memory, contents, reactions, users []string) {
+func probeSame(rt interface{ Fatalf(string, ...any) }, d *durable.Store, mem *store.Memory, contents, reactions, users []string) {
 	var probe []store.Op
 	for _, c := range contents {
 		for _, r := range reactions {
@@ -199,7 +200,7 @@ func TestDurable_FoldInBackground(t *testing.T) {
 	fs := vfs.NewCrashableMem()
 	const foldAt = 256 << 10
 	folds := make(chan struct{}, 1000)
-	d, err := store.OpenDurableTest(store.DurableOptions{Dir: dir, Sync: true, MinFreeBytes: 1, MemTableSize: 2 * foldAt}, fs, foldAt,
+	d, err := durable.OpenTest(durable.Options{Dir: dir, Sync: true, MinFreeBytes: 1, MemTableSize: 2 * foldAt}, fs, foldAt,
 		func(stage string) {
 			if stage == "committed" {
 				folds <- struct{}{}
@@ -256,7 +257,7 @@ func TestDurable_FoldInBackground(t *testing.T) {
 	}
 	for _, keep := range []int{0, 100} {
 		image := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: keep, RNG: rng})
-		r, err := store.OpenDurableTest(store.DurableOptions{Dir: dir, Sync: true, MinFreeBytes: 1}, image, 0, nil)
+		r, err := durable.OpenTest(durable.Options{Dir: dir, Sync: true, MinFreeBytes: 1}, image, 0, nil)
 		if err != nil {
 			t.Fatalf("open after crash (unsynced kept: %d%%): %v", keep, err)
 		}
@@ -271,7 +272,7 @@ func TestDurable_FoldInBackground(t *testing.T) {
 // recovery's iterator consult it: opening 1M memberships took 0.62-0.68 s of CPU
 // instead of 0.46-0.49 s.
 func TestDurable_FoldLeavesNoRangeDeletions(t *testing.T) {
-	d, err := store.OpenDurableTest(store.DurableOptions{Dir: t.TempDir(), MinFreeBytes: 1}, nil, 1<<40, nil)
+	d, err := durable.OpenTest(durable.Options{Dir: t.TempDir(), MinFreeBytes: 1}, nil, 1<<40, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package store_test
+package durable_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/arina-dev/arina/internal/testutil"
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/durable"
 	"github.com/arina-dev/arina/store/storetest"
 )
 
@@ -20,7 +21,7 @@ import (
 // itself.
 func TestDurable_DiskFull(t *testing.T) {
 	dir := testutil.MustTmpfs(t, "64m")
-	s, err := store.OpenDurable(store.DurableOptions{Dir: filepath.Join(dir, "data"), Sync: true, MinFreeBytes: 16 << 20})
+	s, err := durable.Open(durable.Options{Dir: filepath.Join(dir, "data"), Sync: true, MinFreeBytes: 16 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

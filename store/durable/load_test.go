@@ -1,4 +1,4 @@
-package store_test
+package durable_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/arina-dev/arina/store"
+	"github.com/arina-dev/arina/store/durable"
 	"github.com/arina-dev/arina/store/storetest"
 )
 
@@ -85,8 +86,8 @@ func TestDurable_LoadMalformedMember(t *testing.T) {
 	}
 	db.Close()
 	before := runtime.NumGoroutine()
-	_, err = store.OpenDurable(store.DurableOptions{Dir: dir, MinFreeBytes: 1})
-	if !errors.Is(err, store.ErrCorrupt) {
+	_, err = durable.Open(durable.Options{Dir: dir, MinFreeBytes: 1})
+	if !errors.Is(err, durable.ErrCorrupt) {
 		t.Fatalf("open error = %v, want ErrCorrupt", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -1,4 +1,4 @@
-package store
+package durable
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 //
 // one memtable insert per writer batch (the per-key inserts were a fifth of the CPU of
 // a paced gateway, docs/PERFORMANCE.md). The background goroutine folds the log once
-// it holds about half a memtable (and Close and OpenDurable fold what is left): it
+// it holds about half a memtable (and Close and Open fold what is left): it
 // reads the entries in sequence order, puts their writes into one engine batch (the
 // last write of each key), adds a deletion of each entry it read and commits that
 // batch. Being
@@ -61,7 +61,7 @@ func appendLogKey(buf []byte, seq uint64) []byte {
 // commitLog commits b, the keys of one batch of writes, as the next log entry, with
 // fsync in sync mode, and asks the background goroutine for a fold once the log is
 // large enough. Only the writer (Apply, PurgeTombstones) calls it.
-func (d *Durable) commitLog(b *pebble.Batch) error {
+func (d *Store) commitLog(b *pebble.Batch) error {
 	lb := d.logBatch
 	lb.Reset()
 	d.logKey = appendLogKey(d.logKey, d.logSeq)
@@ -87,13 +87,13 @@ func (d *Durable) commitLog(b *pebble.Batch) error {
 // fold folds the oldest log entries, about limit bytes of them (logEntryBytes) and at
 // least one, in one atomic commit. It returns how many entries it folded, the sequence
 // number of the last one and whether it left some. It is not safe for concurrent use
-// (OpenDurable, then the background goroutine, then Close call it).
+// (Open, then the background goroutine, then Close call it).
 //
 // The engine sorts a large batch by key before queueing it (a comparison sort: in a
 // first version that sort was 38% of the CPU of BenchmarkDurable_Apply); fold gives it
 // the keys sorted already, keeping only the last write of each key, which the
 // engine's sort then only checks.
-func (d *Durable) fold(limit int64) (entries int, last uint64, more bool, err error) {
+func (d *Store) fold(limit int64) (entries int, last uint64, more bool, err error) {
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
 	if err != nil {
 		return 0, 0, false, err
@@ -278,7 +278,7 @@ func lessFoldOp(x, y *foldOp, depth int) bool {
 
 // foldAll folds the whole log, in commits of up to four thresholds each. It returns
 // how many entries it folded and the sequence number after the last one (0 if none).
-func (d *Durable) foldAll() (entries int, next uint64, err error) {
+func (d *Store) foldAll() (entries int, next uint64, err error) {
 	for {
 		n, last, more, err := d.fold(4 * d.foldAt)
 		if n > 0 {

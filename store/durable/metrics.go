@@ -1,4 +1,4 @@
-package store
+package durable
 
 import (
 	"time"
@@ -8,7 +8,7 @@ import (
 )
 
 // The engine's state, for operators: how far compaction lags behind ingest, and
-// whether writes ever stalled on it (see OpenDurable for the L0 thresholds).
+// whether writes ever stalled on it (see Open for the L0 thresholds).
 var (
 	descL0Sublevels = prometheus.NewDesc("arina_store_engine_l0_sublevels",
 		"Sublevels in the storage engine's level 0: compaction starts at 16, writes stop at 64.", nil, nil)
@@ -28,10 +28,10 @@ var (
 		"Disk space the storage engine uses in the data directory.", nil, nil)
 )
 
-var _ prometheus.Collector = (*Durable)(nil)
+var _ prometheus.Collector = (*Store)(nil)
 
 // Describe implements prometheus.Collector.
-func (d *Durable) Describe(ch chan<- *prometheus.Desc) {
+func (d *Store) Describe(ch chan<- *prometheus.Desc) {
 	for _, desc := range []*prometheus.Desc{descL0Sublevels, descL0Tables, descDebt, descCompactions,
 		descFlushes, descStalls, descStallSeconds, descDiskBytes} {
 		ch <- desc
@@ -39,7 +39,7 @@ func (d *Durable) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector. After Close it reports nothing.
-func (d *Durable) Collect(ch chan<- prometheus.Metric) {
+func (d *Store) Collect(ch chan<- prometheus.Metric) {
 	d.metricsMu.Lock()
 	defer d.metricsMu.Unlock()
 	if d.dbClosed {
@@ -64,7 +64,7 @@ func (d *Durable) Collect(ch chan<- prometheus.Metric) {
 
 // events counts and logs the engine's write stalls: with the L0 thresholds raised, a
 // stall would come later than with Pebble's defaults but last longer.
-func (d *Durable) events() *pebble.EventListener {
+func (d *Store) events() *pebble.EventListener {
 	return &pebble.EventListener{
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
 			d.stalls.Add(1)
