@@ -76,13 +76,13 @@ func (b BridgeConfig) upstreams() ([]bridge.Upstream, error) {
 	for i, u := range b.Upstreams {
 		tc, err := u.TLS.config()
 		if err != nil {
-			errs = append(errs, &ConfigError{Key: fmt.Sprintf("bridge.upstreams[%d].tls", i), Value: u.TLS.CertFile + u.TLS.CAFile, Err: err})
+			errs = append(errs, &ConfigError{Field: fmt.Sprintf("bridge.upstreams[%d].tls", i), Value: u.TLS.CertFile + u.TLS.CAFile, Err: err})
 		}
 		clientID := u.ClientID
 		if strings.Contains(clientID, "{hostname}") {
 			host, err := os.Hostname()
 			if err != nil {
-				errs = append(errs, &ConfigError{Key: fmt.Sprintf("bridge.upstreams[%d].client_id", i), Value: clientID, Err: err})
+				errs = append(errs, &ConfigError{Field: fmt.Sprintf("bridge.upstreams[%d].client_id", i), Value: clientID, Err: err})
 			}
 			clientID = strings.ReplaceAll(clientID, "{hostname}", host)
 		}

@@ -175,17 +175,9 @@ var (
 	ErrUnknownKey     = errors.New("unknown configuration key")
 )
 
-// ConfigError is a problem with one configuration key.
-type ConfigError struct {
-	Key   string
-	Value any
-	Err   error
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("%s %q: %v", e.Key, fmt.Sprint(e.Value), e.Err)
-}
-func (e *ConfigError) Unwrap() error { return e.Err }
+// ConfigError is a problem with one configuration key: its Field is the key in full
+// (mqtt.max_connections), as the parts' own FieldErrors are once keyed.
+type ConfigError = optcheck.FieldError
 
 // keyed turns the problems a part's Validate reports (err: one error or a join) into
 // ConfigErrors: each *optcheck.FieldError's field becomes the key key returns for it.
@@ -201,7 +193,7 @@ func keyed(err error, key func(field string) string) []error {
 	out := make([]error, 0, len(errs))
 	for _, e := range errs {
 		if fe, ok := e.(*optcheck.FieldError); ok {
-			e = &ConfigError{Key: key(fe.Field), Value: fe.Value, Err: fe.Err}
+			e = &ConfigError{Field: key(fe.Field), Value: fe.Value, Err: fe.Err}
 		}
 		out = append(out, e)
 	}
@@ -220,7 +212,7 @@ func in(section string) func(string) string {
 // sections depend on each other, memory and log.
 func (c *Config) Validate() error {
 	var errs []error
-	bad := func(key string, v any, err error) { errs = append(errs, &ConfigError{key, v, err}) }
+	bad := func(key string, v any, err error) { errs = append(errs, &ConfigError{Field: key, Value: v, Err: err}) }
 	if binds, err := c.listeners(nil); err != nil {
 		errs = append(errs, err)
 	} else {
@@ -241,7 +233,7 @@ func (c *Config) Validate() error {
 	}
 	o := c.partOptions()
 	for _, e := range keyed(o.MQTT.Validate(), in("mqtt")) {
-		if ce, ok := e.(*ConfigError); ok && ce.Key == "mqtt.max_packet_size" {
+		if ce, ok := e.(*ConfigError); ok && ce.Field == "mqtt.max_packet_size" {
 			ce.Value = float64(c.MQTT.MaxPacketSize) // as given, before the conversion to uint32
 		}
 		errs = append(errs, e)

@@ -122,13 +122,13 @@ func keyError(key string, err error) *ConfigError {
 	)
 	switch {
 	case errors.As(err, &ve):
-		return &ConfigError{Key: key, Value: ve.value, Err: ve.err}
+		return &ConfigError{Field: key, Value: ve.value, Err: ve.err}
 	case errors.As(err, &pe):
-		return &ConfigError{Key: key, Value: pe.Value, Err: fmt.Errorf("%w: want %s", ErrWrongType, expected(pe.Expected.Type()))}
+		return &ConfigError{Field: key, Value: pe.Value, Err: fmt.Errorf("%w: want %s", ErrWrongType, expected(pe.Expected.Type()))}
 	case errors.As(err, &ue):
-		return &ConfigError{Key: key, Value: ue.Value, Err: fmt.Errorf("%w: want %s", ErrWrongType, expected(ue.Expected.Type()))}
+		return &ConfigError{Field: key, Value: ue.Value, Err: fmt.Errorf("%w: want %s", ErrWrongType, expected(ue.Expected.Type()))}
 	}
-	return &ConfigError{Key: key, Value: "", Err: err}
+	return &ConfigError{Field: key, Value: "", Err: err}
 }
 
 // expected describes the values a key of type t takes.

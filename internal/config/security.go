@@ -106,7 +106,7 @@ type security struct {
 func (c *Config) openSecurity() (*security, error) {
 	var s security
 	var errs []error
-	bad := func(key string, v any, err error) { errs = append(errs, &ConfigError{key, v, err}) }
+	bad := func(key string, v any, err error) { errs = append(errs, &ConfigError{Field: key, Value: v, Err: err}) }
 	var err error
 	if f := c.MQTT.Auth.UsersFile; f != "" {
 		if s.users, err = auth.OpenUsersFile(f); err != nil {
@@ -166,7 +166,7 @@ func (c *Config) listeners(log *slog.Logger) (map[string]string, error) {
 	for _, x := range ls {
 		bind, warn, err := listenPolicy(x.key, x.addr, x.authKey, x.authed, x.anon)
 		if err != nil {
-			errs = append(errs, &ConfigError{x.key, x.addr, err})
+			errs = append(errs, &ConfigError{Field: x.key, Value: x.addr, Err: err})
 			continue
 		}
 		if warn != "" && log != nil {

@@ -36,7 +36,7 @@ func (c *Config) redisOptions() (*redis.Options, error) {
 	if r.TLS || r.TLSCAFile != "" {
 		var err error
 		if tc, err = (ClientTLS{CAFile: r.TLSCAFile}).config(); err != nil {
-			return nil, &ConfigError{"store.redis.tls_ca_file", r.TLSCAFile, err}
+			return nil, &ConfigError{Field: "store.redis.tls_ca_file", Value: r.TLSCAFile, Err: err}
 		}
 		if tc == nil {
 			tc = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -45,7 +45,7 @@ func (c *Config) redisOptions() (*redis.Options, error) {
 	o := &redis.Options{Addrs: r.Addrs, Mode: r.Mode, MasterName: r.MasterName, Username: r.Username,
 		Password: r.Password, TLS: tc, DB: r.DB, KeyPrefix: r.KeyPrefix}
 	if err := o.Validate(); err != nil {
-		return nil, &ConfigError{"store.redis", r.Addrs, fmt.Errorf("%w: %v", ErrInvalidChoice, err)}
+		return nil, &ConfigError{Field: "store.redis", Value: r.Addrs, Err: fmt.Errorf("%w: %v", ErrInvalidChoice, err)}
 	}
 	return o, nil
 }

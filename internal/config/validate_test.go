@@ -160,7 +160,7 @@ func wantValidate(t *testing.T, c Config, key string, is error) error {
 		return nil
 	}
 	var ce *ConfigError
-	if !errors.As(err, &ce) || ce.Key != key || (is != nil && !errors.Is(err, is)) {
+	if !errors.As(err, &ce) || ce.Field != key || (is != nil && !errors.Is(err, is)) {
 		t.Fatalf("Validate() = %v, want a *ConfigError for key %s wrapping %v", err, key, is)
 	}
 	return err
