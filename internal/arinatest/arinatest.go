@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -53,7 +54,11 @@ func Start(tb testing.TB, opts ...func(*daemon.Options)) *Daemon {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := d.Close(ctx); err != nil {
-			tb.Errorf("closing daemon: %v", err)
+			// What held the shutdown up is in the goroutines still running: say so
+			// with the error, or a rare hang cannot be told from the next.
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			tb.Errorf("closing daemon: %v\ngoroutines:\n%s", err, buf)
 		}
 	})
 	return &Daemon{Daemon: d, MQTTAddr: d.MQTTAddr(), HTTPURL: "http://" + d.HTTPAddr()}
