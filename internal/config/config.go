@@ -464,7 +464,7 @@ func (c *Config) partOptions() daemon.Options {
 		MQTT: broker.Options{TopicPrefix: m.TopicPrefix, MaxEventPayload: m.MaxEventPayload,
 			MaxBatchPayload: m.MaxBatchPayload, CountsPrefix: m.CountsPrefix, CountsInterval: m.CountsInterval,
 			NoReactionCountTopics: !m.CountsPerReaction,
-			Limits: broker.Limits{MaxConnections: m.MaxConnections, MaxPacketSize: uint32(min(max(m.MaxPacketSize, 0), math.MaxUint32)),
+			Limits: broker.Limits{MaxConnections: m.MaxConnections, MaxPacketSize: uint32(min(max(int64(m.MaxPacketSize), 0), math.MaxUint32)),
 				MaxClientIDLen: m.MaxClientIDLen, PublishRate: m.PublishRate, PublishBurst: m.PublishBurst,
 				AllowedOrigins: m.WS.AllowedOrigins}},
 		HTTP: api.Options{MaxBodyBytes: c.HTTP.MaxBodyBytes, Pprof: c.HTTP.Pprof, MaxHeaderBytes: c.HTTP.MaxHeaderBytes,
