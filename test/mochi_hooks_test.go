@@ -33,22 +33,8 @@ func (h *countingHook) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Pac
 }
 
 func TestMochiHooks_ProvidesAskedOnce(t *testing.T) {
-	s := mqtt.New(&mqtt.Options{InlineClient: true})
-	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
 	h := new(countingHook)
-	if err := s.AddHook(h, nil); err != nil {
-		t.Fatal(err)
-	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := s.AddListener(tcp); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	tcp := serveWithHook(t, h)
 	asked := h.provides.Load()
 	if asked == 0 || asked > 256 {
 		t.Fatalf("Provides asked %d times while the hook was added, want once per event (at most 256)", asked)
@@ -83,11 +69,26 @@ func (h *readHook) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Pack
 // TestMochiHooks_PacketReadDispatch: mochi patch 29 skips the OnPacketRead dispatch
 // when no hook provides it; a hook added that does is still given every packet.
 func TestMochiHooks_PacketReadDispatch(t *testing.T) {
+	h := new(readHook)
+	tcp := serveWithHook(t, h)
+	c := MustConnect311(t, tcp.Address(), "hooks-read")
+	const n = 20
+	for range n {
+		MustPublish(t, c, "kitchen/c1/fire", 1, "add sam")
+	}
+	if got := h.read.Load(); got < n { // the CONNECT and the publishes, at least
+		t.Fatalf("OnPacketRead given %d packets, want at least %d", got, n)
+	}
+}
+
+// serveWithHook starts a bare mochi broker (no Arina hooks) with every client allowed
+// and h, on a TCP listener on a random loopback port, closed when the test ends.
+func serveWithHook(t *testing.T, h mqtt.Hook) *listeners.TCP {
+	t.Helper()
 	s := mqtt.New(&mqtt.Options{InlineClient: true})
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	h := new(readHook)
 	if err := s.AddHook(h, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -99,12 +100,5 @@ func TestMochiHooks_PacketReadDispatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	c := MustConnect311(t, tcp.Address(), "hooks-read")
-	const n = 20
-	for range n {
-		MustPublish(t, c, "kitchen/c1/fire", 1, "add sam")
-	}
-	if got := h.read.Load(); got < n { // the CONNECT and the publishes, at least
-		t.Fatalf("OnPacketRead given %d packets, want at least %d", got, n)
-	}
+	return tcp
 }
