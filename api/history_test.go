@@ -77,7 +77,7 @@ func TestServer_ContentHistory(t *testing.T) {
 	h.mustPost(t, "add", "Stew", "fire", "ann")
 	h.mustPost(t, "add", "Stew", "yum", "kim")
 	h.mustPost(t, "remove", "Stew", "yum", "kim")
-	const at0 = 1_800_000_000_000
+	const at0 int64 = 1_800_000_000_000
 	h.waitJSON(t, "/api/v1/contents/Stew/history", fmt.Sprintf(`{"content_id":"Stew","resolution_ms":10000,"window_ms":60000,"reactions":[
 		{"reaction_type":"fire","count":2,"start_count":0,"samples":[{"at":%d,"count":2}]},
 		{"reaction_type":"yum","count":0,"start_count":0,"samples":[{"at":%[1]d,"count":0}]}]}`, at0))
