@@ -106,6 +106,10 @@ type set struct {
 // entry decodes the entry at p of buf: its count minus the one before, the steps to
 // the next entry, and where the one after it begins.
 func (st *set) entry(p int) (dcount int64, gap int64, next int) {
+	if b := st.buf; p+1 < len(b) && b[p] < 0x80 && b[p+1] < 0x80 { // two one-byte varints
+		z := int64(b[p])
+		return z>>1 ^ -(z & 1), int64(b[p+1]), p + 2
+	}
 	d, n := binary.Varint(st.buf[p:])
 	g, m := binary.Uvarint(st.buf[p+n:])
 	return d, int64(g), p + n + m
@@ -123,8 +127,9 @@ func (st *set) base() int64 {
 }
 
 // advance moves the set's latest step from last to now (now > last): it drops the
-// entries older than the window ending at now, and packs (last, cur) after the rest,
-// unless it is older than that window too.
+// entries older than the window ending at now (shrinking buf when that left it
+// mostly empty), and packs (last, cur) after the rest, unless it is older than that
+// window too.
 func (st *set) advance(now int64, steps int64) {
 	limit := now - steps // the window's first step: earlier entries are never read
 	first := st.last     // the step of buf's first entry, once the old ones are dropped
@@ -140,6 +145,10 @@ func (st *set) advance(now int64, steps int64) {
 	if int(st.off) == len(st.buf) { // the count before last is prior, as it was
 		st.buf, st.off = st.buf[:0], 0
 	}
+	if live := len(st.buf) - int(st.off); cap(st.buf) > 64 && live*4 < cap(st.buf) { // mostly empty: shrink
+		st.buf = append(slices.Grow([]byte(nil), live+live/8+8), st.buf[st.off:]...)
+		st.off = 0
+	}
 	if st.last >= limit {
 		st.push(int64(st.cur)-int64(st.prior), now-st.last)
 		st.prior = st.cur
@@ -153,16 +162,21 @@ func (st *set) advance(now int64, steps int64) {
 // push appends an entry to buf, making room by moving the live entries to the front
 // when dropped ones are in the way, and growing buf by an eighth of what it holds
 // otherwise (the allocator's size classes round it up: a few allocations while a set
-// gets busier, none once its changes fill the window). A buf mostly empty after its
-// old entries went is shrunk.
+// gets busier, none once its changes fill the window).
 func (st *set) push(dcount, gap int64) {
+	if z := uint64(dcount<<1) ^ uint64(dcount>>63); z < 0x80 && gap < 0x80 && len(st.buf)+2 <= cap(st.buf) {
+		n := len(st.buf) // the common entry: two one-byte varints, room for them
+		st.buf = st.buf[:n+2]
+		st.buf[n], st.buf[n+1] = byte(z), byte(gap)
+		return
+	}
 	var tmp [2 * binary.MaxVarintLen64]byte
 	e := binary.AppendVarint(tmp[:0], dcount)
 	e = binary.AppendUvarint(e, uint64(gap))
 	live := len(st.buf) - int(st.off)
 	need := live + len(e)
 	switch {
-	case need > cap(st.buf) || (cap(st.buf) > 64 && need*4 < cap(st.buf)):
+	case need > cap(st.buf):
 		b := slices.Grow([]byte(nil), need+need/8) // the allocator rounds it up
 		st.buf = append(b, st.buf[st.off:]...)
 		st.off = 0
