@@ -99,7 +99,7 @@ type set struct {
 	cur        uint32 // the count at the end of step last
 	prior      uint32 // the count of buf's final entry; buf empty: the count before step last
 	buf        []byte
-	off        uint16 // buf[:off] are dropped entries
+	off        uint16 // buf[:off] are dropped entries (buf stays under 64 KiB: MaxSteps entries of 7 bytes at most, grown by an eighth)
 	age        uint16 // last minus the step of buf's first entry (buf not empty)
 }
 
