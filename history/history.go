@@ -133,24 +133,36 @@ func (st *set) base() int64 {
 func (st *set) advance(now int64, steps int64) {
 	limit := now - steps // the window's first step: earlier entries are never read
 	first := st.last     // the step of buf's first entry, once the old ones are dropped
-	if int(st.off) < len(st.buf) {
+	if b, off := st.buf, int(st.off); off < len(b) {
 		s := st.last - int64(st.age)
-		for int(st.off) < len(st.buf) && s < limit {
-			_, gap, next := st.entry(int(st.off))
-			st.off = uint16(next)
-			s += gap
+		for off < len(b) && s < limit {
+			if off+1 < len(b) && b[off] < 0x80 && b[off+1] < 0x80 { // entry's fast path, inline
+				s += int64(b[off+1])
+				off += 2
+				continue
+			}
+			_, gap, next := st.entry(off)
+			s, off = s+gap, next
 		}
-		first = s // last when every entry went
-	}
-	if int(st.off) == len(st.buf) { // the count before last is prior, as it was
-		st.buf, st.off = st.buf[:0], 0
-	}
-	if live := len(st.buf) - int(st.off); cap(st.buf) > 64 && live*4 < cap(st.buf) { // mostly empty: shrink
-		st.buf = append(slices.Grow([]byte(nil), live+live/8+8), st.buf[st.off:]...)
-		st.off = 0
+		first = s          // last when every entry went
+		if off == len(b) { // the count before last is prior, as it was
+			st.buf, off = b[:0], 0
+			if cap(b) > 64 {
+				st.buf = nil
+			}
+		} else if live := len(b) - off; cap(b) > 64 && live*4 < cap(b) { // mostly empty: shrink
+			st.buf, off = append(slices.Grow([]byte(nil), live+live/8+8), b[off:]...), 0
+		}
+		st.off = uint16(off)
 	}
 	if st.last >= limit {
-		st.push(int64(st.cur)-int64(st.prior), now-st.last)
+		d, gap := int64(st.cur)-int64(st.prior), now-st.last
+		if z, n := uint64(d<<1)^uint64(d>>63), len(st.buf); z < 0x80 && gap < 0x80 && n+2 <= cap(st.buf) {
+			st.buf = st.buf[:n+2] // push's fast path, inline: two one-byte varints
+			st.buf[n], st.buf[n+1] = byte(z), byte(gap)
+		} else {
+			st.push(d, gap)
+		}
 		st.prior = st.cur
 		st.age = uint16(now - first)
 	} else {

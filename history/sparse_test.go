@@ -271,4 +271,17 @@ func TestHistory_BusyThenQuiet(t *testing.T) {
 	if quiet := p.h.PackedCap("A", "fire"); quiet*4 > busy || busy < 400 {
 		t.Fatalf("packed capacity %d B when busy, %d B when quiet", busy, quiet)
 	}
+	// Busy again, then changing less often than once a window (no sweep between).
+	for k := range 90 {
+		p.apply([]store.Change{add("A", "fire", int64(k%2)<<31)})
+		p.clk.Add(10 * time.Second)
+	}
+	for k := range 3 {
+		p.clk.Add(time.Duration(91+k) * 10 * time.Second)
+		p.apply([]store.Change{add("A", "fire", int64(k))})
+		p.check(fmt.Sprint("rare change ", k))
+	}
+	if rare := p.h.PackedCap("A", "fire"); rare*4 > busy {
+		t.Fatalf("packed capacity %d B when busy, %d B when changing once in more than a window", busy, rare)
+	}
 }
