@@ -106,3 +106,102 @@ func BenchmarkHistory_Apply(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/change")
 }
+
+// BenchmarkHistory_SetBytes is a part figure: the live heap the History holds per
+// tracked (content, reaction) set at the defaults (10s over 15m: 91 steps in the
+// ring), 50k sets as 10k contents × 5 reactions (bench/memory's shape), each set having
+// changed in 1, 5 or all 91 steps of the window (the count moving by one or two).
+// It counts the History alone (sets, contents, their map and the interned names),
+// not the daemon around it. B/set is HeapAlloc after a GC, minus before, per set.
+func BenchmarkHistory_SetBytes(b *testing.B) {
+	const contents, reactions = 10_000, 5
+	ids := make([]string, contents)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("station-%05d", i)
+	}
+	rs := []string{"active", "gas_on", "fire", "yum", "idle"}
+	for _, k := range []int{1, 5, 91} {
+		b.Run(fmt.Sprint("changes=", k), func(b *testing.B) {
+			var perSet float64
+			for b.Loop() {
+				b.StopTimer()
+				clk := &clock{t: t0}
+				h := history.New(history.Options{Now: clk.Now})
+				heap0 := heapBytes()
+				b.StartTimer()
+				batch := make([]store.Change, 0, 1024)
+				for step := range 91 {
+					// k changed steps: every step, or k of them 90/k apart, the last one now.
+					if k == 91 || ((90-step)%(90/k) == 0 && (90-step)/(90/k) < k) {
+						for i := range contents * reactions {
+							batch = append(batch, store.Change{ContentID: string([]byte(ids[i/reactions])),
+								ReactionType: rs[i%reactions], UserID: "u", Action: store.Add, Count: int64(step%7 + step/7)})
+							if len(batch) == cap(batch) {
+								h.Apply(batch)
+								batch = batch[:0]
+							}
+						}
+						h.Apply(batch)
+						batch = batch[:0]
+					}
+					if step < 90 {
+						clk.Add(10 * time.Second)
+					}
+				}
+				b.StopTimer()
+				perSet = (heapBytes() - heap0) / (contents * reactions)
+				got := h.Content(ids[0])
+				if len(got) != reactions || len(got[0].Samples) != min(k, 90) {
+					b.Fatalf("history of %s with %d changes: %d reactions, %d samples", ids[0], k, len(got), len(got[0].Samples))
+				}
+				runtime.KeepAlive(h)
+				b.StartTimer()
+			}
+			b.ReportMetric(perSet, "B/set")
+		})
+	}
+}
+
+// BenchmarkHistory_ApplySteps is the cost of one change in the steady state, the
+// clock moving: 50k sets (10k contents × 5 reactions) each changing once per step
+// over and over (a step ends every 50k changes), so every change of a set is in a new
+// step and drops the step that left the window. The ids of a round are other strings
+// than the last round's, as the writer's changes are (so no comparison is cut short
+// by the two strings being one).
+func BenchmarkHistory_ApplySteps(b *testing.B) {
+	const contents, reactions = 10_000, 5
+	clk := &clock{t: t0}
+	h := history.New(history.Options{Now: clk.Now})
+	rs := []string{"active", "gas_on", "fire", "yum", "idle"}
+	var batches [2][][]store.Change
+	for v := range batches {
+		for i := 0; i < contents*reactions; i += 500 {
+			batch := make([]store.Change, 500)
+			for k := range batch {
+				batch[k] = store.Change{ContentID: fmt.Sprintf("station-%05d", (i+k)/reactions),
+					ReactionType: string([]byte(rs[(i+k)%reactions])), UserID: "u", Action: store.Add}
+			}
+			batches[v] = append(batches[v], batch)
+		}
+	}
+	round := func(r int) {
+		for _, batch := range batches[r%2] {
+			for k := range batch {
+				batch[k].Count = int64(r%9 + k%3) // moving by a few
+			}
+			h.Apply(batch)
+		}
+		clk.Add(10 * time.Second)
+	}
+	for r := range 100 { // the window full: the steady state
+		round(r)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	rounds := 0
+	for b.Loop() {
+		round(rounds)
+		rounds++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rounds*contents*reactions), "ns/change")
+}
