@@ -696,3 +696,16 @@ func (h *countsHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) 
 	}
 	return will, nil
 }
+
+// CountsWatching reports whether the count topics follow the change feed: while some
+// subscription matches a count topic, or Home Assistant discovery is on. Otherwise
+// changes cost the count topics nothing.
+func (s *Server) CountsWatching() bool {
+	c := s.counts.Load()
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.w != nil
+}
