@@ -67,6 +67,7 @@ type counts struct {
 	ha          *homeAssistant // nil: no Home Assistant discovery
 
 	mu      sync.Mutex
+	closed  bool          // close ran: no more watching (mu)
 	w       *feed.Watcher // the feed's watcher; nil: not watching (mu)
 	pending int           // SUBSCRIBEs with a count filter between onSubscribe and onSubscribed (mu)
 	epoch   uint64        // bumped by every serve (mu)
@@ -139,13 +140,16 @@ func (s *Server) StartCounts(hub *feed.Hub, r CountsReader, prefix string, inter
 }
 
 func (c *counts) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	close(c.stop)
 	c.wg.Wait()
 }
 
 // watchLocked starts watching the feed, if it is not yet; c.mu is held.
 func (c *counts) watchLocked() {
-	if c.w != nil {
+	if c.w != nil || c.closed {
 		return
 	}
 	c.w = c.hub.Watch()
@@ -218,9 +222,8 @@ func (c *counts) run() {
 			c.mu.Lock()
 			c.hub.Unwatch(w)
 			c.w = nil
-			c.watchLocked()
+			c.watchLocked() // wakes nothing but this loop, which needs no waking
 			c.mu.Unlock()
-			<-c.wake
 			for i, st := range dirty {
 				st.queued = false
 				dirty[i] = nil
