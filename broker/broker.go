@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -128,6 +129,16 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	if opts.HomeAssistant != nil && opts.HomeAssistant.DiscoveryPrefix != "" {
 		if err := ValidatePrefix(opts.HomeAssistant.DiscoveryPrefix); err != nil {
 			return nil, fmt.Errorf("home assistant discovery prefix: %w", err)
+		}
+	}
+	if ha := opts.HomeAssistant; ha != nil && opts.CountsPrefix != "" {
+		// Only the count topics are served from the store; nothing is retained under
+		// their prefix, so Home Assistant's retained topics must lie elsewhere.
+		discovery := cmp.Or(ha.DiscoveryPrefix, DefaultDiscoveryPrefix)
+		for _, topic := range []string{StatusTopic, discovery + "/sensor"} {
+			if strings.HasPrefix(topic, opts.CountsPrefix+"/") {
+				return nil, fmt.Errorf("%w %q: Home Assistant's retained topic %s would be under it", ErrInvalidTopicPrefix, opts.CountsPrefix, topic)
+			}
 		}
 	}
 	if opts.MaxEventPayload <= 0 {
