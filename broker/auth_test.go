@@ -691,3 +691,78 @@ func TestAuth_TopicAlias(t *testing.T) {
 	}
 	authWantMetric(t, d.Daemon, "arina_mqtt_acl_denied_total", "access=write", 2)
 }
+
+// TestAuth_CountTopicsACL: count topics are served from the store, and each one a
+// subscriber may not read is left out, as a retained message in the broker would be:
+// a reader of arina/counts/Stew/# subscribing to arina/counts/# gets Stew's counts and
+// none of Soup's, at subscribe time and live; a reader of everything gets both.
+func TestAuth_CountTopicsACL(t *testing.T) {
+	d := authStart(t, fmt.Sprintf(`users:
+  - username: sensor
+    password_hash: "%[1]s"
+    acl:
+      - {topic: "kitchen/#", access: write}
+  - username: viewer
+    password_hash: "%[2]s"
+    acl:
+      - {topic: "arina/counts/#", access: read}
+      - {topic: "arina/counts/Soup/#", access: deny}
+      - {topic: "arina/counts/Soup", access: deny}
+      - {topic: "sync/viewer", access: readwrite}
+  - username: admin
+    password_hash: "%[3]s"
+    acl:
+      - {topic: "#", access: readwrite}
+`, authHashes...))
+	sensor := authMustDial5(t, d.MQTTAddr, authLogin5("sensor", "acl-sensor"))
+	for _, topic := range []string{"kitchen/Stew/fire", "kitchen/Soup/fire"} {
+		if rc := sensor.publish(t, topic, 1, "add sam"); rc != 0 {
+			t.Fatalf("publish to %s: reason %#x", topic, rc)
+		}
+	}
+	viewer := authMustDial5(t, d.MQTTAddr, authLogin5("viewer", "acl-viewer"))
+	admin := authMustDial5(t, d.MQTTAddr, authLogin5("admin", "acl-admin"))
+	// received reads messages until the echo of a sync publish, which comes after
+	// what the SUBSCRIBE queued.
+	received := func(c *authClient5, who string) map[string]string {
+		t.Helper()
+		// The sync topic first: mochi answers a SUBSCRIBE whose packet id one of its own
+		// QoS 1 deliveries in flight uses with 0x91.
+		if rc := c.subscribe(t, "sync/"+who); rc != 1 {
+			t.Fatalf("%s SUBACK sync = %#x", who, rc)
+		}
+		if rc := c.subscribe(t, "arina/counts/#"); rc != 1 {
+			t.Fatalf("%s SUBACK arina/counts/# = %#x", who, rc)
+		}
+		_ = c.publish(t, "sync/"+who, 0, "sync")
+		got := map[string]string{}
+		for m := c.next(t); m.Topic != "sync/"+who; m = c.next(t) {
+			got[m.Topic] = string(m.Payload)
+		}
+		return got
+	}
+	want := map[string]string{"arina/counts/Stew": `{"content_id":"Stew","reaction_count":{"fire":1}}`, "arina/counts/Stew/fire": "1"}
+	if got := received(viewer, "viewer"); !maps.Equal(got, want) {
+		t.Fatalf("viewer got %q at subscribe time, want %q", got, want)
+	}
+	want["arina/counts/Soup"] = `{"content_id":"Soup","reaction_count":{"fire":1}}`
+	want["arina/counts/Soup/fire"] = "1"
+	if got := received(admin, "admin"); !maps.Equal(got, want) {
+		t.Fatalf("admin got %q at subscribe time, want %q", got, want)
+	}
+	// Live: Soup changes, then Stew; the viewer sees only Stew's change.
+	for _, topic := range []string{"kitchen/Soup/fire", "kitchen/Stew/fire"} {
+		if rc := sensor.publish(t, topic, 1, "add ann"); rc != 0 {
+			t.Fatalf("publish to %s: reason %#x", topic, rc)
+		}
+	}
+	for {
+		m := viewer.next(t)
+		if strings.HasPrefix(m.Topic, "arina/counts/Soup") {
+			t.Fatalf("viewer received %s %q, which it may not read", m.Topic, m.Payload)
+		}
+		if m.Topic == "arina/counts/Stew/fire" && string(m.Payload) == "2" {
+			break
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -77,7 +78,7 @@ type Server struct {
 	limits  *limitsHook
 	running atomic.Bool
 	closed  atomic.Bool
-	counts  *counts // count topics, once StartCounts ran
+	counts  atomic.Pointer[counts] // count topics, once StartCounts ran
 
 	stateOnline atomic.Bool // the Sparkplug primary host STATE says online
 }
@@ -130,6 +131,16 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 			return nil, fmt.Errorf("home assistant discovery prefix: %w", err)
 		}
 	}
+	if ha := opts.HomeAssistant; ha != nil && opts.CountsPrefix != "" {
+		// Only the count topics are served from the store; nothing is retained under
+		// their prefix, so Home Assistant's retained topics must lie elsewhere.
+		discovery := cmp.Or(ha.DiscoveryPrefix, DefaultDiscoveryPrefix)
+		for _, topic := range []string{StatusTopic, discovery + "/sensor"} {
+			if strings.HasPrefix(topic, opts.CountsPrefix+"/") {
+				return nil, fmt.Errorf("%w %q: Home Assistant's retained topic %s would be under it", ErrInvalidTopicPrefix, opts.CountsPrefix, topic)
+			}
+		}
+	}
 	if opts.MaxEventPayload <= 0 {
 		opts.MaxEventPayload = DefaultMaxEventPayload
 	}
@@ -146,14 +157,24 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	caps.TopicAliasMaximum = 10
 	opts.Limits.setDefaults()
 	caps.MaximumPacketSize = opts.Limits.MaxPacketSize
-	m := mqtt.New(&mqtt.Options{
+	mo := &mqtt.Options{
 		Capabilities: caps,
 		Logger:       logger,
-	})
+	}
+	var src *countsSource
+	if opts.CountsPrefix != "" {
+		src = &countsSource{prefix: opts.CountsPrefix + "/"}
+		mo.RetainedSource = src
+	}
+	m := mqtt.New(mo)
 	s := &Server{opts: opts, log: logger, mochi: m}
 	s.hook = &ingestHook{prefix: opts.TopicPrefix, maxPayload: opts.MaxEventPayload, sink: sink,
 		batchTopic: opts.TopicPrefix + "/" + BatchTopicSuffix, maxBatchPayload: opts.MaxBatchPayload, log: logger, closing: &s.closed,
 		server: m, relay: m.NewClient(nil, "local", "arina-relay", true), refused: newRefusedCounter()}
+	if src != nil {
+		src.s = s
+		s.hook.countTopics = src.prefix
+	}
 	if opts.Sparkplug != nil {
 		dec, err := sparkplug.New(*opts.Sparkplug, logger, reg)
 		if err != nil {
@@ -190,6 +211,12 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	}
 	if err := m.AddHook(&compatHook{topicAliasMaximum: caps.TopicAliasMaximum, maxPacketSize: caps.MaximumPacketSize}, nil); err != nil {
 		return nil, fmt.Errorf("adding compat hook: %w", err)
+	}
+	if src != nil {
+		// After the compat hook: it sees the filters as mochi will add them.
+		if err := m.AddHook(&countsHook{s: s}, nil); err != nil {
+			return nil, fmt.Errorf("adding counts hook: %w", err)
+		}
 	}
 	if reg != nil {
 		if err := registerMetrics(reg, m); err != nil {
@@ -258,9 +285,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.running.Store(false)
 	offline := false // an offline status was published
-	if s.counts != nil {
-		s.counts.close()
-		if s.counts.ha != nil {
+	if c := s.counts.Load(); c != nil {
+		c.close()
+		if c.ha != nil {
 			s.publishStatus("offline")
 			offline = true
 		}
@@ -360,7 +387,7 @@ func registerMetrics(reg prometheus.Registerer, m *mqtt.Server) error {
 		counter("arina_mqtt_messages_received_total", "PUBLISH packets received from MQTT clients.", &info.MessagesReceived),
 		counter("arina_mqtt_messages_sent_total", "PUBLISH packets sent to MQTT clients.", &info.MessagesSent),
 		counter("arina_mqtt_messages_dropped_total", "PUBLISH packets dropped because a subscriber was too slow.", &info.MessagesDropped),
-		gauge("arina_mqtt_retained_messages", "Retained messages held by the broker.", &info.Retained),
+		gauge("arina_mqtt_retained_messages", "Retained messages held in the broker's topic index; count topics, served from the store, are not among them.", &info.Retained),
 		gauge("arina_mqtt_inflight_messages", "QoS>0 messages in flight.", &info.Inflight),
 		counter("arina_mqtt_connects_low_keepalive_total",
 			"MQTT CONNECTs with a keepalive under the recommended minimum of 5 s, 0 (no keepalive) included.", &info.ClientsLowKeepalive),

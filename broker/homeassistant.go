@@ -164,7 +164,7 @@ func (h *homeAssistant) reaction(contentID, reaction string, present bool) {
 
 // publishStatus sets the retained availability topic.
 func (s *Server) publishStatus(status string) {
-	s.counts.inject(StatusTopic, []byte(status), packets.Properties{PayloadFormat: 1, PayloadFormatFlag: true})
+	s.counts.Load().inject(StatusTopic, []byte(status), packets.Properties{PayloadFormat: 1, PayloadFormatFlag: true})
 }
 
 // drainWrites waits, at most until timeout, for every client's queued packets to be

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -21,7 +22,10 @@ type ingestHook struct {
 	mqtt.HookBase
 	prefix     string
 	maxPayload int
-	batchTopic string // <prefix>/batch: many events in one message
+	// countTopics is "<counts prefix>/", the start of the count topics, which only
+	// arina publishes; "": none.
+	countTopics string
+	batchTopic  string // <prefix>/batch: many events in one message
 	// allowItem reports whether cl may write the topic of one batch item
 	// (<prefix>/<content>/<reaction>); nil without a users file.
 	allowItem       func(cl *mqtt.Client, topic string) bool
@@ -41,14 +45,18 @@ type ingestHook struct {
 }
 
 // Reasons of arina_mqtt_publishes_refused_total.
-const refusedSys = "sys_topic"
+const (
+	refusedSys        = "sys_topic"
+	refusedCountTopic = "count_topic"
+)
 
 func newRefusedCounter() *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "arina_mqtt_publishes_refused_total",
-		Help: "MQTT publishes refused before any processing, by reason (sys_topic: a client published to $SYS).",
+		Help: "MQTT publishes refused before any processing, by reason (sys_topic: a client published to $SYS; count_topic: a client published, or left a will, on a count topic).",
 	}, []string{"reason"})
 	c.WithLabelValues(refusedSys)
+	c.WithLabelValues(refusedCountTopic)
 	return c
 }
 
@@ -108,7 +116,10 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, nil
 	}
 	if mqtt.IsSysTopic(pk.TopicName) {
-		return pk, h.refuseSys(cl, pk)
+		return pk, h.refuse(cl, pk, refusedSys, packets.ErrNotAuthorized)
+	}
+	if h.isCountTopic(pk.TopicName) {
+		return pk, h.refuse(cl, pk, refusedCountTopic, errCountTopic)
 	}
 	if pk.TopicName == h.batchTopic {
 		return h.onBatch(cl, pk)
@@ -176,22 +187,33 @@ func (heldBackError) Error() string  { return "publish held back until its event
 func (heldBackError) Unwrap() error  { return errRejectPacket }
 func (heldBackError) HeldBack() bool { return true }
 
-// refuseSys refuses a client's publish to a $SYS topic, which only the broker may
-// publish (MQTT 4.7.2). mochi used to drop it without an answer, so a QoS 1/2 sender
-// resent it on every reconnect; now (mochi patch 13) it reaches the hooks, and mochi
-// never retains or relays it whatever they say. As for a publish outside the ACL:
-// MQTT 5 gets 0x87 (not authorized) for QoS 1/2; 3.1.1, which has no negative ack,
-// gets its ack and the message is dropped; QoS 0 is dropped. Each one is counted.
-// It is checked here, in the hook every publish passes anyway, not in a hook of its
-// own: each OnPublish hook takes and returns the packet by value, and a separate one
-// measured 1.39-1.48 us of broker CPU per QoS 0 event against 1.35-1.39 without.
-func (h *ingestHook) refuseSys(cl *mqtt.Client, pk packets.Packet) error {
-	h.refused.WithLabelValues(refusedSys).Inc()
+// errCountTopic answers an MQTT 5 publish to a count topic.
+var errCountTopic = packets.Code{Code: packets.ErrNotAuthorized.Code, Reason: "count topics are published by arina only"}
+
+// isCountTopic reports whether topic is under the count topics' prefix.
+func (h *ingestHook) isCountTopic(topic string) bool {
+	return h.countTopics != "" && strings.HasPrefix(topic, h.countTopics)
+}
+
+// refuse refuses a client's publish to a topic only the broker may publish: $SYS
+// (MQTT 4.7.2) and the count topics (their values come from the store; a client's
+// message there would be a count nobody counted). mochi used to drop a $SYS publish
+// without an answer, so a QoS 1/2 sender resent it on every reconnect; now (mochi
+// patch 13) it reaches the hooks, and mochi never retains or relays it whatever they
+// say (nor retains anything on a count topic, patch 31). As for a publish outside the
+// ACL: MQTT 5 gets 0x87 (not authorized) for QoS 1/2; 3.1.1, which has no negative
+// ack, gets its ack and the message is dropped; QoS 0 is dropped. Each one is counted
+// by reason. It is checked here, in the hook every publish passes anyway, not in a
+// hook of its own: each OnPublish hook takes and returns the packet by value, and a
+// separate one measured 1.39-1.48 us of broker CPU per QoS 0 event against 1.35-1.39
+// without.
+func (h *ingestHook) refuse(cl *mqtt.Client, pk packets.Packet, reason string, code packets.Code) error {
+	h.refused.WithLabelValues(reason).Inc()
 	switch {
 	case pk.FixedHeader.Qos == 0:
 		return packets.ErrRejectPacket
 	case cl.Properties.ProtocolVersion >= 5:
-		return h.nack(cl, pk, packets.ErrNotAuthorized)
+		return h.nack(cl, pk, code)
 	default:
 		return packets.CodeSuccessIgnore
 	}

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"errors"
+	"log/slog"
 	"slices"
 	"testing"
 
@@ -67,4 +68,26 @@ func TestOptions_Validate(t *testing.T) {
 			t.Fatalf("zero options: fields %q, want %q", got, want)
 		}
 	})
+}
+
+// TestNew_HomeAssistantUnderCountsPrefix: nothing is retained under the count topics'
+// prefix (they are served from the store), so Home Assistant's retained availability
+// and discovery topics may not lie under it.
+func TestNew_HomeAssistantUnderCountsPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		counts, discovery string
+		ok                bool
+	}{
+		{"arina/counts", "", true},
+		{"arina", "", false},          // arina/status
+		{"ha", "ha/discovery", false}, // ha/discovery/sensor/...
+		{"homeassistant/x", "", true}, // homeassistant/sensor is not under it
+		{"homeassistant", "homeassistant", false},
+	} {
+		_, err := broker.New(broker.Options{Listen: "127.0.0.1:0", TopicPrefix: "kitchen", CountsPrefix: tc.counts,
+			HomeAssistant: &broker.HomeAssistant{DiscoveryPrefix: tc.discovery}}, nil, slog.New(slog.DiscardHandler), nil)
+		if (err == nil) != tc.ok {
+			t.Errorf("counts prefix %q, discovery prefix %q: err %v, want ok %v", tc.counts, tc.discovery, err, tc.ok)
+		}
+	}
 }

@@ -130,6 +130,26 @@ type Options struct {
 	// Enable Inline client to allow direct subscribing and publishing from the parent codebase,
 	// with negligible performance difference (disabled by default to prevent confusion in statistics).
 	InlineClient bool `yaml:"inline_client" json:"inline_client"`
+
+	// RetainedSource, if set, serves the retained messages of topics the index does
+	// not hold (Arina patch 31).
+	RetainedSource RetainedSource `yaml:"-" json:"-"`
+}
+
+// RetainedSource serves retained messages kept outside the topic index: a new
+// subscription gets them as it gets the index's, through publishToClient, with every
+// rule of a delivery (ACL, QoS downgrade, retain as published, subscription
+// identifiers), and after the checks of publishRetainedToClient (no retained messages
+// for a shared subscription, retain handling). Nothing is ever retained in the index
+// on a topic the source owns: a client's publish or will there is not stored, and a
+// will there is not published at all (Arina patch 31).
+type RetainedSource interface {
+	// Owns reports whether the source serves the retained message of topic.
+	Owns(topic string) bool
+	// RetainedMessages calls fn with the retained message of each topic that filter
+	// (never a shared one) matches. It runs on the subscribing client's goroutine,
+	// after the subscription was added to the index.
+	RetainedMessages(filter string, fn func(pk packets.Packet))
 }
 
 // Server is an MQTT broker server. It should be created with server.New()
@@ -1066,7 +1086,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 // retainMessage adds a message to a topic, and if a persistent store is provided,
 // adds the message to the store to be reloaded if necessary.
 func (s *Server) retainMessage(cl *Client, pk packets.Packet) {
-	if s.Options.Capabilities.RetainAvailable == 0 || pk.Ignore {
+	if s.Options.Capabilities.RetainAvailable == 0 || pk.Ignore || s.ownedBySource(pk.TopicName) { // Arina patch 31
 		return
 	}
 
@@ -1226,6 +1246,28 @@ func (s *Server) publishRetainedToClient(cl *Client, sub packets.Subscription, e
 		}
 		s.hooks.OnRetainPublished(cl, pkv)
 	}
+	if src := s.Options.RetainedSource; src != nil { // Arina patch 31
+		src.RetainedMessages(sub.Filter, func(pkv packets.Packet) {
+			if _, err := s.publishToClient(cl, sub, pkv); err != nil {
+				s.Log.Debug("failed to publish retained message", "error", err, "client", cl.ID, "listener", cl.Net.Listener, "topic", pkv.TopicName)
+				return
+			}
+			s.hooks.OnRetainPublished(cl, pkv)
+		})
+	}
+}
+
+// PublishToSubscribers publishes pk to the clients whose subscriptions match its
+// topic now, as a message received from a client is published, without the hooks
+// and without retaining it: its retain flag reaches subscribers that asked for
+// retain as published. For the messages of a RetainedSource's topics (Arina patch 31).
+func (s *Server) PublishToSubscribers(pk packets.Packet) {
+	s.publishToSubscribers(pk)
+}
+
+// ownedBySource reports whether the RetainedSource serves topic (Arina patch 31).
+func (s *Server) ownedBySource(topic string) bool {
+	return s.Options.RetainedSource != nil && s.Options.RetainedSource.Owns(topic)
 }
 
 // buildAck builds a standardised ack message for Puback, Pubrec, Pubrel, Pubcomp packets.
@@ -1621,6 +1663,12 @@ func (s *Server) sendLWT(cl *Client) {
 	}
 
 	modifiedLWT := s.hooks.OnWill(cl, cl.Properties.Will)
+	if s.ownedBySource(modifiedLWT.TopicName) {
+		// Arina patch 31: only the source publishes its topics; a hook's OnWill saw
+		// the will (and may count it).
+		atomic.StoreUint32(&cl.Properties.Will.Flag, 0) // [MQTT-3.1.2-10]
+		return
+	}
 
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{

@@ -549,6 +549,66 @@ func (x *TopicsIndex) seek(filter string, d int) *particle {
 	return n
 }
 
+// SubscribedUnder reports whether any subscription in the index (of a client, a
+// shared group or inline) matches some topic made of prefix and 1 to levels more
+// levels. prefix is a topic name (no wildcards) that does not start with '$'. It
+// takes the index's lock, as Subscribe does: for a check now and then, not per
+// message (Arina patch 31).
+func (x *TopicsIndex) SubscribedUnder(prefix string, levels int) bool {
+	if x.Empty() || levels < 1 {
+		return false
+	}
+	x.root.Lock()
+	defer x.root.Unlock()
+	return x.subscribedUnder(x.root, prefix, 0, levels)
+}
+
+func (x *TopicsIndex) subscribedUnder(n *particle, prefix string, d, levels int) bool {
+	if wild := n.particles.get("#"); wild != nil && wild.hasSubscriptions() {
+		return true
+	}
+	key, hasNext := isolateParticle(prefix, d)
+	for _, k := range []string{key, "+"} {
+		p := n.particles.get(k)
+		if p == nil {
+			continue
+		}
+		if hasNext {
+			if x.subscribedUnder(p, prefix, d+1, levels) {
+				return true
+			}
+			continue
+		}
+		for _, c := range p.particles.getAll() {
+			if c.subscribedBelow(1, levels) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// subscribedBelow reports whether a subscription at n (at level depth below the
+// prefix) or under it matches a topic at most levels below the prefix.
+func (n *particle) subscribedBelow(depth, levels int) bool {
+	if depth > levels {
+		return n.key == "#" && n.hasSubscriptions() // a/b/# matches a/b
+	}
+	if n.hasSubscriptions() {
+		return true
+	}
+	for _, c := range n.particles.getAll() {
+		if c.subscribedBelow(depth+1, levels) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *particle) hasSubscriptions() bool {
+	return n.subscriptions.Len()+n.shared.Len()+n.inlineSubscriptions.Len() > 0
+}
+
 // trim removes empty filter particles from the index.
 func (x *TopicsIndex) trim(n *particle) {
 	for n.parent != nil && n.retainPath == "" && n.particles.len()+n.subscriptions.Len()+n.shared.Len()+n.inlineSubscriptions.Len() == 0 {
