@@ -39,6 +39,14 @@ type flusher struct {
 
 	work  []*pending // flusher goroutine only
 	round []*acker   // flusher goroutine only: the ackers of the current round
+
+	// The non-blocking write of write, made without allocating: a closure capturing
+	// its buffer and results escaped to the heap with them, three allocations per
+	// write, so per event in a fleet of sensors. Flusher goroutine (or test) only.
+	wfn  func(fd uintptr) bool // f.writeFD, bound on the first write
+	wb   []byte
+	wn   int
+	werr error
 }
 
 // flusherState is an acker's state during one round of the flusher.
@@ -179,13 +187,14 @@ func (f *flusher) write(a *acker, b []byte) int {
 	if !cl.TryLock() { // mochi is writing a packet: do not wait for it
 		return 0
 	}
-	var n int
-	var werr error
-	err := a.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), b)
-		return true // done, whatever happened: never wait for the socket
-	})
+	if f.wfn == nil {
+		f.wfn = f.writeFD
+	}
+	f.wb, f.wn, f.werr = b, 0, nil
+	err := a.raw.Write(f.wfn)
 	cl.Unlock()
+	n, werr := f.wn, f.werr
+	f.wb, f.werr = nil, nil
 	if n < 0 {
 		n = 0
 	}
@@ -204,4 +213,11 @@ func (f *flusher) write(a *acker, b []byte) int {
 		f.h.log.Debug("writing pubacks", "client_id", cl.ID, "err", err)
 		return len(b)
 	}
+}
+
+// writeFD is the function write hands syscall.RawConn.Write: one write of f.wb, done
+// whatever happened, never waiting for the socket.
+func (f *flusher) writeFD(fd uintptr) bool {
+	f.wn, f.werr = syscall.Write(int(fd), f.wb)
+	return true
 }

@@ -147,29 +147,35 @@ func truncate(s string) string {
 	return s
 }
 
-func decodeWire(data []byte) (*wireEvent, error) {
+// decodeWire decodes an event's JSON. What the fast decoder takes is kept in buf, which
+// the caller declares, and the wireEvent returned points into it.
+func decodeWire(data []byte, buf *fastWire) (wireEvent, error) {
 	if !utf8.Valid(data) {
 		// encoding/json would replace the bad bytes with U+FFFD and accept a changed id.
-		return nil, &Error{Code: CodeBadJSON, Msg: "malformed JSON: not valid UTF-8"}
+		return wireEvent{}, &Error{Code: CodeBadJSON, Msg: "malformed JSON: not valid UTF-8"}
 	}
-	w, ok := decodeFast(data)
-	if !ok {
-		var err error
-		if w, err = decodeSlow(data); err != nil {
-			return nil, err
+	var w wireEvent
+	var ok bool
+	if *buf, ok = decodeFast(data); ok {
+		w = buf.wire()
+	} else {
+		slow, err := decodeSlow(data)
+		if err != nil {
+			return wireEvent{}, err
 		}
+		w = *slow
 	}
 	if w.Type != nil && *w.Type != "reaction" {
-		return nil, &Error{Code: CodeInvalidField, Field: "type", Msg: fmt.Sprintf("%q is not \"reaction\"", truncate(*w.Type))}
+		return wireEvent{}, &Error{Code: CodeInvalidField, Field: "type", Msg: fmt.Sprintf("%q is not \"reaction\"", truncate(*w.Type))}
 	}
 	if w.TS != nil && *w.TS < 0 {
-		return nil, &Error{Code: CodeInvalidField, Field: "ts", Msg: "must be unix milliseconds, not negative"}
+		return wireEvent{}, &Error{Code: CodeInvalidField, Field: "ts", Msg: "must be unix milliseconds, not negative"}
 	}
 	if w.TS != nil {
 		if ahead := time.Duration(*w.TS-time.Now().UnixMilli()) * time.Millisecond; ahead > MaxClockAhead {
 			// The newest ts wins: an event from a clock far ahead would hold back every
 			// later event of that user until the real time caught up.
-			return nil, &Error{Code: CodeInvalidField, Field: "ts", Msg: fmt.Sprintf(
+			return wireEvent{}, &Error{Code: CodeInvalidField, Field: "ts", Msg: fmt.Sprintf(
 				"is %v ahead of this server's clock (at most %v): fix the device's clock, or leave ts out", ahead.Round(time.Second), MaxClockAhead)}
 		}
 	}
@@ -232,7 +238,8 @@ func (w *wireEvent) event(src Source) (Event, error) {
 // {"type":"reaction","action":"add","content_id":"Stew","user_id":"Sam","reaction_type":"fire"}
 // with optional "ts" (unix ms) and "event_id". "type" may be omitted.
 func DecodeJSON(data []byte, src Source) (Event, error) {
-	w, err := decodeWire(data)
+	var buf fastWire
+	w, err := decodeWire(data, &buf)
 	if err != nil {
 		return Event{}, err
 	}
@@ -259,7 +266,8 @@ func ParsePayload(contentID, reactionType string, payload []byte, src Source) (E
 	}
 	var ev Event
 	if payload[0] == '{' {
-		w, err := decodeWire(payload)
+		var buf fastWire
+		w, err := decodeWire(payload, &buf)
 		if err != nil {
 			return Event{}, err
 		}

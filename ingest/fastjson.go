@@ -8,16 +8,14 @@ package ingest
 // anything else (other keys, which encoding/json would match case-insensitively or
 // ignore, nulls, escapes, other value types, malformed JSON) it reports ok false and the caller decodes with encoding/json, so the outcome, and every
 // error, is encoding/json's. data must be valid UTF-8 (decodeWire checks it first).
-func decodeFast(data []byte) (w *wireEvent, ok bool) {
-	var v struct {
-		w                                     wireEvent
-		typ, content, reaction, user, eventID string
-		action                                string
-		ts                                    int64
-	}
+//
+// It returns the values by value, with no pointer into itself, so that they stay on the
+// caller's stack (wire makes the wireEvent pointing to them): a struct made here and
+// returned by pointer escaped to the heap, an allocation per event.
+func decodeFast(data []byte) (v fastWire, ok bool) {
 	i := skipWS(data, 0)
 	if i >= len(data) || data[i] != '{' {
-		return nil, false
+		return v, false
 	}
 	i = skipWS(data, i+1)
 	if i < len(data) && data[i] == '}' {
@@ -26,77 +24,122 @@ func decodeFast(data []byte) (w *wireEvent, ok bool) {
 		for {
 			key, j, ok := scanString(data, i)
 			if !ok {
-				return nil, false
+				return v, false
 			}
 			i = skipWS(data, j)
 			if i >= len(data) || data[i] != ':' {
-				return nil, false
+				return v, false
 			}
 			i = skipWS(data, i+1)
 			if string(key) == "ts" {
-				if v.w.TS != nil {
-					return nil, false
+				if v.has&hasTS != 0 {
+					return v, false
 				}
 				n, j, ok := scanInt(data, i)
 				if !ok {
-					return nil, false
+					return v, false
 				}
-				v.ts, v.w.TS, i = n, &v.ts, j
+				v.ts, i = n, j
+				v.has |= hasTS
 			} else {
 				s, j, ok := scanString(data, i)
 				if !ok {
-					return nil, false
+					return v, false
 				}
 				i = j
 				var dst *string
-				var field **string
+				var field uint8
 				switch string(key) {
 				case "type":
-					dst, field = &v.typ, &v.w.Type
+					dst, field = &v.typ, hasType
 				case "action":
-					dst, field = &v.action, &v.w.Action
+					dst, field = &v.action, hasAction
 				case "content_id":
-					dst, field = &v.content, &v.w.ContentID
+					dst, field = &v.content, hasContent
 				case "reaction_type":
-					dst, field = &v.reaction, &v.w.ReactionType
+					dst, field = &v.reaction, hasReaction
 				case "user_id":
-					dst, field = &v.user, &v.w.UserID
+					dst, field = &v.user, hasUser
 				case "event_id":
-					dst, field = &v.eventID, &v.w.EventID
+					dst, field = &v.eventID, hasEventID
 				default:
-					return nil, false
+					return v, false
 				}
-				if *field != nil {
-					return nil, false // a repeated key: encoding/json keeps the last
+				if v.has&field != 0 {
+					return v, false // a repeated key: encoding/json keeps the last
 				}
 				switch {
-				case field == &v.w.Action && string(s) == "add":
+				case field == hasAction && string(s) == "add":
 					*dst = "add"
-				case field == &v.w.Action && string(s) == "remove":
+				case field == hasAction && string(s) == "remove":
 					*dst = "remove"
 				default:
 					*dst = string(s)
 				}
-				*field = dst
+				v.has |= field
 			}
 			i = skipWS(data, i)
 			if i >= len(data) {
-				return nil, false
+				return v, false
 			}
 			if data[i] == '}' {
 				i++
 				break
 			}
 			if data[i] != ',' {
-				return nil, false
+				return v, false
 			}
 			i = skipWS(data, i+1)
 		}
 	}
 	if skipWS(data, i) != len(data) {
-		return nil, false
+		return v, false
 	}
-	return &v.w, true
+	return v, true
+}
+
+// fastWire is what decodeFast decodes: the values of the keys present (has).
+type fastWire struct {
+	typ, content, reaction, user, eventID string
+	action                                string
+	ts                                    int64
+	has                                   uint8 // has* bits: the keys present
+}
+
+const (
+	hasType uint8 = 1 << iota
+	hasAction
+	hasContent
+	hasReaction
+	hasUser
+	hasEventID
+	hasTS
+)
+
+// wire returns the wireEvent of v: pointers to v's values for the keys present.
+func (v *fastWire) wire() (w wireEvent) {
+	if v.has&hasType != 0 {
+		w.Type = &v.typ
+	}
+	if v.has&hasAction != 0 {
+		w.Action = &v.action
+	}
+	if v.has&hasContent != 0 {
+		w.ContentID = &v.content
+	}
+	if v.has&hasReaction != 0 {
+		w.ReactionType = &v.reaction
+	}
+	if v.has&hasUser != 0 {
+		w.UserID = &v.user
+	}
+	if v.has&hasEventID != 0 {
+		w.EventID = &v.eventID
+	}
+	if v.has&hasTS != 0 {
+		w.TS = &v.ts
+	}
+	return w
 }
 
 func skipWS(b []byte, i int) int {

@@ -4,6 +4,7 @@ package test
 // once per event when the hook is added, not on every packet's dispatch.
 
 import (
+	"log/slog"
 	"sync/atomic"
 	"testing"
 
@@ -101,4 +102,46 @@ func serveWithHook(t *testing.T, h mqtt.Hook) *listeners.TCP {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return tcp
+}
+
+// holdHook holds back every publish, as Arina's ingest hook does with an accepted QoS 1
+// event until it is committed.
+type holdHook struct{ mqtt.HookBase }
+
+func (h *holdHook) ID() string           { return "hold" }
+func (h *holdHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+var errHold error = packets.ErrRejectPacket // boxed once, as the ingest hook's is
+
+func (h *holdHook) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	return pk, errHold
+}
+
+// TestMochiHooks_HeldBackPublishAllocs: mochi patch 32. A publish a hook holds back
+// (ErrRejectPacket) goes through mochi's publish path without an allocation: the
+// errors.Is checks of Hooks.OnPublish and processPublish boxed packets.ErrRejectPacket
+// on every call, two allocations per event.
+func TestMochiHooks_HeldBackPublishAllocs(t *testing.T) {
+	s := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddHook(new(holdHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	cl := s.NewClient(nil, "tcp", "sensor", false)
+	cl.State.Inflight.ResetReceiveQuota(65535) // as the CONNECT does
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "kitchen/c1/fire",
+		PacketID: 7, Payload: []byte("add sam")}
+	if err := s.InjectPacket(cl, pk); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := s.InjectPacket(cl, pk); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per held-back publish, want 0", allocs)
+	}
 }

@@ -185,6 +185,15 @@ func (h *Hooks) Add(hook Hook, config any) error {
 	return nil
 }
 
+// errRejectPacket and errSuccessIgnore are packets.ErrRejectPacket and
+// packets.CodeSuccessIgnore boxed once (Arina patch 32): errors.Is(err,
+// packets.ErrRejectPacket) boxed the Code value, a struct, on every call, an allocation
+// in Hooks.OnPublish and another in processPublish for every publish a hook holds back.
+var (
+	errRejectPacket  error = packets.ErrRejectPacket
+	errSuccessIgnore error = packets.CodeSuccessIgnore
+)
+
 // providesCache is a hook with the answers of its Provides, for every event, asked
 // once when it was added (patched for Arina). A hook's answers must not change once it
 // is initialised, which holds for every hook in this module and in Arina.
@@ -205,6 +214,17 @@ func newProvidesCache(hook Hook) *providesCache {
 
 // Provides answers from the cache.
 func (c *providesCache) Provides(b byte) bool { return c.provides[b>>6]&(1<<(b&63)) != 0 }
+
+// unwrapHook returns the hook a providesCache holds (Arina patch 34). Calling a method
+// of the hook through the cache goes through the method the cache promotes, which
+// copies a packet argument and result once more (800 bytes each way): a third of
+// Hooks.OnPublish's instructions for every publish.
+func unwrapHook(hook Hook) Hook {
+	if c, ok := hook.(*providesCache); ok {
+		return c.Hook
+	}
+	return hook
+}
 
 // GetAll returns a slice of all the hooks.
 func (h *Hooks) GetAll() []Hook {
@@ -309,7 +329,7 @@ func (h *Hooks) OnPacketRead(cl *Client, pk packets.Packet) (pkx packets.Packet,
 	for _, hook := range h.GetAll() {
 		if hook.Provides(OnPacketRead) {
 			npk, err := hook.OnPacketRead(cl, pkx)
-			if err != nil && errors.Is(err, packets.ErrRejectPacket) {
+			if err != nil && errors.Is(err, errRejectPacket) {
 				h.Log.Debug("packet rejected", "hook", hook.ID(), "packet", pkx)
 				return pk, err
 			} else if err != nil {
@@ -442,9 +462,9 @@ func (h *Hooks) OnPublish(cl *Client, pk packets.Packet) (pkx packets.Packet, er
 	pkx = pk
 	for _, hook := range h.GetAll() {
 		if hook.Provides(OnPublish) {
-			npk, err := hook.OnPublish(cl, pkx)
+			npk, err := unwrapHook(hook).OnPublish(cl, pkx) // Arina patch 34
 			if err != nil {
-				if errors.Is(err, packets.ErrRejectPacket) {
+				if errors.Is(err, errRejectPacket) {
 					// Patched for Arina (PATCHES.md 5 and 15): only when debug logging is
 					// on, one short line without the packet, and not for a publish the
 					// hook holds back to answer later (its error has HeldBack() true):
@@ -457,7 +477,7 @@ func (h *Hooks) OnPublish(cl *Client, pk packets.Packet) (pkx packets.Packet, er
 							"topic", pkx.TopicName)
 					}
 					return pk, err
-				} else if errors.Is(err, packets.CodeSuccessIgnore) {
+				} else if errors.Is(err, errSuccessIgnore) {
 					return pk, err
 				}
 				h.Log.Error("publish packet error",
