@@ -1,9 +1,6 @@
 package store
 
-import (
-	"slices"
-	"sync"
-)
+import "slices"
 
 // The surface a durable engine (store/durable) builds on: it keeps its copy of the
 // index on disk and answers every query from a Memory. ApplyTracked tells it what
@@ -74,15 +71,10 @@ const LoadBatchMax = internBatchMax
 // sets (Set), their memberships (Members) and then the tombstones (Tombstone). It
 // holds the write lock from Memory.Load to Done; it does not bump the contents'
 // change counters, as Apply does, since no reader can be waiting.
-//
-// Several goroutines may fill the sets at once, each through a LoadPart of its own
-// (Part), when no two of them fill the same set.
 type Loader struct {
-	m *Memory
-	// mu guards what the parts share: the interner and the contents' directory
-	// (Set). A part holds it only while it interns a batch or makes a set.
-	mu   sync.Mutex
-	part LoadPart // the loader's own: Set and Members
+	m    *Memory
+	run  setRun
+	uids [internBatchMax]uint32
 
 	// The (content, reaction) of the last tombstone and its set, or its orphans when
 	// the set does not exist: tombstones come sorted by set.
@@ -92,73 +84,63 @@ type Loader struct {
 	orphans    map[uint32]int64
 }
 
-// LoadPart fills sets of a Loader's Memory on one goroutine, beside other parts that
-// fill other sets. Its memberships are in their sets once Done returns.
-type LoadPart struct {
-	l    *Loader
-	run  setRun
-	uids [internBatchMax]uint32
-}
-
 // LoadSet is a (content, reaction) set a Loader fills.
 type LoadSet struct{ rs *reactionSet }
 
 // Load starts filling m; call Done at the end.
 func (m *Memory) Load() *Loader {
 	m.mu.Lock()
-	l := &Loader{m: m}
-	l.part.l = l
-	return l
+	return &Loader{m: m}
 }
-
-// Part returns a new part of the load, for one more goroutine. Call its Done before
-// the loader's Tombstone and Done.
-func (l *Loader) Part() *LoadPart { return &LoadPart{l: l} }
 
 // Set makes (content, reaction) known, with no members yet, and returns it.
 func (l *Loader) Set(contentID, reactionType string) LoadSet {
-	return l.part.Set(contentID, reactionType)
+	return LoadSet{l.m.ensureReaction(contentID, reactionType)}
 }
 
 // Members adds memberships: users[i] to sets[i] with the expiry exps[i] and the
-// remembered TS tss[i] (0: none). See LoadPart.Members.
+// remembered TS tss[i] (0: none). It is Intern then Put, on one goroutine. users[i]
+// is not kept.
 func (l *Loader) Members(sets []LoadSet, users [][]byte, exps, tss []int64) {
-	l.part.Members(sets, users, exps, tss)
-}
-
-// Set is Loader.Set for a part.
-func (p *LoadPart) Set(contentID, reactionType string) LoadSet {
-	p.l.mu.Lock()
-	defer p.l.mu.Unlock()
-	return LoadSet{p.l.m.ensureReaction(contentID, reactionType)}
-}
-
-// Members adds memberships: users[i] to sets[i] with the expiry exps[i] and the
-// remembered TS tss[i] (0: none). The users of a batch are interned together, which
-// overlaps the cache misses of a large index (interner.internBatch); memberships of
-// one set that follow one another go into it by user number (setRun), the cheapest
-// order for its sorted forms. users[i] is not kept.
-func (p *LoadPart) Members(sets []LoadSet, users [][]byte, exps, tss []int64) {
 	for len(users) > 0 {
 		n := min(len(users), internBatchMax)
-		p.l.mu.Lock()
-		p.l.m.users.internBatch(users[:n], p.uids[:n])
-		p.l.mu.Unlock()
-		for i := range n {
-			p.run.add(sets[i].rs, p.uids[i], exps[i], tss[i])
-		}
+		l.Intern(users[:n], l.uids[:n])
+		l.Put(sets[:n], l.uids[:n], exps[:n], tss[:n])
 		sets, users, exps, tss = sets[n:], users[n:], exps[n:], tss[n:]
 	}
 }
 
-// Done puts the part's last memberships into their sets.
-func (p *LoadPart) Done() { p.run.flush() }
+// Intern gives each user its number, in uids[i] for users[i] (len(uids) >=
+// len(users)), numbering the new ones as Members would, in order. The users of a
+// batch are interned together, which overlaps the cache misses of a large index
+// (interner.internBatch). users[i] is not kept.
+//
+// Intern and Put touch different parts of the index (the users, the sets), so a load
+// may run them on two goroutines at once, as a pipeline: Intern on one, Set and Put
+// on the other (Tombstone interns: after both).
+func (l *Loader) Intern(users [][]byte, uids []uint32) {
+	for len(users) > 0 {
+		n := min(len(users), internBatchMax)
+		l.m.users.internBatch(users[:n], uids[:n])
+		users, uids = users[n:], uids[n:]
+	}
+}
+
+// Put adds memberships of users numbered by Intern: uids[i] to sets[i] with the
+// expiry exps[i] and the remembered TS tss[i] (0: none). Memberships of one set that
+// follow one another go into it by user number (setRun), the cheapest order for its
+// sorted forms.
+func (l *Loader) Put(sets []LoadSet, uids []uint32, exps, tss []int64) {
+	for i, uid := range uids {
+		l.run.add(sets[i].rs, uid, exps[i], tss[i])
+	}
+}
 
 // Tombstone remembers ts (not 0) for a user not in the set (content, reaction),
 // after the memberships: a set that does not exist keeps it aside, as a timestamped
 // remove of a set never held does. Tombstones of one set should come together.
 func (l *Loader) Tombstone(contentID, reactionType, userID []byte, ts int64) {
-	l.part.run.flush()
+	l.run.flush()
 	m := l.m
 	if !l.tombSet || string(contentID) != string(l.curC) || string(reactionType) != string(l.curR) {
 		l.curC, l.curR = append(l.curC[:0], contentID...), append(l.curR[:0], reactionType...)
@@ -189,7 +171,7 @@ func (l *Loader) Tombstone(contentID, reactionType, userID []byte, ts int64) {
 
 // Done ends the load and releases the Memory.
 func (l *Loader) Done() {
-	l.part.run.flush()
+	l.run.flush()
 	l.m.mu.Unlock()
 }
 

@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,8 +76,7 @@ type Options struct {
 	fs         vfs.FS             // tests: the engine's file system; nil: the OS's
 	foldHook   func(stage string) // tests: see Store.foldHook
 	foldBytes  int64              // tests: when to fold (logEntryBytes); 0: foldThreshold
-	loadParts  int                // tests: the most parts loadMembers cuts the memberships into; 0: one per core
-	loadSplits [][]byte           // tests: where loadMembers cuts them (see loadSplits); nil: from the tables
+	loadSerial bool               // tests: loadMembers interns and fills on one goroutine (Loader.Members)
 }
 
 // Store is a store.Store whose memory index is backed by a Pebble database in a data
@@ -191,18 +188,18 @@ func Open(opts Options) (*Store, error) {
 	d.logSeq = next
 	d.logBytes.Store(0)
 	loadStart := time.Now()
-	n, tombs, parts, err := d.load()
+	n, tombs, err := d.load()
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: reading %s: %w: %v; restore it from a backup, or move it away to start empty", dir, ErrCorrupt, err)
 	}
 	d.healthy.Store(true)
 	// took: the whole of Open; engine_open, log_fold and index_load its steps (the
-	// engine's own replay of its WAL is in engine_open), index_load in parts at once.
+	// engine's own replay of its WAL is in engine_open).
 	d.log.Info("store recovered", "dir", dir, "memberships", n, "tombstones", tombs, "log_entries_folded", folded,
 		"took", time.Since(start).Round(time.Millisecond), "engine_open", opened.Sub(start).Round(time.Millisecond),
 		"log_fold", loadStart.Sub(opened).Round(time.Millisecond), "index_load", time.Since(loadStart).Round(time.Millisecond),
-		"load_parts", parts, "sync", opts.Sync)
+		"sync", opts.Sync)
 	d.checkDisk()
 	d.wg.Add(1)
 	go d.background()
@@ -250,24 +247,23 @@ func (d *Store) checkFormat() error {
 }
 
 // load rebuilds the memory index from the engine and returns the memberships and
-// tombstones read, and in how many parts it read the memberships. It runs before
-// the store is returned, with no reader.
-func (d *Store) load() (members, tombs, parts int, err error) {
+// tombstones read. It runs before the store is returned, with no reader.
+func (d *Store) load() (members, tombs int, err error) {
 	l := d.mem.Load()
 	defer l.Done()
-	if members, parts, err = d.loadMembers(l); err != nil {
-		return members, 0, parts, err
+	if members, err = d.loadMembers(l); err != nil {
+		return members, 0, err
 	}
 	// The memberships are in; the reactions and tombstones ("r" and "t" keys) follow.
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMember + 1}, UpperBound: []byte{prefixTomb + 1}})
 	if err != nil {
-		return members, 0, parts, err
+		return members, 0, err
 	}
 	// Keys come sorted by prefix ("m" < "r" < "t": every set exists before its
 	// tombstones are read), then by content, then reaction, as the loader wants them.
-	fail := func(format string, args ...any) (int, int, int, error) {
+	fail := func(format string, args ...any) (int, int, error) {
 		_ = it.Close()
-		return members, tombs, parts, fmt.Errorf(format, args...)
+		return members, tombs, fmt.Errorf(format, args...)
 	}
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
@@ -294,148 +290,71 @@ func (d *Store) load() (members, tombs, parts int, err error) {
 		}
 	}
 	if err := it.Close(); err != nil {
-		return members, tombs, parts, err
+		return members, tombs, err
 	}
-	return members, tombs, parts, nil
+	return members, tombs, nil
 }
 
-// loadMembers reads the memberships ("m" keys) into the memory index through l.
-//
-// The keys are cut by content into parts of about equal size on disk (loadSplits),
-// one per core, up to maxLoadParts, which load at once. Each part has two goroutines:
-// one reads the engine and hands batches of memberships to the other, which gives
-// them to its store.LoadPart (which interns a batch's users together, under a lock
-// the parts share, and puts them into their sets). On 10M memberships reading the
-// engine was 40% of a recovery's CPU, interning 40% and filling the sets 20%, all
-// of it on one or two goroutines. A set lies within one part, so parts never fill
-// the same set; within a part memberships go into the index in key order.
-func (d *Store) loadMembers(l *store.Loader) (members, parts int, err error) {
-	parts = d.opts.loadParts
-	if parts == 0 {
-		parts = min(runtime.NumCPU(), maxLoadParts)
-	}
-	splits := d.opts.loadSplits
-	if splits == nil {
-		splits = d.loadSplits(parts)
-	}
-	bounds := make([][]byte, 0, len(splits)+2)
-	bounds = append(bounds, []byte{prefixMember})
-	bounds = append(bounds, splits...)
-	bounds = append(bounds, []byte{prefixMember + 1})
-	abort := make(chan struct{}) // closed on the first part's error: the others stop
-	var abortOnce sync.Once
-	counts := make([]int, len(bounds)-1)
-	errs := make([]error, len(bounds)-1)
-	var wg sync.WaitGroup
-	for i := range counts {
-		p := l.Part()
-		wg.Go(func() {
-			counts[i], errs[i] = d.loadRange(p, bounds[i], bounds[i+1], abort)
-			p.Done()
-			if errs[i] != nil {
-				abortOnce.Do(func() { close(abort) })
-			}
-		})
-	}
-	wg.Wait()
-	for _, n := range counts {
-		members += n
-	}
-	return members, len(counts), errors.Join(errs...)
-}
-
-// maxLoadParts bounds the parts loadMembers cuts the memberships into.
-const maxLoadParts = 4
-
-// loadSplits returns up to parts-1 keys that cut the membership keys into parts of
-// about equal size on disk, each between two contents ("m" content 0x01: after every
-// key of content, before those of the next), in increasing order. The engine's
-// tables tell where: each one's last membership key, weighted by its size. A store
-// with few tables gets fewer parts (none: one part).
-func (d *Store) loadSplits(parts int) [][]byte {
-	if parts < 2 {
-		return nil
-	}
-	levels, err := d.db.SSTables()
-	if err != nil {
-		return nil
-	}
-	type edge struct {
-		key  []byte
-		size uint64
-	}
-	var (
-		edges []edge
-		total uint64
-	)
-	for _, tables := range levels {
-		for _, t := range tables {
-			if k := t.Largest.UserKey; len(k) > 0 && k[0] == prefixMember {
-				edges = append(edges, edge{k, t.Size})
-				total += t.Size
-			}
-		}
-	}
-	slices.SortFunc(edges, func(a, b edge) int { return bytes.Compare(a.key, b.key) })
-	var splits [][]byte
-	var sum uint64
-	for i, e := range edges {
-		// Cut after e if that is nearer to the next part's share than after the next
-		// table: e's end, plus half of the next table, reaches it.
-		sum += e.size
-		var next uint64
-		if i+1 < len(edges) {
-			next = edges[i+1].size
-		}
-		if len(splits) == parts-1 || (sum+next/2)*uint64(parts) < total*uint64(len(splits)+1) {
-			continue
-		}
-		c, _, ok := bytes.Cut(e.key[1:], []byte{0})
-		if !ok {
-			continue
-		}
-		split := append(append([]byte{prefixMember}, c...), 1)
-		if len(splits) == 0 || bytes.Compare(split, splits[len(splits)-1]) > 0 {
-			splits = append(splits, split)
-		}
-	}
-	return splits
-}
-
-// loadRange loads the membership keys in [lower, upper) through p. One goroutine
-// reads the engine and hands batches of memberships to this one, which gives them to
-// p. It returns at the end of the keys, on a malformed one, or once abort is closed.
-func (d *Store) loadRange(p *store.LoadPart, lower, upper []byte, abort <-chan struct{}) (members int, err error) {
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+// loadMembers reads the memberships ("m" keys) into the memory index through l, on
+// three goroutines, a pipeline: one reads the engine into batches of memberships, the
+// next interns each batch's users (store.Loader.Intern), the last puts them into their
+// sets (Loader.Set, Loader.Put); batches go round from one to the next and back to
+// the first. On 10M memberships reading the engine was a third of the recovery's CPU,
+// interning another and filling the sets a fifth; with the last two on one goroutine
+// that one bounded the recovery. Memberships go into the index in key order, as they
+// are read, and users are numbered in that order too (as by one Loader.Members).
+func (d *Store) loadMembers(l *store.Loader) (members int, err error) {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMember}, UpperBound: []byte{prefixMember + 1}})
 	if err != nil {
 		return 0, err
 	}
-	full := make(chan *loadBatch, 2)
-	free := make(chan *loadBatch, 3)
-	for range cap(free) {
+	const batches = 6 // in flight: two per stage
+	free := make(chan *loadBatch, batches)
+	full := make(chan *loadBatch, batches)
+	interned := make(chan *loadBatch, batches)
+	for range batches {
 		free <- new(loadBatch)
 	}
+	stop := make(chan struct{})
 	var readErr error
 	go func() { // the reader; it owns it
 		defer close(full)
-		readErr = readMembers(it, free, full, abort)
+		readErr = readMembers(it, free, full, stop)
 		if err := it.Close(); readErr == nil {
 			readErr = err
 		}
 	}()
-	var set store.LoadSet
-	for b := range full {
-		for i := range b.count {
-			if s := b.sets[i]; s != nil {
-				set = p.Set(s[0], s[1])
+	filled := make(chan int)
+	go func() { // the filler
+		n := 0
+		var set store.LoadSet
+		for b := range interned {
+			for i := range b.count {
+				if s := b.sets[i]; s != nil {
+					set = l.Set(s[0], s[1])
+				}
+				b.rs[i] = set
 			}
-			b.rs[i] = set
+			if d.opts.loadSerial {
+				b.load(l)
+			} else {
+				l.Put(b.rs[:b.count], b.uids[:b.count], b.exps[:b.count], b.tss[:b.count])
+			}
+			n += b.count
+			b.reset()
+			free <- b // never blocks: there are as many places as batches
 		}
-		b.load(p)
-		members += b.count
-		b.reset()
-		free <- b // never blocks: there are as many places as batches
+		filled <- n
+	}()
+	for b := range full { // the interner: this goroutine
+		if !d.opts.loadSerial {
+			b.intern(l)
+		}
+		interned <- b // never blocks, as free
 	}
+	close(interned)
+	members = <-filled
+	close(stop)
 	return members, readErr
 }
 
@@ -513,7 +432,8 @@ type loadBatch struct {
 	tss   [store.LoadBatchMax]int64
 	ends  [store.LoadBatchMax]int // of each user id in buf
 	ids   [store.LoadBatchMax][]byte
-	buf   []byte // the user ids, one after the other (the iterator's keys do not last)
+	uids  [store.LoadBatchMax]uint32 // the users' numbers (intern)
+	buf   []byte                     // the user ids, one after the other (the iterator's keys do not last)
 	count int
 }
 
@@ -527,14 +447,23 @@ func (b *loadBatch) add(set *[2]string, user []byte, exp, ts int64) bool {
 	return b.count == store.LoadBatchMax
 }
 
-// load hands the batch's memberships to l.
-func (b *loadBatch) load(l *store.LoadPart) {
+// userIDs returns the batch's user ids.
+func (b *loadBatch) userIDs() [][]byte {
 	start := 0
 	for i := range b.count {
 		b.ids[i] = b.buf[start:b.ends[i]:b.ends[i]]
 		start = b.ends[i]
 	}
-	l.Members(b.rs[:b.count], b.ids[:b.count], b.exps[:b.count], b.tss[:b.count])
+	return b.ids[:b.count]
+}
+
+// intern numbers the batch's users (into uids) through l.
+func (b *loadBatch) intern(l *store.Loader) { l.Intern(b.userIDs(), b.uids[:b.count]) }
+
+// load hands the batch's memberships to l as one Loader.Members (tests: the load on
+// one goroutine after the reader).
+func (b *loadBatch) load(l *store.Loader) {
+	l.Members(b.rs[:b.count], b.userIDs(), b.exps[:b.count], b.tss[:b.count])
 }
 
 // reset empties the batch for reuse.

@@ -9,19 +9,13 @@ import (
 	"github.com/arina-dev/arina/store"
 )
 
-// OpenLoad opens a store that loads its memberships in at most parts parts (1: on
-// one reader and one loader goroutine), cut at splits ("m" content 0x01 keys, in
-// order) or, if splits is nil, where its tables say (loadSplits).
-func OpenLoad(opts Options, parts int, splits [][]byte) (*Store, error) {
-	opts.loadParts, opts.loadSplits = parts, splits
-	if splits != nil {
-		opts.loadParts = len(splits) + 1
-	}
+// OpenSerialLoad opens a store that interns the users of its memberships and fills
+// their sets on one goroutine (Loader.Members), after the one reading the engine, not
+// on two.
+func OpenSerialLoad(opts Options) (*Store, error) {
+	opts.loadSerial = true
 	return Open(opts)
 }
-
-// LoadSplits returns where d would cut its memberships into parts parts.
-func (d *Store) LoadSplits(parts int) [][]byte { return d.loadSplits(parts) }
 
 // Tombstones lists the tombstones of d's memory index.
 func (d *Store) Tombstones() ([]store.Tombstone, error) { return d.mem.ListTombstones(math.MaxInt64) }

@@ -11,8 +11,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/arina-dev/arina/store"
 	"github.com/arina-dev/arina/store/durable"
 	"github.com/arina-dev/arina/store/storetest"
@@ -128,53 +126,42 @@ func writeRandom(t *testing.T, dir string, rng *rand.Rand, users []string) {
 	}
 }
 
-// TestDurable_LoadPartsAsSerial: a store loaded in parts (its memberships cut by
-// content, the parts filling the index at once) holds exactly what the same store
-// loaded on one pair of goroutines holds: the same contents, counts, members with
-// their expiries, memberships of each user, tombstones, and remembered TS (probed
-// with timestamped ops, which must have the same results), on random data with and
-// without TS, removes before adds and expiries; wherever the cuts fall, between
-// contents that are prefixes of one another too.
-func TestDurable_LoadPartsAsSerial(t *testing.T) {
-	users := make([]string, 120)
+// TestDurable_LoadPipelineAsSerial: a store whose users are interned on one
+// goroutine while another fills the sets (the pipeline of loadMembers) holds exactly
+// what the same store loaded through Loader.Members on one goroutine holds: the same
+// contents, counts, members with their expiries, memberships of each user,
+// tombstones, and remembered TS (probed with timestamped ops, which must have the
+// same results), on random data with and without TS, removes before adds, expiries,
+// and identifiers that are prefixes of one another.
+func TestDurable_LoadPipelineAsSerial(t *testing.T) {
+	users := make([]string, 600)
 	for i := range users {
 		users[i] = fmt.Sprintf("u%d", i*37%1000)
 	}
-	for seed := range uint64(6) {
+	for seed := range uint64(4) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 1))
 			dir := t.TempDir()
 			writeRandom(t, dir, rng, users)
-
 			// The probes change the store: each dump works on a copy of the same data.
-			dump := func(parts int, splits [][]byte) indexDump {
+			dump := func(open func(durable.Options) (*durable.Store, error)) indexDump {
 				copyDir := t.TempDir()
 				if err := copyStore(dir, copyDir); err != nil {
 					t.Fatal(err)
 				}
-				s, err := durable.OpenLoad(durable.Options{Dir: copyDir, MinFreeBytes: 1}, parts, splits)
+				s, err := open(durable.Options{Dir: copyDir, MinFreeBytes: 1})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer s.Close()
 				return dumpIndex(t, s, users, seed)
 			}
-			serial := dump(1, nil)
+			serial := dump(durable.OpenSerialLoad)
 			if len(serial.Contents) == 0 || len(serial.Tombstones) == 0 {
 				t.Fatalf("random data gave %d contents, %d tombstones: the test needs both", len(serial.Contents), len(serial.Tombstones))
 			}
-			// Cuts: random contents, present or not, and ones between prefixes.
-			var cuts [][]byte
-			for _, c := range []string{"c1", "c10", "c1x", "e", "e0", "b", string(rune('a' + rng.IntN(6)))} {
-				cuts = append(cuts, append(append([]byte{'m'}, c...), 1))
-			}
-			slices.SortFunc(cuts, func(a, b []byte) int { return slices.Compare(a, b) })
-			cuts = slices.CompactFunc(cuts, func(a, b []byte) bool { return slices.Equal(a, b) })
-			for k := 1; k <= len(cuts); k++ {
-				picked := pick(rng, cuts, k)
-				if got := dump(0, picked); !reflect.DeepEqual(got, serial) {
-					t.Fatalf("loaded in %d parts cut at %q: the index differs from the serial load:\n got %+v\nwant %+v", k+1, picked, got, serial)
-				}
+			if got := dump(durable.Open); !reflect.DeepEqual(got, serial) {
+				t.Fatalf("the pipelined load's index differs from the serial load's:\n got %+v\nwant %+v", got, serial)
 			}
 		})
 	}
@@ -199,77 +186,4 @@ func copyStore(from, to string) error {
 		}
 	}
 	return nil
-}
-
-// pick returns k of cuts, in order.
-func pick(rng *rand.Rand, cuts [][]byte, k int) [][]byte {
-	idx := rng.Perm(len(cuts))[:k]
-	slices.Sort(idx)
-	out := make([][]byte, k)
-	for i, j := range idx {
-		out[i] = cuts[j]
-	}
-	return out
-}
-
-// TestDurable_LoadSplits: the cuts a store makes from its tables fall between
-// contents, in order, at most parts-1 of them, cutting the data into parts of about
-// equal size; a load in those parts gives every membership back.
-func TestDurable_LoadSplits(t *testing.T) {
-	dir := t.TempDir()
-	s := MustOpenDurable(t, dir, true)
-	if err := s.Close(); err != nil { // writes the format record
-		t.Fatal(err)
-	}
-	db, err := pebble.Open(dir, &pebble.Options{DisableAutomaticCompactions: true, L0CompactionThreshold: 100, L0StopWritesThreshold: 200})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 8 contents of 500 memberships each, a table each.
-	for c := range 8 {
-		b := db.NewBatch()
-		for u := range 500 {
-			_ = b.Set(fmt.Appendf(nil, "mc%d\x00r\x00u%04d", c, u), nil, nil)
-		}
-		if err := b.Commit(pebble.NoSync); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Flush(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for _, parts := range []int{1, 2, 3, 4, 8} {
-		s, err := durable.OpenLoad(durable.Options{Dir: dir, MinFreeBytes: 1}, parts, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		splits := s.LoadSplits(parts)
-		if parts > 1 && len(splits) == 0 || len(splits) > parts-1 {
-			t.Errorf("parts=%d: %d cuts %q", parts, len(splits), splits)
-		}
-		for i, k := range splits {
-			if len(k) != 4 || k[0] != 'm' || k[3] != 1 || i > 0 && string(k) <= string(splits[i-1]) {
-				t.Errorf("parts=%d: cuts %q: want increasing \"m\" content 0x01 keys", parts, splits)
-			}
-		}
-		if parts == 2 && len(splits) == 1 && string(splits[0]) != "mc3\x01" {
-			t.Errorf("parts=2: cut at %q, want half of the data on each side (\"mc3\\x01\")", splits[0])
-		}
-		total := int64(0)
-		for c := range 8 {
-			if n := storetest.CountsMap(t, s, fmt.Sprintf("c%d", c))["r"]; n != 500 {
-				t.Errorf("parts=%d: c%d has %d members, want 500", parts, c, n)
-			}
-			total += storetest.CountsMap(t, s, fmt.Sprintf("c%d", c))["r"]
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if total != 4000 {
-			t.Errorf("parts=%d: %d memberships, want 4000", parts, total)
-		}
-	}
 }
