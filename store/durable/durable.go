@@ -360,7 +360,7 @@ func (d *Store) loadMembers(l *store.Loader) (members int, err error) {
 
 // readMembers reads the membership keys of it into batches taken from free, sends them
 // on full, and returns at the end of the keys, on a malformed one, or once stop is
-// closed (then with nil: the part that failed reports the error).
+// closed.
 func readMembers(it *pebble.Iterator, free <-chan *loadBatch, full chan<- *loadBatch, stop <-chan struct{}) error {
 	b := <-free
 	send := func() bool {
