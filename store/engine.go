@@ -99,40 +99,18 @@ func (l *Loader) Set(contentID, reactionType string) LoadSet {
 }
 
 // Members adds memberships: users[i] to sets[i] with the expiry exps[i] and the
-// remembered TS tss[i] (0: none). It is Intern then Put, on one goroutine. users[i]
-// is not kept.
+// remembered TS tss[i] (0: none). The users of a batch are interned together, which
+// overlaps the cache misses of a large index (interner.internBatch); memberships of
+// one set that follow one another go into it by user number (setRun), the cheapest
+// order for its sorted forms. users[i] is not kept.
 func (l *Loader) Members(sets []LoadSet, users [][]byte, exps, tss []int64) {
 	for len(users) > 0 {
 		n := min(len(users), internBatchMax)
-		l.Intern(users[:n], l.uids[:n])
-		l.Put(sets[:n], l.uids[:n], exps[:n], tss[:n])
+		l.m.users.internBatch(users[:n], l.uids[:n])
+		for i := range n {
+			l.run.add(sets[i].rs, l.uids[i], exps[i], tss[i])
+		}
 		sets, users, exps, tss = sets[n:], users[n:], exps[n:], tss[n:]
-	}
-}
-
-// Intern gives each user its number, in uids[i] for users[i] (len(uids) >=
-// len(users)), numbering the new ones as Members would, in order. The users of a
-// batch are interned together, which overlaps the cache misses of a large index
-// (interner.internBatch). users[i] is not kept.
-//
-// Intern and Put touch different parts of the index (the users, the sets), so a load
-// may run them on two goroutines at once, as a pipeline: Intern on one, Set and Put
-// on the other (Tombstone interns: after both).
-func (l *Loader) Intern(users [][]byte, uids []uint32) {
-	for len(users) > 0 {
-		n := min(len(users), internBatchMax)
-		l.m.users.internBatch(users[:n], uids[:n])
-		users, uids = users[n:], uids[n:]
-	}
-}
-
-// Put adds memberships of users numbered by Intern: uids[i] to sets[i] with the
-// expiry exps[i] and the remembered TS tss[i] (0: none). Memberships of one set that
-// follow one another go into it by user number (setRun), the cheapest order for its
-// sorted forms.
-func (l *Loader) Put(sets []LoadSet, uids []uint32, exps, tss []int64) {
-	for i, uid := range uids {
-		l.run.add(sets[i].rs, uid, exps[i], tss[i])
 	}
 }
 

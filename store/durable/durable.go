@@ -73,10 +73,9 @@ type Options struct {
 	// Pebble's defaults (4 MiB, 8 MiB). The daemon derives them from memory.limit.
 	MemTableSize, CacheSize int64
 
-	fs         vfs.FS             // tests: the engine's file system; nil: the OS's
-	foldHook   func(stage string) // tests: see Store.foldHook
-	foldBytes  int64              // tests: when to fold (logEntryBytes); 0: foldThreshold
-	loadSerial bool               // tests: loadMembers interns and fills on one goroutine (Loader.Members)
+	fs        vfs.FS             // tests: the engine's file system; nil: the OS's
+	foldHook  func(stage string) // tests: see Store.foldHook
+	foldBytes int64              // tests: when to fold (logEntryBytes); 0: foldThreshold
 }
 
 // Store is a store.Store whose memory index is backed by a Pebble database in a data
@@ -295,24 +294,20 @@ func (d *Store) load() (members, tombs int, err error) {
 	return members, tombs, nil
 }
 
-// loadMembers reads the memberships ("m" keys) into the memory index through l, on
-// three goroutines, a pipeline: one reads the engine into batches of memberships, the
-// next interns each batch's users (store.Loader.Intern), the last puts them into their
-// sets (Loader.Set, Loader.Put); batches go round from one to the next and back to
-// the first. On 10M memberships reading the engine was a third of the recovery's CPU,
-// interning another and filling the sets a fifth; with the last two on one goroutine
-// that one bounded the recovery. Memberships go into the index in key order, as they
-// are read, and users are numbered in that order too (as by one Loader.Members).
+// loadMembers reads the memberships ("m" keys) into the memory index through l. One
+// goroutine reads the engine and hands batches of memberships to this one, which
+// gives them to the loader (store.Loader.Members interns a batch's users together and
+// puts them into their sets): reading the engine was a third of the recovery,
+// building the index the rest, and the two now run on two cores. Memberships go into
+// the index in key order, as they are read.
 func (d *Store) loadMembers(l *store.Loader) (members int, err error) {
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMember}, UpperBound: []byte{prefixMember + 1}})
 	if err != nil {
 		return 0, err
 	}
-	const batches = 6 // in flight: two per stage
-	free := make(chan *loadBatch, batches)
-	full := make(chan *loadBatch, batches)
-	interned := make(chan *loadBatch, batches)
-	for range batches {
+	full := make(chan *loadBatch, 2)
+	free := make(chan *loadBatch, 3)
+	for range cap(free) {
 		free <- new(loadBatch)
 	}
 	stop := make(chan struct{})
@@ -324,36 +319,19 @@ func (d *Store) loadMembers(l *store.Loader) (members int, err error) {
 			readErr = err
 		}
 	}()
-	filled := make(chan int)
-	go func() { // the filler
-		n := 0
-		var set store.LoadSet
-		for b := range interned {
-			for i := range b.count {
-				if s := b.sets[i]; s != nil {
-					set = l.Set(s[0], s[1])
-				}
-				b.rs[i] = set
+	var set store.LoadSet
+	for b := range full {
+		for i := range b.count {
+			if s := b.sets[i]; s != nil {
+				set = l.Set(s[0], s[1])
 			}
-			if d.opts.loadSerial {
-				b.load(l)
-			} else {
-				l.Put(b.rs[:b.count], b.uids[:b.count], b.exps[:b.count], b.tss[:b.count])
-			}
-			n += b.count
-			b.reset()
-			free <- b // never blocks: there are as many places as batches
+			b.rs[i] = set
 		}
-		filled <- n
-	}()
-	for b := range full { // the interner: this goroutine
-		if !d.opts.loadSerial {
-			b.intern(l)
-		}
-		interned <- b // never blocks, as free
+		b.load(l)
+		members += b.count
+		b.reset()
+		free <- b // never blocks: there are as many places as batches
 	}
-	close(interned)
-	members = <-filled
 	close(stop)
 	return members, readErr
 }
@@ -432,8 +410,7 @@ type loadBatch struct {
 	tss   [store.LoadBatchMax]int64
 	ends  [store.LoadBatchMax]int // of each user id in buf
 	ids   [store.LoadBatchMax][]byte
-	uids  [store.LoadBatchMax]uint32 // the users' numbers (intern)
-	buf   []byte                     // the user ids, one after the other (the iterator's keys do not last)
+	buf   []byte // the user ids, one after the other (the iterator's keys do not last)
 	count int
 }
 
@@ -447,23 +424,14 @@ func (b *loadBatch) add(set *[2]string, user []byte, exp, ts int64) bool {
 	return b.count == store.LoadBatchMax
 }
 
-// userIDs returns the batch's user ids.
-func (b *loadBatch) userIDs() [][]byte {
+// load hands the batch's memberships to l.
+func (b *loadBatch) load(l *store.Loader) {
 	start := 0
 	for i := range b.count {
 		b.ids[i] = b.buf[start:b.ends[i]:b.ends[i]]
 		start = b.ends[i]
 	}
-	return b.ids[:b.count]
-}
-
-// intern numbers the batch's users (into uids) through l.
-func (b *loadBatch) intern(l *store.Loader) { l.Intern(b.userIDs(), b.uids[:b.count]) }
-
-// load hands the batch's memberships to l as one Loader.Members (tests: the load on
-// one goroutine after the reader).
-func (b *loadBatch) load(l *store.Loader) {
-	l.Members(b.rs[:b.count], b.userIDs(), b.exps[:b.count], b.tss[:b.count])
+	l.Members(b.rs[:b.count], b.ids[:b.count], b.exps[:b.count], b.tss[:b.count])
 }
 
 // reset empties the batch for reuse.

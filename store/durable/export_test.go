@@ -1,24 +1,9 @@
 package durable
 
 import (
-	"math"
-
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
-
-	"github.com/arina-dev/arina/store"
 )
-
-// OpenSerialLoad opens a store that interns the users of its memberships and fills
-// their sets on one goroutine (Loader.Members), after the one reading the engine, not
-// on two.
-func OpenSerialLoad(opts Options) (*Store, error) {
-	opts.loadSerial = true
-	return Open(opts)
-}
-
-// Tombstones lists the tombstones of d's memory index.
-func (d *Store) Tombstones() ([]store.Tombstone, error) { return d.mem.ListTombstones(math.MaxInt64) }
 
 // DiskTombstones returns how many tombstone keys d's engine holds.
 func (d *Store) DiskTombstones() (int, error) {
