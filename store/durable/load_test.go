@@ -98,3 +98,39 @@ func TestDurable_LoadMalformedMember(t *testing.T) {
 		t.Errorf("%d goroutines after the refused open, %d before", n, before)
 	}
 }
+
+// TestDurable_LoadPrefixIDs: sets whose content or reaction is a prefix of the next
+// set's ("c1", "c10", "c1x"; "r", "rx", "r0") come back each with its own members, as
+// a memory store that applied the same ops holds them: the loader takes a key that
+// starts with the current set's part as that set's next user.
+func TestDurable_LoadPrefixIDs(t *testing.T) {
+	dir := t.TempDir()
+	s := MustOpenDurable(t, dir, false)
+	mem := store.NewMemory()
+	contents, reactions := []string{"c", "c1", "c10", "c1x", "c2"}, []string{"r", "r0", "rx", "s"}
+	var ops []store.Op
+	for i := range 3000 {
+		ops = append(ops, store.Op{ContentID: contents[i%len(contents)], ReactionType: reactions[(i/5)%len(reactions)],
+			UserID: fmt.Sprintf("u%d", (i*7919)%400), Action: store.Add})
+	}
+	storetest.MustApply(t, s, ops...)
+	storetest.MustApply(t, mem, ops...)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = MustOpenDurable(t, dir, false)
+	defer s.Close()
+	ctx := context.Background()
+	for _, c := range contents {
+		for _, r := range reactions {
+			got, err := s.Members(ctx, c, r, "", 10000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := mem.Members(ctx, c, r, "", 10000)
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s/%s after reopen: %d members, want %d as applied", c, r, len(got), len(want))
+			}
+		}
+	}
+}
