@@ -21,7 +21,10 @@ const smallSetMax = 1024
 //
 //   - packed while the set is small: the ids split by their high 16 bits into buckets,
 //     a 4-byte word per bucket and 2 bytes per member, the low 16 bits (with a million
-//     users, 200 members take 464 bytes where a sorted []uint32 took 800);
+//     users, 200 members take 464 bytes where a sorted []uint32 took 800). The packed
+//     entries hold the set's tombstones too (users no longer members whose TS the set
+//     remembers), flagged beside their TS (setstamps.go): a tombstone costs what a
+//     member with a TS does, 6 bytes, and is found by the same search;
 //   - a plain bitset over ids 0 to the largest member, once that takes no more room
 //     than the packed form (a set holding more than one id in 16 of that range, as
 //     when a few hundred staff share a station): one memory access per lookup instead
@@ -36,12 +39,14 @@ const smallSetMax = 1024
 // The zero value is an empty set.
 type memberSet struct {
 	// Packed (not dense, big nil): a word per bucket in order, high<<16 | the index in
-	// lo of the bucket's first member. Dense: the bitset (bit uid%32 of word uid/32).
+	// lo of the bucket's first entry. Dense: the bitset (bit uid%32 of word uid/32).
 	ids []uint32
-	lo  []uint16 // packed: the low 16 bits of the members, bucket after bucket, each sorted
-	// ts, packed only: beside lo, each member's remembered TS (see stamps.go) as its
-	// delta from tsBase plus one; 0: none here (in tab, or none). nil until a member
-	// of the packed form gets a TS.
+	// lo, packed: the low 16 bits of the entries (members and tombstones), bucket after
+	// bucket, each sorted.
+	lo []uint16
+	// ts, packed only: beside lo, each entry's remembered TS (see setstamps.go) as its
+	// delta from tsBase plus one, and tombBit if the entry is a tombstone; 0: a member
+	// whose TS is not here (in tab, or none). nil until an entry gets a TS.
 	ts     []uint32
 	big    *roaring.Bitmap  // the members once the set outgrew smallSetMax
 	exp    map[uint32]int64 // members with an expiry (unix ms); nil while there are none
@@ -68,12 +73,13 @@ func (s *memberSet) has(uid uint32) bool {
 		w := int(uid / 32)
 		return w < len(s.ids) && s.ids[w]&(1<<(uid%32)) != 0
 	}
-	_, _, ok := s.find(uid)
-	return ok
+	_, i, ok := s.find(uid)
+	return ok && !s.tomb(i)
 }
 
-// find locates uid in the packed form: the index of its bucket in ids and its place in
-// lo, where they are or would go, and whether uid is a member.
+// find locates uid's entry in the packed form: the index of its bucket in ids and its
+// place in lo, where they are or would go, and whether uid has an entry (a member or a
+// tombstone: see tomb).
 func (s *memberSet) find(uid uint32) (b, i int, ok bool) {
 	hi := uid >> 16
 	if len(s.ids) <= 16 { // a million users make 16 buckets: a scan beats a search
@@ -115,7 +121,14 @@ func (s *memberSet) add(uid uint32) (at int, added bool) {
 	}
 	b, i, ok := s.find(uid)
 	if ok {
+		if s.tomb(i) { // a member again, its TS where it is
+			s.ts[i] &^= tombBit
+			return i, true
+		}
 		return i, false
+	}
+	if len(s.lo) == smallSetMax && s.spillTombstones() {
+		b, i, _ = s.find(uid)
 	}
 	if len(s.lo) == cap(s.lo) && s.densify(uid) {
 		return -1, s.addDense(uid)
@@ -124,6 +137,13 @@ func (s *memberSet) add(uid uint32) (at int, added bool) {
 		s.toBitmap()
 		return -1, s.big.CheckedAdd(uid)
 	}
+	s.insertAt(b, i, uid)
+	return i, true
+}
+
+// insertAt inserts an entry for uid, with no TS, at bucket b and place i in the packed
+// form, where find says it goes.
+func (s *memberSet) insertAt(b, i int, uid uint32) {
 	if len(s.lo) == cap(s.lo) {
 		s.lo = withSlack(s.lo, 0)
 	}
@@ -140,7 +160,22 @@ func (s *memberSet) add(uid uint32) (at int, added bool) {
 	for b++; b < len(s.ids); b++ { // the later buckets start one further
 		s.ids[b]++
 	}
-	return i, true
+}
+
+// deleteAt deletes the entry at bucket b and place i of the packed form.
+func (s *memberSet) deleteAt(b, i int) {
+	if s.ts != nil {
+		s.ts = slices.Delete(s.ts, i, i+1)
+	}
+	if start, end := s.span(b); end-start == 1 {
+		s.ids = slices.Delete(s.ids, b, b+1) // its last entry: the bucket goes
+	} else {
+		b++
+	}
+	s.lo = slices.Delete(s.lo, i, i+1)
+	for ; b < len(s.ids); b++ { // the later buckets start one earlier
+		s.ids[b]--
+	}
 }
 
 // densify turns the packed ids into a bitset, before uid is added, if the bitset would
@@ -151,7 +186,7 @@ func (s *memberSet) densify(uid uint32) bool {
 		top = max(top, s.ids[last]>>16<<16|uint32(s.lo[len(s.lo)-1]))
 	}
 	words := int(top/32) + 1
-	if 4*words > 2*(len(s.lo)+1)+4*(len(s.ids)+1) {
+	if 4*words > 2*(s.len()+1)+4*(len(s.ids)+1) { // the members' room: tombstones go to tab
 		return false
 	}
 	set := make([]uint32, words)
@@ -195,24 +230,14 @@ func (s *memberSet) remove(uid uint32) bool {
 		return true
 	}
 	b, i, ok := s.find(uid)
-	if !ok {
+	if !ok || s.tomb(i) {
 		return false
 	}
-	if s.ts != nil {
-		if d := s.ts[i]; d != 0 { // it stays as the tombstone
-			s.tabSet(uid, s.tsBase+int64(d)-1)
-		}
-		s.ts = slices.Delete(s.ts, i, i+1)
+	if s.ts != nil && s.ts[i] != 0 { // its TS here: the entry stays as the tombstone
+		s.ts[i] |= tombBit
+		return true
 	}
-	if start, end := s.span(b); end-start == 1 {
-		s.ids = slices.Delete(s.ids, b, b+1) // its last member: the bucket goes
-	} else {
-		b++
-	}
-	s.lo = slices.Delete(s.lo, i, i+1)
-	for ; b < len(s.ids); b++ { // the later buckets start one earlier
-		s.ids[b]--
-	}
+	s.deleteAt(b, i)
 	return true
 }
 
@@ -233,8 +258,8 @@ func (s *memberSet) putStamped(at int, uid uint32, exp, ts int64) (prev int64, w
 	}
 	if added {
 		s.n.Add(1)
-		if s.tab != nil {
-			prevTS = s.tab.get(uid)
+		if s.ts != nil || s.tab != nil { // a tombstone's TS, beside the id or in tab
+			prevTS = s.stampAt(at, uid)
 		}
 	} else {
 		was = true
@@ -383,7 +408,10 @@ func (s *memberSet) each(fn func(uid uint32, exp int64)) {
 	}
 	for b, w := range s.ids {
 		start, end := s.span(b)
-		for _, l := range s.lo[start:end] {
+		for i, l := range s.lo[start:end] {
+			if s.ts != nil && s.ts[start+i]&tombBit != 0 {
+				continue
+			}
 			uid := w>>16<<16 | uint32(l)
 			fn(uid, s.exp[uid])
 		}

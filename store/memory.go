@@ -15,10 +15,10 @@ import (
 // (BenchmarkMemory_Footprint).
 //
 // Timestamped ops (Op.TS != 0) cost more only where they occur: a member's remembered
-// TS sits beside its id (4 bytes) while its set is packed, a tombstone's in a table of
-// the set (stampTable, about 8 bytes a user; setstamps.go), and a timestamped remove
-// on a set never held keeps its tombstone aside (orphans), so the content stays
-// unknown.
+// TS sits beside its id (4 bytes) while its set is packed, and so does a tombstone,
+// flagged, with its id (6 bytes); the set's other TS are in a table of the set
+// (stampTable, about 8 bytes a user; setstamps.go); and a timestamped remove on a set
+// never held keeps its tombstone aside (orphans), so the content stays unknown.
 //
 // Memory is safe for concurrent use. Apply takes a write lock for the whole batch and
 // queries take a read lock, so that they see either none or all of a batch; except
@@ -373,9 +373,8 @@ func (m *Memory) tombstones(before int64) []Tombstone {
 	var out []Tombstone
 	for cid, c := range m.contents {
 		for _, rs := range c.reactions {
-			// Only tab holds TS of users not in the set (setstamps.go).
-			rs.members.tab.each(func(uid uint32, ts int64) {
-				if ts < before && !rs.members.has(uid) {
+			rs.members.eachTombstone(func(uid uint32, ts int64) {
+				if ts < before {
 					out = append(out, Tombstone{cid, rs.reactionType, m.users.name(uid), ts, uid})
 				}
 			})

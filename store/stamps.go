@@ -8,8 +8,8 @@ import (
 
 // stampTable holds remembered TS (see Op.TS) of the users of one set, exactly to the
 // millisecond, in about 8 bytes each where a Go map[uint32]int64 took about 30 (issue
-// 16): the tombstones, and the TS of members that memberSet does not keep beside
-// their ids (setstamps.go).
+// 16): the TS, of members and tombstones, that memberSet does not keep beside its
+// packed ids (setstamps.go).
 //
 // A TS is kept as a 32-bit delta from the table's base: 2^32 ms, 49.7 days. The base
 // starts stampBack before the first TS, so that events up to 37 days older and 12
