@@ -143,7 +143,9 @@ func (m *Memory) add(op *Op, res *Result) Applied {
 		rs = &reactionSet{reactionType: op.ReactionType}
 		a.flags |= createdReaction
 		if orphans != nil {
-			rs.members.tab = newStampTable(orphans)
+			for uid, ts := range orphans { // packed beside the members to come
+				rs.members.setStamp(uid, ts)
+			}
 			delete(m.orphans, setKey{op.ContentID, op.ReactionType})
 			a.flags |= adoptedOrphans
 		}

@@ -151,3 +151,30 @@ func waitBlocked(t *testing.T, fn, state string) {
 	}
 	t.Fatalf("no goroutine in %s is blocked (%s)", fn, state)
 }
+
+// TestMemory_OrphansPacked: the tombstones a set never held gathered (timestamped
+// removes) are packed beside its members once an add creates it, not kept in a table
+// of their own, and still decide what is stale.
+func TestMemory_OrphansPacked(t *testing.T) {
+	m := NewMemory()
+	ops := []Op{
+		{ContentID: "c", ReactionType: "r", UserID: "a", Action: Remove, TS: 10},
+		{ContentID: "c", ReactionType: "r", UserID: "b", Action: Remove, TS: 20},
+		{ContentID: "c", ReactionType: "r", UserID: "c", Action: Add, TS: 5},
+		{ContentID: "c", ReactionType: "r", UserID: "b", Action: Add, TS: 15},
+	}
+	out := make([]Result, len(ops))
+	if err := m.Apply(context.Background(), ops, out); err != nil {
+		t.Fatal(err)
+	}
+	if !out[2].Changed || !out[3].Stale {
+		t.Fatalf("results %+v: want c added, b's add stale", out)
+	}
+	s := &m.contents["c"].find("r").members
+	if s.tab != nil || !s.packed() || len(s.lo) != 3 {
+		t.Fatalf("table %v, packed %v, %d entries: want the tombstones packed beside the member", s.tab != nil, s.packed(), len(s.lo))
+	}
+	if tombs, _ := m.ListTombstones(100); len(tombs) != 2 {
+		t.Fatalf("tombstones %+v, want a and b", tombs)
+	}
+}

@@ -37,15 +37,6 @@ const (
 	stampSpan = math.MaxUint32 // the largest delta
 )
 
-// newStampTable returns a table holding the given TS (user -> TS, none 0).
-func newStampTable(from map[uint32]int64) *stampTable {
-	t := &stampTable{}
-	for uid, ts := range from {
-		t.set(uid, ts)
-	}
-	return t
-}
-
 // fits reports whether ts can be kept as a delta from the base.
 func (t *stampTable) fits(ts int64) bool {
 	return ts >= t.base && uint64(ts-t.base) <= stampSpan
