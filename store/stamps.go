@@ -18,7 +18,7 @@ import (
 // stays nil while every TS fits, as with live clocks.
 //
 // While the table is small the entries are a slice sorted by user, uid<<32 | delta:
-// 8 bytes an entry plus at most a fifth of slack (withSlack), a binary search to find
+// 8 bytes an entry plus at most a ninth of slack (withSlack), a binary search to find
 // one and a move of the later ones to insert or delete it. Past stampSmallMax entries
 // they move to a map[uint32]uint32 (about 15 bytes an entry), so that an insert into a
 // large set stays O(1); back below stampSmallMax/4 they move back.
