@@ -36,8 +36,8 @@ func snapshot(m *Memory) memSnapshot {
 	}
 	s := memSnapshot{contents: map[string][]setSnapshot{}, orphans: map[setKey]map[string]int64{}}
 	for cid, c := range m.contents {
-		for _, rs := range c.reactions {
-			s.contents[cid] = append(s.contents[cid], setSnapshot{rs.reactionType, byName(memberMap(&rs.members)), byName(rs.members.stampMap())})
+		for i, rs := range c.reactions {
+			s.contents[cid] = append(s.contents[cid], setSnapshot{c.names[i], byName(memberMap(&rs.members)), byName(rs.members.stampMap())})
 		}
 	}
 	for k, stamps := range m.orphans {
