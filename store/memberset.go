@@ -48,12 +48,57 @@ type memberSet struct {
 	// delta from tsBase plus one, and tombBit if the entry is a tombstone; 0: a member
 	// whose TS is not here (in tab, or none). nil until an entry gets a TS.
 	ts     []uint32
-	big    *roaring.Bitmap  // the members once the set outgrew smallSetMax
-	exp    map[uint32]int64 // members with an expiry (unix ms); nil while there are none
-	tab    *stampTable      // the other remembered TS: tombstones, members not packed; nil while none
+	more   *setMore // what few sets need; nil while none does
 	tsBase int64
 	n      atomic.Uint32 // members (a set of uint32 ids cannot hold more); atomic: Memory.Counts reads it without the lock
 	dense  bool
+}
+
+// setMore holds the parts of a memberSet that most sets do not need, so that those
+// cost a pointer, not three (a set's header is 96 bytes, issue 16).
+type setMore struct {
+	big *roaring.Bitmap  // the members once the set outgrew smallSetMax
+	exp map[uint32]int64 // members with an expiry (unix ms); nil while there are none
+	tab *stampTable      // the other remembered TS (setstamps.go); nil while none
+}
+
+// bigMap returns the roaring bitmap of the members, nil unless the set is in that form.
+func (s *memberSet) bigMap() *roaring.Bitmap {
+	if s.more == nil {
+		return nil
+	}
+	return s.more.big
+}
+
+// expMap returns the members' expiries, nil while none has one.
+func (s *memberSet) expMap() map[uint32]int64 {
+	if s.more == nil {
+		return nil
+	}
+	return s.more.exp
+}
+
+// table returns the table of the TS not beside the packed ids, nil while there are none.
+func (s *memberSet) table() *stampTable {
+	if s.more == nil {
+		return nil
+	}
+	return s.more.tab
+}
+
+// moreOf returns s.more, made if need be.
+func (s *memberSet) moreOf() *setMore {
+	if s.more == nil {
+		s.more = &setMore{}
+	}
+	return s.more
+}
+
+// tidy drops s.more once it holds nothing.
+func (s *memberSet) tidy() {
+	if m := s.more; m != nil && m.big == nil && m.exp == nil && m.tab == nil {
+		s.more = nil
+	}
 }
 
 // get returns the member's expiry (0: none) and whether uid is a member.
@@ -61,14 +106,14 @@ func (s *memberSet) get(uid uint32) (exp int64, ok bool) {
 	if !s.has(uid) {
 		return 0, false
 	}
-	return s.exp[uid], true
+	return s.expMap()[uid], true
 }
 
 // has reports whether uid is a member.
 func (s *memberSet) has(uid uint32) bool {
 	switch {
-	case s.big != nil:
-		return s.big.Contains(uid)
+	case s.bigMap() != nil:
+		return s.bigMap().Contains(uid)
 	case s.dense:
 		w := int(uid / 32)
 		return w < len(s.ids) && s.ids[w]&(1<<(uid%32)) != 0
@@ -114,8 +159,8 @@ func (s *memberSet) span(b int) (start, end int) {
 // after it, uid's place in lo (else -1).
 func (s *memberSet) add(uid uint32) (at int, added bool) {
 	switch {
-	case s.big != nil:
-		return -1, s.big.CheckedAdd(uid)
+	case s.bigMap() != nil:
+		return -1, s.bigMap().CheckedAdd(uid)
 	case s.dense:
 		return -1, s.addDense(uid)
 	}
@@ -135,7 +180,7 @@ func (s *memberSet) add(uid uint32) (at int, added bool) {
 	}
 	if len(s.lo) == smallSetMax {
 		s.toBitmap()
-		return -1, s.big.CheckedAdd(uid)
+		return -1, s.bigMap().CheckedAdd(uid)
 	}
 	s.insertAt(b, i, uid)
 	return i, true
@@ -203,7 +248,7 @@ func (s *memberSet) addDense(uid uint32) bool {
 	if w >= len(s.ids) {
 		if w+1 > 2*(s.len()+1) {
 			s.toBitmap()
-			return s.big.CheckedAdd(uid)
+			return s.bigMap().CheckedAdd(uid)
 		}
 		s.ids = append(s.ids, make([]uint32, w+1-len(s.ids))...)
 	}
@@ -218,8 +263,8 @@ func (s *memberSet) addDense(uid uint32) bool {
 // remove deletes uid and reports whether it was a member.
 func (s *memberSet) remove(uid uint32) bool {
 	switch {
-	case s.big != nil:
-		return s.big.CheckedRemove(uid)
+	case s.bigMap() != nil:
+		return s.bigMap().CheckedRemove(uid)
 	case s.dense:
 		w := int(uid / 32)
 		bit := uint32(1) << (uid % 32)
@@ -258,13 +303,13 @@ func (s *memberSet) putStamped(at int, uid uint32, exp, ts int64) (prev int64, w
 	}
 	if added {
 		s.n.Add(1)
-		if s.ts != nil || s.tab != nil { // a tombstone's TS, beside the id or in tab
+		if s.ts != nil || s.table() != nil { // a tombstone's TS, beside the id or in tab
 			prevTS = s.stampAt(at, uid)
 		}
 	} else {
 		was = true
-		prev = s.exp[uid]
-		if s.ts != nil || s.tab != nil {
+		prev = s.expMap()[uid]
+		if s.ts != nil || s.table() != nil {
 			prevTS = s.stampAt(at, uid)
 		}
 	}
@@ -277,10 +322,11 @@ func (s *memberSet) putStamped(at int, uid uint32, exp, ts int64) (prev int64, w
 	}
 	switch {
 	case exp != 0:
-		if s.exp == nil {
-			s.exp = make(map[uint32]int64)
+		m := s.moreOf()
+		if m.exp == nil {
+			m.exp = make(map[uint32]int64)
 		}
-		s.exp[uid] = exp
+		m.exp[uid] = exp
 	case prev != 0:
 		s.forgetExpiry(uid)
 	}
@@ -293,8 +339,8 @@ func (s *memberSet) del(uid uint32) (exp int64, was bool) {
 		return 0, false
 	}
 	s.n.Add(^uint32(0))
-	if s.exp != nil {
-		exp = s.exp[uid]
+	if s.expMap() != nil {
+		exp = s.expMap()[uid]
 		if exp != 0 {
 			s.forgetExpiry(uid)
 		}
@@ -310,7 +356,7 @@ func (s *memberSet) del(uid uint32) (exp int64, was bool) {
 func (s *memberSet) shrink() {
 	n := s.len()
 	switch {
-	case s.big != nil:
+	case s.bigMap() != nil:
 		if n <= smallSetMax/4 {
 			s.repack()
 		}
@@ -343,7 +389,8 @@ func (s *memberSet) toBitmap() {
 	big := roaring.New()
 	s.each(func(m uint32, _ int64) { big.Add(m) })
 	s.spillStamps()
-	s.ids, s.lo, s.dense, s.big = nil, nil, false, big
+	s.ids, s.lo, s.dense = nil, nil, false
+	s.moreOf().big = big
 }
 
 // fitTo returns a copy of x with capacity c (at least len(x)).
@@ -375,14 +422,20 @@ func (s *memberSet) repack() {
 		}
 		lo = append(lo, uint16(uid))
 	})
-	s.ids, s.lo, s.big, s.dense = ids, lo, nil, false
+	s.ids, s.lo, s.dense = ids, lo, false
+	if s.more != nil {
+		s.more.big = nil
+		s.tidy()
+	}
 	s.gatherStamps()
 }
 
 func (s *memberSet) forgetExpiry(uid uint32) {
-	delete(s.exp, uid)
-	if len(s.exp) == 0 {
-		s.exp = nil
+	m := s.more
+	delete(m.exp, uid)
+	if len(m.exp) == 0 {
+		m.exp = nil
+		s.tidy()
 	}
 }
 
@@ -391,9 +444,9 @@ func (s *memberSet) len() int { return int(s.n.Load()) }
 
 // each calls fn for every member in id order.
 func (s *memberSet) each(fn func(uid uint32, exp int64)) {
-	if s.big != nil {
-		s.big.Iterate(func(uid uint32) bool {
-			fn(uid, s.exp[uid])
+	if s.bigMap() != nil {
+		s.bigMap().Iterate(func(uid uint32) bool {
+			fn(uid, s.expMap()[uid])
 			return true
 		})
 		return
@@ -402,7 +455,7 @@ func (s *memberSet) each(fn func(uid uint32, exp int64)) {
 		for w, word := range s.ids {
 			for word != 0 {
 				uid := uint32(w*32 + bits.TrailingZeros32(word))
-				fn(uid, s.exp[uid])
+				fn(uid, s.expMap()[uid])
 				word &= word - 1
 			}
 		}
@@ -415,14 +468,14 @@ func (s *memberSet) each(fn func(uid uint32, exp int64)) {
 				continue
 			}
 			uid := w>>16<<16 | uint32(l)
-			fn(uid, s.exp[uid])
+			fn(uid, s.expMap()[uid])
 		}
 	}
 }
 
 // expiring calls fn for every member that has an expiry.
 func (s *memberSet) expiring(fn func(uid uint32, exp int64)) {
-	for uid, exp := range s.exp {
+	for uid, exp := range s.expMap() {
 		fn(uid, exp)
 	}
 }

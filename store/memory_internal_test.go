@@ -171,8 +171,8 @@ func TestMemory_OrphansPacked(t *testing.T) {
 		t.Fatalf("results %+v: want c added, b's add stale", out)
 	}
 	s := &m.contents["c"].find("r").members
-	if s.tab != nil || !s.packed() || len(s.lo) != 3 {
-		t.Fatalf("table %v, packed %v, %d entries: want the tombstones packed beside the member", s.tab != nil, s.packed(), len(s.lo))
+	if s.table() != nil || !s.packed() || len(s.lo) != 3 {
+		t.Fatalf("table %v, packed %v, %d entries: want the tombstones packed beside the member", s.table() != nil, s.packed(), len(s.lo))
 	}
 	if tombs, _ := m.ListTombstones(100); len(tombs) != 2 {
 		t.Fatalf("tombstones %+v, want a and b", tombs)

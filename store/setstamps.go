@@ -56,7 +56,7 @@ func (s *memberSet) eachPacked(fn func(i int, uid uint32)) {
 }
 
 // packed reports whether the set is in the packed form.
-func (s *memberSet) packed() bool { return s.big == nil && !s.dense }
+func (s *memberSet) packed() bool { return s.bigMap() == nil && !s.dense }
 
 // stamp returns uid's remembered TS, 0 if none.
 func (s *memberSet) stamp(uid uint32) int64 {
@@ -70,22 +70,22 @@ func (s *memberSet) stamp(uid uint32) int64 {
 func (s *memberSet) lookup(uid uint32) (exp int64, member bool, ts int64, at int) {
 	if !s.packed() {
 		exp, member = s.get(uid)
-		return exp, member, s.tab.get(uid), -1
+		return exp, member, s.table().get(uid), -1
 	}
 	_, i, ok := s.find(uid)
 	if !ok {
-		return 0, false, s.tab.get(uid), -1
+		return 0, false, s.table().get(uid), -1
 	}
 	if s.tomb(i) {
 		return 0, false, s.tsAt(i), -1
 	}
-	if s.exp != nil {
-		exp = s.exp[uid]
+	if s.expMap() != nil {
+		exp = s.expMap()[uid]
 	}
 	if ts = s.tsAt(i); ts != 0 {
 		return exp, true, ts, i
 	}
-	return exp, true, s.tab.get(uid), i
+	return exp, true, s.table().get(uid), i
 }
 
 // stampAt returns the remembered TS of uid, the entry at lo[at] of the packed form, or
@@ -96,7 +96,7 @@ func (s *memberSet) stampAt(at int, uid uint32) int64 {
 			return ts
 		}
 	}
-	return s.tab.get(uid)
+	return s.table().get(uid)
 }
 
 // setStamp makes ts (not 0) uid's remembered TS, member or not.
@@ -134,7 +134,7 @@ func (s *memberSet) setStampAt(i int, uid uint32, ts int64) {
 	}
 	if d := ts - s.tsBase; d >= 0 && d < packedSpan {
 		s.ts[i] = s.ts[i]&tombBit | uint32(d+1)
-		if s.tab != nil {
+		if s.table() != nil {
 			s.tabDel(uid)
 		}
 		return
@@ -235,19 +235,22 @@ func (s *memberSet) forgetStamp(uid uint32) {
 }
 
 func (s *memberSet) tabSet(uid uint32, ts int64) {
-	if s.tab == nil {
-		s.tab = &stampTable{}
+	m := s.moreOf()
+	if m.tab == nil {
+		m.tab = &stampTable{}
 	}
-	s.tab.set(uid, ts)
+	m.tab.set(uid, ts)
 }
 
 func (s *memberSet) tabDel(uid uint32) {
-	if s.tab == nil {
+	t := s.table()
+	if t == nil {
 		return
 	}
-	s.tab.del(uid)
-	if s.tab.len() == 0 {
-		s.tab = nil
+	t.del(uid)
+	if t.len() == 0 {
+		s.more.tab = nil
+		s.tidy()
 	}
 }
 
@@ -268,14 +271,14 @@ func (s *memberSet) spillStamps() {
 // gatherStamps moves the TS of the members from tab to beside them, once the set is
 // packed again.
 func (s *memberSet) gatherStamps() {
-	if s.tab == nil {
+	if s.table() == nil {
 		return
 	}
 	s.eachPacked(func(i int, uid uint32) {
-		if s.tab == nil {
+		if s.table() == nil {
 			return
 		}
-		if ts := s.tab.get(uid); ts != 0 {
+		if ts := s.table().get(uid); ts != 0 {
 			s.setStampAt(i, uid, ts)
 		}
 	})
@@ -290,7 +293,7 @@ func (s *memberSet) eachStamp(fn func(uid uint32, ts int64)) {
 			}
 		})
 	}
-	s.tab.each(fn)
+	s.table().each(fn)
 }
 
 // eachTombstone calls fn for every user with a remembered TS who is not a member, in
@@ -303,7 +306,7 @@ func (s *memberSet) eachTombstone(fn func(uid uint32, ts int64)) {
 			}
 		})
 	}
-	s.tab.each(func(uid uint32, ts int64) {
+	s.table().each(func(uid uint32, ts int64) {
 		if !s.has(uid) {
 			fn(uid, ts)
 		}
@@ -323,16 +326,16 @@ func (s *memberSet) delStamped(uid uint32) (exp, ts int64, was bool) {
 		_, i, ok := s.find(uid)
 		switch {
 		case !ok:
-			return 0, s.tab.get(uid), false
+			return 0, s.table().get(uid), false
 		case s.tomb(i):
 			return 0, s.tsAt(i), false
 		}
 		if ts = s.tsAt(i); ts == 0 {
-			ts = s.tab.get(uid)
+			ts = s.table().get(uid)
 		}
 		exp, was = s.del(uid)
 		return exp, ts, was
 	}
 	exp, was = s.del(uid)
-	return exp, s.tab.get(uid), was
+	return exp, s.table().get(uid), was
 }

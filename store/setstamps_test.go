@@ -122,7 +122,7 @@ func TestMemberSet_Stamps(t *testing.T) {
 		}
 		if s.packed() && s.ts != nil {
 			s.eachPacked(func(i int, uid uint32) {
-				if s.ts[i] != 0 && s.tab.get(uid) != 0 {
+				if s.ts[i] != 0 && s.table().get(uid) != 0 {
 					rt.Fatalf("user %d has a TS beside its id and in the table", uid)
 				}
 			})
@@ -147,8 +147,8 @@ func TestMemberSet_TombstonesPacked(t *testing.T) {
 	}
 	s.putStamped(-1, 0, 0, ts+1000) // back
 	s.forgetStamp(2*5000 + 1)
-	if !s.packed() || s.tab != nil {
-		t.Fatalf("packed %v, table %v: want the tombstones packed, no table", s.packed(), s.tab != nil)
+	if !s.packed() || s.table() != nil {
+		t.Fatalf("packed %v, table %v: want the tombstones packed, no table", s.packed(), s.table() != nil)
 	}
 	if len(s.lo) != 200+99 || s.len() != 101 {
 		t.Fatalf("%d entries, %d members; want 299 and 101", len(s.lo), s.len())
