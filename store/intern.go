@@ -3,7 +3,6 @@ package store
 import (
 	"encoding/binary"
 	"hash/maphash"
-	"math/bits"
 	"unsafe"
 )
 
@@ -15,41 +14,37 @@ const internChunk = 64 << 10
 //
 // A Go map[string]uint32 plus a []string of names costs ~70 bytes per user: a string
 // allocation, a header in the slice, a 24-byte map slot at a load of 44-88%. Here every
-// id is packed once in 64 KiB chunks as an entry [length uvarint][bytes], in number
-// order, never moved or written again; refs keeps the position of every internSample-th
-// entry, and going from a number to its id (name) starts there and steps over at most
-// internSample-1 entries. The index is an open-addressing table of 4-byte slots, each
-// the id's number plus one in its low bits and, in the bits the numbers do not need
-// yet (12 with a million users), the top bits of the id's hash, at most 3/4 full and
-// grown by half. Finding an id reads its slot, then refs (an eighth of a word a user:
-// 1 MB for a million, mostly in cache) and the entry, which holds the bytes to
-// compare. About 16 bytes per user in all, the id's own bytes included (issue 16: 24
-// when a slot was 8 bytes, the entry's position and a 24-bit tag, and an entry held
-// its number).
+// id is packed once in 64 KiB chunks as an entry [number uint32][length uvarint][bytes],
+// in number order, never moved or written again, and the index is an open-addressing
+// table of 8-byte slots, each the entry's position and 24 bits of the id's hash, at
+// most 3/4 full and grown by half (positions have 40 bits: 2^24 chunks, 1 TiB of ids).
+// Finding an id reads its slot and then its entry, which holds the bytes to compare and
+// the number together: two cache misses on a large index, as for a Go map. Going from
+// a number back to the id (name, for listings) starts at the position kept for every
+// internSample-th number and steps over at most internSample-1 entries. About 30 bytes
+// per user in all, the id's own bytes included.
 //
 // The zero value is empty and ready to use. An interner is not safe for concurrent
 // use; Memory guards it with its lock.
 type interner struct {
-	seed    maphash.Seed
-	chunks  [][]byte // entries; each chunk is appended to within its capacity only
-	refs    []uint64 // by number/internSample: the position of the entry, chunk<<16 | offset
-	slots   []uint32 // tag<<uidBits | (number+1), 0: empty; linear probing
-	uidBits uint     // the low bits of a slot that hold the number: enough for 3/4 of the slots
-	used    int      // the ids numbered
-	sink    uint64   // internBatch's reads ahead add up here, so that they are made
+	seed   maphash.Seed
+	chunks [][]byte // entries; each chunk is appended to within its capacity only
+	refs   []uint64 // by number/internSample: the position of the entry, chunk<<16 | offset
+	slots  []uint64 // tag<<40 | (ref+1), 0: empty; linear probing
+	used   int      // slots in use: the ids numbered
+	sink   uint64   // internBatch's reads ahead add up here, so that they are made
 }
 
-const internSample = 8 // refs keeps the position of every internSample-th entry
+const (
+	internRefBits = 40
+	internRefMask = 1<<internRefBits - 1
+	internSample  = 8 // refs keeps the position of every internSample-th entry
+)
 
 // home returns the slot a hash starts probing at: its low 32 bits scaled to the table
-// (the tag is the top bits).
+// (the tag is the top 24).
 func (in *interner) home(h uint64) int {
 	return int(uint64(uint32(h)) * uint64(len(in.slots)) >> 32)
-}
-
-// tag returns the bits of a hash a slot keeps, in their place above the number.
-func (in *interner) tag(h uint64) uint32 {
-	return uint32(h>>(32+in.uidBits)) << in.uidBits // 0 once the numbers take all 32 bits
 }
 
 // next returns the entry after the one at ref: the next in its chunk, or the first of
@@ -57,34 +52,30 @@ func (in *interner) tag(h uint64) uint32 {
 func (in *interner) next(ref uint64) uint64 {
 	c := in.chunks[ref>>16]
 	off := int(ref & 0xffff)
-	n, w := binary.Uvarint(c[off:])
-	if end := off + w + int(n); end < len(c) {
+	n, w := binary.Uvarint(c[off+4:])
+	if end := off + 4 + w + int(n); end < len(c) {
 		return ref&^0xffff | uint64(end)
 	}
 	return (ref>>16 + 1) << 16
 }
 
-// entry returns the bytes of the entry at ref.
-func (in *interner) entry(ref uint64) []byte {
+// entry returns the number and bytes of the entry at ref.
+func (in *interner) entry(ref uint64) (uint32, []byte) {
 	c := in.chunks[ref>>16]
 	off := int(ref & 0xffff)
-	n, w := binary.Uvarint(c[off:])
-	start := off + w
-	return c[start : start+int(n) : start+int(n)]
-}
-
-// bytes returns the bytes of the id numbered uid, in its chunk.
-func (in *interner) bytes(uid uint32) []byte {
-	ref := in.refs[uid/internSample]
-	for range uid % internSample {
-		ref = in.next(ref)
-	}
-	return in.entry(ref)
+	uid := binary.LittleEndian.Uint32(c[off:])
+	n, w := binary.Uvarint(c[off+4:])
+	start := off + 4 + w
+	return uid, c[start : start+int(n) : start+int(n)]
 }
 
 // name returns the id numbered uid. The string points into the chunk: no copy.
 func (in *interner) name(uid uint32) string {
-	b := in.bytes(uid)
+	ref := in.refs[uid/internSample]
+	for range uid % internSample {
+		ref = in.next(ref)
+	}
+	_, b := in.entry(ref)
 	if len(b) == 0 {
 		return ""
 	}
@@ -94,7 +85,7 @@ func (in *interner) name(uid uint32) string {
 // find returns the number of the id with the given hash and bytes, or the slot where it
 // would go.
 func (in *interner) find(h uint64, id []byte) (uid uint32, slot int, ok bool) {
-	tag, mask := in.tag(h), uint32(1)<<in.uidBits-1
+	tag := h >> internRefBits // the top 24 bits; the index uses the low 32
 	for i := in.home(h); ; i++ {
 		if i == len(in.slots) {
 			i = 0
@@ -103,8 +94,8 @@ func (in *interner) find(h uint64, id []byte) (uid uint32, slot int, ok bool) {
 		if s == 0 {
 			return 0, i, false
 		}
-		if s&^mask == tag {
-			if uid := s&mask - 1; string(in.bytes(uid)) == string(id) {
+		if s>>internRefBits == tag {
+			if uid, b := in.entry(s&internRefMask - 1); string(b) == string(id) {
 				return uid, i, true
 			}
 		}
@@ -140,25 +131,20 @@ func (in *interner) internBytes(id []byte) uint32 {
 	if ok {
 		return uid
 	}
-	return in.add(h, id, slot)
-}
-
-// add numbers id, with hash h, which find did not find, in the given slot.
-func (in *interner) add(h uint64, id []byte, slot int) uint32 {
-	uid := uint32(in.used)
-	ref := in.pack(id)
+	uid = uint32(in.used)
+	ref := in.pack(uid, id)
 	if uid%internSample == 0 {
 		in.refs = append(in.refs, ref)
 	}
-	in.slots[slot] = in.tag(h) | (uid + 1)
+	in.slots[slot] = h>>internRefBits<<internRefBits | (ref + 1)
 	in.used++
 	return uid
 }
 
-// pack appends the entry of id and returns its position.
-func (in *interner) pack(id []byte) uint64 {
+// pack appends the entry of id numbered uid and returns its position.
+func (in *interner) pack(uid uint32, id []byte) uint64 {
 	var n [binary.MaxVarintLen64]byte
-	size := binary.PutUvarint(n[:], uint64(len(id))) + len(id)
+	size := 4 + binary.PutUvarint(n[:], uint64(len(id))) + len(id)
 	last := len(in.chunks) - 1
 	if last < 0 || size > cap(in.chunks[last])-len(in.chunks[last]) {
 		// A new chunk; an id longer than a chunk gets one of its own, at offset 0.
@@ -167,30 +153,30 @@ func (in *interner) pack(id []byte) uint64 {
 	}
 	c := in.chunks[last]
 	off := len(c)
+	c = binary.LittleEndian.AppendUint32(c, uid)
 	c = binary.AppendUvarint(c, uint64(len(id)))
 	in.chunks[last] = append(c, id...)
 	return uint64(last)<<16 | uint64(off)
 }
 
-// grow makes the table half as big again (3/4 full before, 1/2 after: 6 bytes a user
-// on average, where doubling would average 8) and places every entry again.
+// grow makes the table half as big again (3/4 full before, 1/2 after: 12 bytes a user
+// on average, where doubling would average 16) and places every entry again.
 func (in *interner) grow() {
 	if in.seed == (maphash.Seed{}) {
 		in.seed = maphash.MakeSeed()
 	}
-	in.slots = make([]uint32, max(1024, len(in.slots)+len(in.slots)/2))
-	// The numbers plus one go up to 3/4 of the slots.
-	in.uidBits = uint(min(32, bits.Len(uint(len(in.slots)*3/4))))
+	in.slots = make([]uint64, max(1024, len(in.slots)+len(in.slots)/2))
 	ref := uint64(0)
-	for uid := range uint32(in.used) {
-		h := maphash.Bytes(in.seed, in.entry(ref))
+	for range in.used {
+		_, b := in.entry(ref)
+		h := maphash.Bytes(in.seed, b)
 		i := in.home(h)
 		for in.slots[i] != 0 {
 			if i++; i == len(in.slots) {
 				i = 0
 			}
 		}
-		in.slots[i] = in.tag(h) | (uid + 1)
+		in.slots[i] = h>>internRefBits<<internRefBits | (ref + 1)
 		ref = in.next(ref)
 	}
 }

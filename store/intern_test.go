@@ -60,28 +60,3 @@ func TestInterner(t *testing.T) {
 		}
 	}
 }
-
-// TestInterner_Size checks what the interner holds per user (issue 16): with 8-byte
-// ids, at most 18 bytes a user whatever the table's fill (the id, its length, a
-// position in refs per internSample users, and 4-byte slots at 1/2 to 3/4 full).
-func TestInterner_Size(t *testing.T) {
-	var in interner
-	for i := range 300_000 {
-		in.intern(fmt.Sprintf("u%07d", i))
-		if n := i + 1; n%50_000 == 0 {
-			size := 4*cap(in.slots) + 8*cap(in.refs)
-			for _, c := range in.chunks {
-				size += cap(c)
-			}
-			// The last chunk is partly filled: count it as full, less one chunk.
-			if per := float64(size-internChunk) / float64(n); per > 18 {
-				t.Fatalf("%d users take %.1f bytes each, want at most 18", n, per)
-			}
-		}
-	}
-	for i := range 300_000 {
-		if uid, ok := in.lookup(fmt.Sprintf("u%07d", i)); !ok || uid != uint32(i) {
-			t.Fatalf("lookup(u%07d) = %d, %v", i, uid, ok)
-		}
-	}
-}
