@@ -322,7 +322,7 @@ func (s *memberSet) stampMap() map[uint32]int64 {
 
 // delStamped removes uid, as del, and returns its remembered TS too, which stays.
 func (s *memberSet) delStamped(uid uint32) (exp, ts int64, was bool) {
-	if s.packed() {
+	if s.packed() && s.ts != nil { // else no TS beside the ids, so no tombstones there
 		_, i, ok := s.find(uid)
 		switch {
 		case !ok:
