@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
@@ -176,5 +177,39 @@ func TestMemory_OrphansPacked(t *testing.T) {
 	}
 	if tombs, _ := m.ListTombstones(100); len(tombs) != 2 {
 		t.Fatalf("tombstones %+v, want a and b", tombs)
+	}
+}
+
+// TestLoader_ExactRoom: a set the loader fills with spread users gets its packed room
+// in one allocation, exactly (memberSet.reserve), instead of growing an eighth at a
+// time; a set that a bitset holds in less room still becomes one.
+func TestLoader_ExactRoom(t *testing.T) {
+	m := NewMemory()
+	defer m.Close()
+	for i := range 100_000 {
+		m.users.intern(fmt.Sprintf("u%d", i))
+	}
+	l := m.Load()
+	spread, close := l.Set("c", "spread"), l.Set("c", "close")
+	var (
+		sets  []LoadSet
+		users [][]byte
+	)
+	for i := range 200 {
+		sets = append(sets, spread)
+		users = append(users, fmt.Appendf(nil, "u%d", i*499))
+	}
+	for i := range 200 {
+		sets = append(sets, close)
+		users = append(users, fmt.Appendf(nil, "u%d", i))
+	}
+	zeros := make([]int64, len(users))
+	l.Members(sets, users, zeros, zeros)
+	l.Done()
+	if s := &spread.rs.members; !s.packed() || s.len() != 200 || cap(s.lo) != 200 {
+		t.Fatalf("spread set: packed %v, %d members in room for %d; want packed, 200 in 200", s.packed(), s.len(), cap(s.lo))
+	}
+	if s := &close.rs.members; !s.dense || s.len() != 200 {
+		t.Fatalf("close set: bitset %v, %d members; want a bitset of 200", s.dense, s.len())
 	}
 }
