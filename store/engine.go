@@ -185,6 +185,7 @@ func (r *setRun) flush() {
 	}
 	slices.Sort(r.keys)
 	rs := r.rs
+	rs.members.reserve(len(r.keys), uint32(r.keys[len(r.keys)-1]>>32))
 	for _, k := range r.keys {
 		uid, i := uint32(k>>32), uint32(k)
 		rs.members.put(uid, r.exps[i])

@@ -21,7 +21,10 @@ const smallSetMax = 1024
 //
 //   - packed while the set is small: the ids split by their high 16 bits into buckets,
 //     a 4-byte word per bucket and 2 bytes per member, the low 16 bits (with a million
-//     users, 200 members take 464 bytes where a sorted []uint32 took 800);
+//     users, 200 members take 464 bytes where a sorted []uint32 took 800). The packed
+//     entries hold the set's tombstones too (users no longer members whose TS the set
+//     remembers), flagged beside their TS (setstamps.go): a tombstone costs what a
+//     member with a TS does, 6 bytes, and is found by the same search;
 //   - a plain bitset over ids 0 to the largest member, once that takes no more room
 //     than the packed form (a set holding more than one id in 16 of that range, as
 //     when a few hundred staff share a station): one memory access per lookup instead
@@ -36,19 +39,66 @@ const smallSetMax = 1024
 // The zero value is an empty set.
 type memberSet struct {
 	// Packed (not dense, big nil): a word per bucket in order, high<<16 | the index in
-	// lo of the bucket's first member. Dense: the bitset (bit uid%32 of word uid/32).
+	// lo of the bucket's first entry. Dense: the bitset (bit uid%32 of word uid/32).
 	ids []uint32
-	lo  []uint16 // packed: the low 16 bits of the members, bucket after bucket, each sorted
-	// ts, packed only: beside lo, each member's remembered TS (see stamps.go) as its
-	// delta from tsBase plus one; 0: none here (in tab, or none). nil until a member
-	// of the packed form gets a TS.
+	// lo, packed: the low 16 bits of the entries (members and tombstones), bucket after
+	// bucket, each sorted.
+	lo []uint16
+	// ts, packed only: beside lo, each entry's remembered TS (see setstamps.go) as its
+	// delta from tsBase plus one, and tombBit if the entry is a tombstone; 0: a member
+	// whose TS is not here (in tab, or none). nil until an entry gets a TS.
 	ts     []uint32
-	big    *roaring.Bitmap  // the members once the set outgrew smallSetMax
-	exp    map[uint32]int64 // members with an expiry (unix ms); nil while there are none
-	tab    *stampTable      // the other remembered TS: tombstones, members not packed; nil while none
+	more   *setMore // what few sets need; nil while none does
 	tsBase int64
 	n      atomic.Uint32 // members (a set of uint32 ids cannot hold more); atomic: Memory.Counts reads it without the lock
 	dense  bool
+}
+
+// setMore holds the parts of a memberSet that most sets do not need, so that those
+// cost a pointer, not three (a set's header is 96 bytes, issue 16).
+type setMore struct {
+	big *roaring.Bitmap  // the members once the set outgrew smallSetMax
+	exp map[uint32]int64 // members with an expiry (unix ms); nil while there are none
+	tab *stampTable      // the other remembered TS (setstamps.go); nil while none
+}
+
+// bigMap returns the roaring bitmap of the members, nil unless the set is in that form.
+func (s *memberSet) bigMap() *roaring.Bitmap {
+	if s.more == nil {
+		return nil
+	}
+	return s.more.big
+}
+
+// expMap returns the members' expiries, nil while none has one.
+func (s *memberSet) expMap() map[uint32]int64 {
+	if s.more == nil {
+		return nil
+	}
+	return s.more.exp
+}
+
+// table returns the table of the TS not beside the packed ids, nil while there are none.
+func (s *memberSet) table() *stampTable {
+	if s.more == nil {
+		return nil
+	}
+	return s.more.tab
+}
+
+// moreOf returns s.more, made if need be.
+func (s *memberSet) moreOf() *setMore {
+	if s.more == nil {
+		s.more = &setMore{}
+	}
+	return s.more
+}
+
+// tidy drops s.more once it holds nothing.
+func (s *memberSet) tidy() {
+	if m := s.more; m != nil && m.big == nil && m.exp == nil && m.tab == nil {
+		s.more = nil
+	}
 }
 
 // get returns the member's expiry (0: none) and whether uid is a member.
@@ -56,24 +106,25 @@ func (s *memberSet) get(uid uint32) (exp int64, ok bool) {
 	if !s.has(uid) {
 		return 0, false
 	}
-	return s.exp[uid], true
+	return s.expMap()[uid], true
 }
 
 // has reports whether uid is a member.
 func (s *memberSet) has(uid uint32) bool {
 	switch {
-	case s.big != nil:
-		return s.big.Contains(uid)
+	case s.bigMap() != nil:
+		return s.bigMap().Contains(uid)
 	case s.dense:
 		w := int(uid / 32)
 		return w < len(s.ids) && s.ids[w]&(1<<(uid%32)) != 0
 	}
-	_, _, ok := s.find(uid)
-	return ok
+	_, i, ok := s.find(uid)
+	return ok && !s.tomb(i)
 }
 
-// find locates uid in the packed form: the index of its bucket in ids and its place in
-// lo, where they are or would go, and whether uid is a member.
+// find locates uid's entry in the packed form: the index of its bucket in ids and its
+// place in lo, where they are or would go, and whether uid has an entry (a member or a
+// tombstone: see tomb).
 func (s *memberSet) find(uid uint32) (b, i int, ok bool) {
 	hi := uid >> 16
 	if len(s.ids) <= 16 { // a million users make 16 buckets: a scan beats a search
@@ -108,22 +159,53 @@ func (s *memberSet) span(b int) (start, end int) {
 // after it, uid's place in lo (else -1).
 func (s *memberSet) add(uid uint32) (at int, added bool) {
 	switch {
-	case s.big != nil:
-		return -1, s.big.CheckedAdd(uid)
+	case s.bigMap() != nil:
+		return -1, s.bigMap().CheckedAdd(uid)
 	case s.dense:
 		return -1, s.addDense(uid)
 	}
 	b, i, ok := s.find(uid)
 	if ok {
+		if s.tomb(i) { // a member again, its TS where it is
+			s.ts[i] &^= tombBit
+			return i, true
+		}
 		return i, false
+	}
+	if len(s.lo) == smallSetMax && s.spillTombstones() {
+		b, i, _ = s.find(uid)
 	}
 	if len(s.lo) == cap(s.lo) && s.densify(uid) {
 		return -1, s.addDense(uid)
 	}
 	if len(s.lo) == smallSetMax {
 		s.toBitmap()
-		return -1, s.big.CheckedAdd(uid)
+		return -1, s.bigMap().CheckedAdd(uid)
 	}
+	s.insertAt(b, i, uid)
+	return i, true
+}
+
+// reserve makes room in the packed form for n more members, top the largest of them,
+// in one allocation and no slack, as the loader puts a set's members in (engine.go's setRun):
+// growing an eighth at a time took some thirty copies to reach 200 members. It does
+// nothing if they would not stay packed, or if a bitset would take less room.
+func (s *memberSet) reserve(n int, top uint32) {
+	if !s.packed() || len(s.lo)+n > smallSetMax || cap(s.lo)-len(s.lo) >= n {
+		return
+	}
+	if words := int(top/32) + 1; 4*words <= 2*(s.len()+n)+4*(len(s.ids)+1) {
+		return // densify's choice, made as the set fills
+	}
+	s.lo = append(make([]uint16, 0, len(s.lo)+n), s.lo...) // exact: a loaded set is done growing, as a rule
+	if s.ts != nil {
+		s.ts = fitTo(s.ts, cap(s.lo))
+	}
+}
+
+// insertAt inserts an entry for uid, with no TS, at bucket b and place i in the packed
+// form, where find says it goes.
+func (s *memberSet) insertAt(b, i int, uid uint32) {
 	if len(s.lo) == cap(s.lo) {
 		s.lo = withSlack(s.lo, 0)
 	}
@@ -140,7 +222,22 @@ func (s *memberSet) add(uid uint32) (at int, added bool) {
 	for b++; b < len(s.ids); b++ { // the later buckets start one further
 		s.ids[b]++
 	}
-	return i, true
+}
+
+// deleteAt deletes the entry at bucket b and place i of the packed form.
+func (s *memberSet) deleteAt(b, i int) {
+	if s.ts != nil {
+		s.ts = slices.Delete(s.ts, i, i+1)
+	}
+	if start, end := s.span(b); end-start == 1 {
+		s.ids = slices.Delete(s.ids, b, b+1) // its last entry: the bucket goes
+	} else {
+		b++
+	}
+	s.lo = slices.Delete(s.lo, i, i+1)
+	for ; b < len(s.ids); b++ { // the later buckets start one earlier
+		s.ids[b]--
+	}
 }
 
 // densify turns the packed ids into a bitset, before uid is added, if the bitset would
@@ -151,7 +248,7 @@ func (s *memberSet) densify(uid uint32) bool {
 		top = max(top, s.ids[last]>>16<<16|uint32(s.lo[len(s.lo)-1]))
 	}
 	words := int(top/32) + 1
-	if 4*words > 2*(len(s.lo)+1)+4*(len(s.ids)+1) {
+	if 4*words > 2*(s.len()+1)+4*(len(s.ids)+1) { // the members' room: tombstones go to tab
 		return false
 	}
 	set := make([]uint32, words)
@@ -168,7 +265,7 @@ func (s *memberSet) addDense(uid uint32) bool {
 	if w >= len(s.ids) {
 		if w+1 > 2*(s.len()+1) {
 			s.toBitmap()
-			return s.big.CheckedAdd(uid)
+			return s.bigMap().CheckedAdd(uid)
 		}
 		s.ids = append(s.ids, make([]uint32, w+1-len(s.ids))...)
 	}
@@ -183,8 +280,8 @@ func (s *memberSet) addDense(uid uint32) bool {
 // remove deletes uid and reports whether it was a member.
 func (s *memberSet) remove(uid uint32) bool {
 	switch {
-	case s.big != nil:
-		return s.big.CheckedRemove(uid)
+	case s.bigMap() != nil:
+		return s.bigMap().CheckedRemove(uid)
 	case s.dense:
 		w := int(uid / 32)
 		bit := uint32(1) << (uid % 32)
@@ -195,24 +292,14 @@ func (s *memberSet) remove(uid uint32) bool {
 		return true
 	}
 	b, i, ok := s.find(uid)
-	if !ok {
+	if !ok || s.tomb(i) {
 		return false
 	}
-	if s.ts != nil {
-		if d := s.ts[i]; d != 0 { // it stays as the tombstone
-			s.tabSet(uid, s.tsBase+int64(d)-1)
-		}
-		s.ts = slices.Delete(s.ts, i, i+1)
+	if s.ts != nil && s.ts[i] != 0 { // its TS here: the entry stays as the tombstone
+		s.ts[i] |= tombBit
+		return true
 	}
-	if start, end := s.span(b); end-start == 1 {
-		s.ids = slices.Delete(s.ids, b, b+1) // its last member: the bucket goes
-	} else {
-		b++
-	}
-	s.lo = slices.Delete(s.lo, i, i+1)
-	for ; b < len(s.ids); b++ { // the later buckets start one earlier
-		s.ids[b]--
-	}
+	s.deleteAt(b, i)
 	return true
 }
 
@@ -233,13 +320,13 @@ func (s *memberSet) putStamped(at int, uid uint32, exp, ts int64) (prev int64, w
 	}
 	if added {
 		s.n.Add(1)
-		if s.tab != nil {
-			prevTS = s.tab.get(uid)
+		if s.ts != nil || s.table() != nil { // a tombstone's TS, beside the id or in tab
+			prevTS = s.stampAt(at, uid)
 		}
 	} else {
 		was = true
-		prev = s.exp[uid]
-		if s.ts != nil || s.tab != nil {
+		prev = s.expMap()[uid]
+		if s.ts != nil || s.table() != nil {
 			prevTS = s.stampAt(at, uid)
 		}
 	}
@@ -252,10 +339,11 @@ func (s *memberSet) putStamped(at int, uid uint32, exp, ts int64) (prev int64, w
 	}
 	switch {
 	case exp != 0:
-		if s.exp == nil {
-			s.exp = make(map[uint32]int64)
+		m := s.moreOf()
+		if m.exp == nil {
+			m.exp = make(map[uint32]int64)
 		}
-		s.exp[uid] = exp
+		m.exp[uid] = exp
 	case prev != 0:
 		s.forgetExpiry(uid)
 	}
@@ -268,8 +356,8 @@ func (s *memberSet) del(uid uint32) (exp int64, was bool) {
 		return 0, false
 	}
 	s.n.Add(^uint32(0))
-	if s.exp != nil {
-		exp = s.exp[uid]
+	if s.expMap() != nil {
+		exp = s.expMap()[uid]
 		if exp != 0 {
 			s.forgetExpiry(uid)
 		}
@@ -285,7 +373,7 @@ func (s *memberSet) del(uid uint32) (exp int64, was bool) {
 func (s *memberSet) shrink() {
 	n := s.len()
 	switch {
-	case s.big != nil:
+	case s.bigMap() != nil:
 		if n <= smallSetMax/4 {
 			s.repack()
 		}
@@ -318,7 +406,8 @@ func (s *memberSet) toBitmap() {
 	big := roaring.New()
 	s.each(func(m uint32, _ int64) { big.Add(m) })
 	s.spillStamps()
-	s.ids, s.lo, s.dense, s.big = nil, nil, false, big
+	s.ids, s.lo, s.dense = nil, nil, false
+	s.moreOf().big = big
 }
 
 // fitTo returns a copy of x with capacity c (at least len(x)).
@@ -326,12 +415,14 @@ func fitTo(x []uint32, c int) []uint32 {
 	return append(make([]uint32, 0, max(c, len(x))), x...)
 }
 
-// withSlack returns a copy of x with room for a quarter more than len(x)+extra
-// (at least 4): grown by a quarter rather than append's doubling, the slack of a set
-// that has stopped growing is at most a fifth of it rather than up to half.
+// withSlack returns a copy of x with room for an eighth more than len(x)+extra
+// (at least 4): grown by an eighth rather than append's doubling, the slack of a set
+// that has stopped growing is at most a ninth of it rather than up to half (grown by
+// a quarter, it was 11% of the packed entries at 3M memberships; 5% now, issue 16).
+// The copy at each growth is small beside the move of the later entries at each insert.
 func withSlack[T uint16 | uint32 | uint64](x []T, extra int) []T {
 	n := len(x) + extra
-	return append(make([]T, 0, n+max(4, n/4)), x...)
+	return append(make([]T, 0, n+max(4, n/8)), x...)
 }
 
 // repack moves the members of a bitset or roaring bitmap, at most smallSetMax of them,
@@ -348,14 +439,20 @@ func (s *memberSet) repack() {
 		}
 		lo = append(lo, uint16(uid))
 	})
-	s.ids, s.lo, s.big, s.dense = ids, lo, nil, false
+	s.ids, s.lo, s.dense = ids, lo, false
+	if s.more != nil {
+		s.more.big = nil
+		s.tidy()
+	}
 	s.gatherStamps()
 }
 
 func (s *memberSet) forgetExpiry(uid uint32) {
-	delete(s.exp, uid)
-	if len(s.exp) == 0 {
-		s.exp = nil
+	m := s.more
+	delete(m.exp, uid)
+	if len(m.exp) == 0 {
+		m.exp = nil
+		s.tidy()
 	}
 }
 
@@ -364,9 +461,9 @@ func (s *memberSet) len() int { return int(s.n.Load()) }
 
 // each calls fn for every member in id order.
 func (s *memberSet) each(fn func(uid uint32, exp int64)) {
-	if s.big != nil {
-		s.big.Iterate(func(uid uint32) bool {
-			fn(uid, s.exp[uid])
+	if s.bigMap() != nil {
+		s.bigMap().Iterate(func(uid uint32) bool {
+			fn(uid, s.expMap()[uid])
 			return true
 		})
 		return
@@ -375,7 +472,7 @@ func (s *memberSet) each(fn func(uid uint32, exp int64)) {
 		for w, word := range s.ids {
 			for word != 0 {
 				uid := uint32(w*32 + bits.TrailingZeros32(word))
-				fn(uid, s.exp[uid])
+				fn(uid, s.expMap()[uid])
 				word &= word - 1
 			}
 		}
@@ -383,16 +480,19 @@ func (s *memberSet) each(fn func(uid uint32, exp int64)) {
 	}
 	for b, w := range s.ids {
 		start, end := s.span(b)
-		for _, l := range s.lo[start:end] {
+		for i, l := range s.lo[start:end] {
+			if s.ts != nil && s.ts[start+i]&tombBit != 0 {
+				continue
+			}
 			uid := w>>16<<16 | uint32(l)
-			fn(uid, s.exp[uid])
+			fn(uid, s.expMap()[uid])
 		}
 	}
 }
 
 // expiring calls fn for every member that has an expiry.
 func (s *memberSet) expiring(fn func(uid uint32, exp int64)) {
-	for uid, exp := range s.exp {
+	for uid, exp := range s.expMap() {
 		fn(uid, exp)
 	}
 }

@@ -15,10 +15,10 @@ import (
 // (BenchmarkMemory_Footprint).
 //
 // Timestamped ops (Op.TS != 0) cost more only where they occur: a member's remembered
-// TS sits beside its id (4 bytes) while its set is packed, a tombstone's in a table of
-// the set (stampTable, about 8 bytes a user; setstamps.go), and a timestamped remove
-// on a set never held keeps its tombstone aside (orphans), so the content stays
-// unknown.
+// TS sits beside its id (4 bytes) while its set is packed, and so does a tombstone,
+// flagged, with its id (6 bytes); the set's other TS are in a table of the set
+// (stampTable, about 8 bytes a user; setstamps.go); and a timestamped remove on a set
+// never held keeps its tombstone aside (orphans), so the content stays unknown.
 //
 // Memory is safe for concurrent use. Apply takes a write lock for the whole batch and
 // queries take a read lock, so that they see either none or all of a batch; except
@@ -50,14 +50,14 @@ type content struct {
 	// that Counts can tell whether the counts it read belong to one moment.
 	seq       atomic.Uint32
 	reactions []*reactionSet // sorted by reaction type
-	// names[i] is reactions[i].reactionType: find scans these contiguous strings
-	// instead of following a pointer to every set, which on a large index is a cache
-	// miss each.
+	// names[i] is the reaction type of reactions[i]: find scans these contiguous
+	// strings instead of following a pointer to every set, which on a large index is a
+	// cache miss each. Both slices are exactly as long as needed: a content gains a
+	// reaction type rarely (their doubling was 70 B a content, issue 16).
 	names []string
 }
 
 type reactionSet struct {
-	reactionType string
 	// members holds the members and the remembered TS: the newest TS applied (Op.TS)
 	// per user, for members and, as tombstones, for users no longer in the set. A
 	// user without one has none (TS 0 is never stored). See setstamps.go.
@@ -140,10 +140,12 @@ func (m *Memory) add(op *Op, res *Result) Applied {
 			c = &content{}
 			a.flags |= createdContent
 		}
-		rs = &reactionSet{reactionType: op.ReactionType}
+		rs = &reactionSet{}
 		a.flags |= createdReaction
 		if orphans != nil {
-			rs.members.tab = newStampTable(orphans)
+			for uid, ts := range orphans { // packed beside the members to come
+				rs.members.setStamp(uid, ts)
+			}
 			delete(m.orphans, setKey{op.ContentID, op.ReactionType})
 			a.flags |= adoptedOrphans
 		}
@@ -161,7 +163,7 @@ func (m *Memory) add(op *Op, res *Result) Applied {
 				a.flags |= wasMember | isMember
 			}
 			*res = Result{Count: int64(rs.members.len()), Expiry: prev, PrevExpiry: prev, Stale: true}
-			m.attach(op.ContentID, c, rs, a.flags)
+			m.attach(op.ContentID, op.ReactionType, c, rs, a.flags)
 			return a
 		}
 		if op.TS > a.prevTS {
@@ -179,21 +181,21 @@ func (m *Memory) add(op *Op, res *Result) Applied {
 	}
 	a.flags |= isMember
 	*res = Result{Changed: !member, Count: int64(rs.members.len()), Expiry: op.ExpiresAt, PrevExpiry: prev}
-	m.attach(op.ContentID, c, rs, a.flags)
+	m.attach(op.ContentID, op.ReactionType, c, rs, a.flags)
 	return a
 }
 
 // attach makes the set (and content) that add created, as flags say, part of the
 // index; it does nothing if add created none.
-func (m *Memory) attach(contentID string, c *content, rs *reactionSet, flags applyFlags) {
+func (m *Memory) attach(contentID, reactionType string, c *content, rs *reactionSet, flags applyFlags) {
 	if !flags.has(createdReaction) {
 		return
 	}
 	m.dir.Lock()
 	if flags.has(createdContent) {
-		m.contents[contentID] = c
+		m.contents[strings.Clone(contentID)] = c
 	}
-	c.insert(rs)
+	c.insert(reactionType, rs)
 	m.dir.Unlock()
 }
 
@@ -372,11 +374,10 @@ type Tombstone struct {
 func (m *Memory) tombstones(before int64) []Tombstone {
 	var out []Tombstone
 	for cid, c := range m.contents {
-		for _, rs := range c.reactions {
-			// Only tab holds TS of users not in the set (setstamps.go).
-			rs.members.tab.each(func(uid uint32, ts int64) {
-				if ts < before && !rs.members.has(uid) {
-					out = append(out, Tombstone{cid, rs.reactionType, m.users.name(uid), ts, uid})
+		for i, rs := range c.reactions {
+			rs.members.eachTombstone(func(uid uint32, ts int64) {
+				if ts < before {
+					out = append(out, Tombstone{cid, c.names[i], m.users.name(uid), ts, uid})
 				}
 			})
 		}
@@ -454,10 +455,10 @@ func (m *Memory) ensureReaction(contentID, reactionType string) *reactionSet {
 		m.dir.Lock()
 		if c == nil {
 			c = &content{}
-			m.contents[contentID] = c
+			m.contents[strings.Clone(contentID)] = c
 		}
-		rs = &reactionSet{reactionType: reactionType}
-		c.insert(rs)
+		rs = &reactionSet{}
+		c.insert(reactionType, rs)
 		m.dir.Unlock()
 	}
 	return rs
@@ -473,12 +474,21 @@ func (c *content) find(reactionType string) *reactionSet {
 	return nil
 }
 
-// insert adds rs, a set of a reaction type c does not hold yet; the caller holds both
-// locks.
-func (c *content) insert(rs *reactionSet) {
-	i, _ := slices.BinarySearch(c.names, rs.reactionType)
-	c.reactions = slices.Insert(c.reactions, i, rs)
-	c.names = slices.Insert(c.names, i, rs.reactionType)
+// insert adds rs, the set of a reaction type c does not hold yet; the caller holds
+// both locks.
+func (c *content) insert(reactionType string, rs *reactionSet) {
+	i, _ := slices.BinarySearch(c.names, reactionType)
+	c.reactions = insertExact(c.reactions, i, rs)
+	c.names = insertExact(c.names, i, strings.Clone(reactionType))
+}
+
+// insertExact returns a copy of x with v inserted at i, exactly as long as needed.
+func insertExact[T any](x []T, i int, v T) []T {
+	out := make([]T, len(x)+1)
+	copy(out, x[:i])
+	out[i] = v
+	copy(out[i+1:], x[i:])
+	return out
 }
 
 func (c *content) remove(reactionType string) {
@@ -532,8 +542,8 @@ func (m *Memory) Counts(_ context.Context, contentID string) ([]ReactionCount, e
 
 // appendCounts appends the count of each of c's sets to counts.
 func appendCounts(counts []ReactionCount, c *content) []ReactionCount {
-	for _, rs := range c.reactions {
-		counts = append(counts, ReactionCount{ReactionType: rs.reactionType, Count: int64(rs.members.len())})
+	for i, rs := range c.reactions {
+		counts = append(counts, ReactionCount{ReactionType: c.names[i], Count: int64(rs.members.len())})
 	}
 	return counts
 }
@@ -598,9 +608,9 @@ func (m *Memory) UserMemberships(_ context.Context, userID string) ([]Membership
 	}
 	out := []Membership{}
 	for cid, c := range m.contents {
-		for _, rs := range c.reactions {
+		for i, rs := range c.reactions {
 			if exp, ok := rs.members.get(uid); ok {
-				out = append(out, Membership{ContentID: cid, ReactionType: rs.reactionType, ExpiresAt: exp})
+				out = append(out, Membership{ContentID: cid, ReactionType: c.names[i], ExpiresAt: exp})
 			}
 		}
 	}
@@ -618,9 +628,9 @@ func (m *Memory) Expiring(fn func(contentID, reactionType, userID string, expire
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	for cid, c := range m.contents {
-		for _, rs := range c.reactions {
+		for i, rs := range c.reactions {
 			rs.members.expiring(func(uid uint32, exp int64) {
-				fn(cid, rs.reactionType, m.users.name(uid), exp)
+				fn(cid, c.names[i], m.users.name(uid), exp)
 			})
 		}
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
@@ -36,8 +37,8 @@ func snapshot(m *Memory) memSnapshot {
 	}
 	s := memSnapshot{contents: map[string][]setSnapshot{}, orphans: map[setKey]map[string]int64{}}
 	for cid, c := range m.contents {
-		for _, rs := range c.reactions {
-			s.contents[cid] = append(s.contents[cid], setSnapshot{rs.reactionType, byName(memberMap(&rs.members)), byName(rs.members.stampMap())})
+		for i, rs := range c.reactions {
+			s.contents[cid] = append(s.contents[cid], setSnapshot{c.names[i], byName(memberMap(&rs.members)), byName(rs.members.stampMap())})
 		}
 	}
 	for k, stamps := range m.orphans {
@@ -150,4 +151,65 @@ func waitBlocked(t *testing.T, fn, state string) {
 		}
 	}
 	t.Fatalf("no goroutine in %s is blocked (%s)", fn, state)
+}
+
+// TestMemory_OrphansPacked: the tombstones a set never held gathered (timestamped
+// removes) are packed beside its members once an add creates it, not kept in a table
+// of their own, and still decide what is stale.
+func TestMemory_OrphansPacked(t *testing.T) {
+	m := NewMemory()
+	ops := []Op{
+		{ContentID: "c", ReactionType: "r", UserID: "a", Action: Remove, TS: 10},
+		{ContentID: "c", ReactionType: "r", UserID: "b", Action: Remove, TS: 20},
+		{ContentID: "c", ReactionType: "r", UserID: "c", Action: Add, TS: 5},
+		{ContentID: "c", ReactionType: "r", UserID: "b", Action: Add, TS: 15},
+	}
+	out := make([]Result, len(ops))
+	if err := m.Apply(context.Background(), ops, out); err != nil {
+		t.Fatal(err)
+	}
+	if !out[2].Changed || !out[3].Stale {
+		t.Fatalf("results %+v: want c added, b's add stale", out)
+	}
+	s := &m.contents["c"].find("r").members
+	if s.table() != nil || !s.packed() || len(s.lo) != 3 {
+		t.Fatalf("table %v, packed %v, %d entries: want the tombstones packed beside the member", s.table() != nil, s.packed(), len(s.lo))
+	}
+	if tombs, _ := m.ListTombstones(100); len(tombs) != 2 {
+		t.Fatalf("tombstones %+v, want a and b", tombs)
+	}
+}
+
+// TestLoader_ExactRoom: a set the loader fills with spread users gets its packed room
+// in one allocation, exactly (memberSet.reserve), instead of growing an eighth at a
+// time; a set that a bitset holds in less room still becomes one.
+func TestLoader_ExactRoom(t *testing.T) {
+	m := NewMemory()
+	defer m.Close()
+	for i := range 100_000 {
+		m.users.intern(fmt.Sprintf("u%d", i))
+	}
+	l := m.Load()
+	spread, close := l.Set("c", "spread"), l.Set("c", "close")
+	var (
+		sets  []LoadSet
+		users [][]byte
+	)
+	for i := range 200 {
+		sets = append(sets, spread)
+		users = append(users, fmt.Appendf(nil, "u%d", i*499))
+	}
+	for i := range 200 {
+		sets = append(sets, close)
+		users = append(users, fmt.Appendf(nil, "u%d", i))
+	}
+	zeros := make([]int64, len(users))
+	l.Members(sets, users, zeros, zeros)
+	l.Done()
+	if s := &spread.rs.members; !s.packed() || s.len() != 200 || cap(s.lo) != 200 {
+		t.Fatalf("spread set: packed %v, %d members in room for %d; want packed, 200 in 200", s.packed(), s.len(), cap(s.lo))
+	}
+	if s := &close.rs.members; !s.dense || s.len() != 200 {
+		t.Fatalf("close set: bitset %v, %d members; want a bitset of 200", s.dense, s.len())
+	}
 }

@@ -104,12 +104,66 @@ func TestMemberSet_Stamps(t *testing.T) {
 				rt.Fatalf("eachStamp: user %d has %d, want %d", uid, got[uid], v)
 			}
 		}
+		tombs := map[uint32]int64{}
+		s.eachTombstone(func(uid uint32, ts int64) {
+			if _, dup := tombs[uid]; dup {
+				rt.Fatalf("eachTombstone: user %d twice", uid)
+			}
+			tombs[uid] = ts
+		})
+		for uid, v := range stamps {
+			if _, member := members[uid]; !member && tombs[uid] != v {
+				rt.Fatalf("eachTombstone: user %d has %d, want %d", uid, tombs[uid], v)
+			}
+			delete(tombs, uid)
+		}
+		if len(tombs) != 0 {
+			rt.Fatalf("eachTombstone gave users with no tombstone: %v", tombs)
+		}
 		if s.packed() && s.ts != nil {
 			s.eachPacked(func(i int, uid uint32) {
-				if s.ts[i] != 0 && s.tab.get(uid) != 0 {
+				if s.ts[i] != 0 && s.table().get(uid) != 0 {
 					rt.Fatalf("user %d has a TS beside its id and in the table", uid)
 				}
 			})
 		}
 	})
+}
+
+// TestMemberSet_TombstonesPacked checks that a packed set keeps its tombstones beside
+// its members (6 bytes each, found by the same search), not in a table of their own,
+// and that a member's removal, a re-add and a forgotten tombstone keep them so.
+func TestMemberSet_TombstonesPacked(t *testing.T) {
+	var s memberSet
+	const ts = 1_780_000_000_000
+	for uid := range uint32(200) {
+		s.putStamped(-1, uid*5000, 0, ts+int64(uid))
+	}
+	for uid := uint32(0); uid < 200; uid += 2 {
+		if _, got, was := s.delStamped(uid * 5000); !was || got != ts+int64(uid) {
+			t.Fatalf("delStamped(%d) = %d, %v", uid*5000, got, was)
+		}
+		s.setStamp(uid*5000+1, ts-1) // a remove of a user never a member
+	}
+	s.putStamped(-1, 0, 0, ts+1000) // back
+	s.forgetStamp(2*5000 + 1)
+	if !s.packed() || s.table() != nil {
+		t.Fatalf("packed %v, table %v: want the tombstones packed, no table", s.packed(), s.table() != nil)
+	}
+	if len(s.lo) != 200+99 || s.len() != 101 {
+		t.Fatalf("%d entries, %d members; want 299 and 101", len(s.lo), s.len())
+	}
+	n := 0
+	s.eachTombstone(func(uid uint32, got int64) {
+		n++
+		if s.has(uid) || got != s.stamp(uid) {
+			t.Fatalf("tombstone %d (%d): member %v, stamp %d", uid, got, s.has(uid), s.stamp(uid))
+		}
+	})
+	if n != 99+99 {
+		t.Fatalf("%d tombstones, want %d", n, 99+99)
+	}
+	if _, _, got, _ := s.lookup(4 * 5000); got != ts+4 {
+		t.Fatalf("lookup of a removed member: TS %d, want %d", got, ts+4)
+	}
 }

@@ -8,8 +8,8 @@ import (
 
 // stampTable holds remembered TS (see Op.TS) of the users of one set, exactly to the
 // millisecond, in about 8 bytes each where a Go map[uint32]int64 took about 30 (issue
-// 16): the tombstones, and the TS of members that memberSet does not keep beside
-// their ids (setstamps.go).
+// 16): the TS, of members and tombstones, that memberSet does not keep beside its
+// packed ids (setstamps.go).
 //
 // A TS is kept as a 32-bit delta from the table's base: 2^32 ms, 49.7 days. The base
 // starts stampBack before the first TS, so that events up to 37 days older and 12
@@ -18,7 +18,7 @@ import (
 // stays nil while every TS fits, as with live clocks.
 //
 // While the table is small the entries are a slice sorted by user, uid<<32 | delta:
-// 8 bytes an entry plus at most a fifth of slack (withSlack), a binary search to find
+// 8 bytes an entry plus at most a ninth of slack (withSlack), a binary search to find
 // one and a move of the later ones to insert or delete it. Past stampSmallMax entries
 // they move to a map[uint32]uint32 (about 15 bytes an entry), so that an insert into a
 // large set stays O(1); back below stampSmallMax/4 they move back.
@@ -36,15 +36,6 @@ const (
 	stampBack = 3 << 30
 	stampSpan = math.MaxUint32 // the largest delta
 )
-
-// newStampTable returns a table holding the given TS (user -> TS, none 0).
-func newStampTable(from map[uint32]int64) *stampTable {
-	t := &stampTable{}
-	for uid, ts := range from {
-		t.set(uid, ts)
-	}
-	return t
-}
 
 // fits reports whether ts can be kept as a delta from the base.
 func (t *stampTable) fits(ts int64) bool {
