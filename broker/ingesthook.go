@@ -110,6 +110,14 @@ func (h *ingestHook) parse(cl *mqtt.Client, topic string, payload []byte) (inges
 	return ev, true, err
 }
 
+// mochi calls the OnPublish hooks with the packet by pointer only when every one that
+// provides OnPublish takes it so (mochi patch 35); Arina's all do.
+var (
+	_ mqtt.PublishPtrHook = (*ingestHook)(nil)
+	_ mqtt.PublishPtrHook = (*authHook)(nil)
+	_ mqtt.PublishPtrHook = (*limitsHook)(nil)
+)
+
 // OnPublish ingests a publish on an ingest topic; see OnPublishPtr.
 func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	return pk, h.OnPublishPtr(cl, &pk)
