@@ -477,6 +477,17 @@ func (cl *Client) ClearExpiredInflights(now, maximumExpiry int64) []uint16 {
 // Read reads incoming packets from the connected client and transforms them into
 // packets to be handled by the packetHandler.
 func (cl *Client) Read(packetHandler ReadFn) error {
+	return cl.read(func(cl *Client, pk *packets.Packet) error { return packetHandler(cl, *pk) })
+}
+
+// readPtrFn handles a packet read by read. The packet is lent for the call only: it is
+// reused for a later packet once the handler returns (Arina patch 35).
+type readPtrFn func(*Client, *packets.Packet) error
+
+// read is Read with a handler that takes the packet by pointer (Arina patch 35): the
+// server's own reader, so that the 800-byte Packet is not copied into each frame of the
+// per-publish path (the read goroutine's stack then stays well under 16 KiB).
+func (cl *Client) read(packetHandler readPtrFn) error {
 	var err error
 
 	for {
@@ -498,14 +509,26 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 	}
 }
 
+// readPackets recycles the packets the read goroutines decode into (Arina patch 35).
+var readPackets = sync.Pool{New: func() any { return new(packets.Packet) }}
+
 // readBody reads the rest of a packet and hands it to packetHandler. Patched for Arina:
 // split off Read, and kept out of line, so that Read's own frame, which stays on the
 // stack while the client is idle, does not hold a whole Packet (1.6 KiB) and the
-// goroutine's stack can shrink back once busy periods end.
+// goroutine's stack can shrink back once busy periods end. Patch 35: the packet comes
+// from a pool and is passed by pointer, not held in this frame.
 //
 //go:noinline
-func (cl *Client) readBody(fh *packets.FixedHeader, packetHandler ReadFn) error {
-	pk, err := cl.ReadPacket(fh)
+func (cl *Client) readBody(fh *packets.FixedHeader, packetHandler readPtrFn) error {
+	pk := readPackets.Get().(*packets.Packet)
+	err := cl.readBodyInto(fh, pk, packetHandler)
+	*pk = packets.Packet{} // keeps nothing of this packet alive
+	readPackets.Put(pk)
+	return err
+}
+
+func (cl *Client) readBodyInto(fh *packets.FixedHeader, pk *packets.Packet, packetHandler readPtrFn) error {
+	err := cl.readPacket(fh, pk)
 	if err != nil {
 		return err
 	}
@@ -641,6 +664,13 @@ func (cl *Client) ReadFixedHeader(fh *packets.FixedHeader) error {
 
 // ReadPacket reads the remaining buffer into an MQTT packet.
 func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err error) {
+	err = cl.readPacket(fh, &pk)
+	return
+}
+
+// readPacket is ReadPacket decoding into *pk (Arina patch 35), which it fills whole.
+func (cl *Client) readPacket(fh *packets.FixedHeader, pk *packets.Packet) error {
+	var err error
 	atomic.AddInt64(&cl.ops.info.PacketsReceived, 1)
 
 	pk.ProtocolVersion = cl.Properties.ProtocolVersion // inherit client protocol version for decoding
@@ -648,7 +678,7 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 	p := make([]byte, pk.FixedHeader.Remaining)
 	n, err := io.ReadFull(cl.Net.bconn, p)
 	if err != nil {
-		return pk, err
+		return err
 	}
 
 	atomic.AddInt64(&cl.ops.info.BytesReceived, int64(n))
@@ -694,11 +724,22 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 	}
 
 	if err != nil {
-		return pk, err
+		return err
 	}
 
-	pk, err = cl.ops.hooks.OnPacketRead(cl, pk)
-	return
+	if cl.ops.hooks.provided(OnPacketRead) { // Arina patch 29
+		return cl.packetRead(pk)
+	}
+	return nil
+}
+
+// packetRead passes a packet read to the OnPacketRead hooks; out of line (Arina patch
+// 35), so that readPacket's frame holds no copy of the packet.
+//
+//go:noinline
+func (cl *Client) packetRead(pk *packets.Packet) (err error) {
+	*pk, err = cl.ops.hooks.OnPacketRead(cl, *pk)
+	return err
 }
 
 // WritePacket encodes and writes a packet to the client.

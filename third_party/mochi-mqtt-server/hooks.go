@@ -493,6 +493,75 @@ func (h *Hooks) OnPublish(cl *Client, pk packets.Packet) (pkx packets.Packet, er
 	return
 }
 
+// PublishPtrHook is implemented by a hook whose OnPublish only reads the packet (Arina
+// patch 35): OnPublishPtr is then called in its place, with the packet by pointer, which
+// it must not change; its error means what OnPublish's does. The packet is lent for the
+// call only: a hook that keeps it must copy it.
+type PublishPtrHook interface {
+	OnPublishPtr(cl *Client, pk *packets.Packet) error
+}
+
+// onPublish is OnPublish for the server's own publish path (Arina patch 35): it changes
+// *pk to the hooks' result when they return no error, and leaves it as it was when one
+// does. When every hook that provides OnPublish implements PublishPtrHook, none copies
+// the packet (800 bytes in and out of each frame); otherwise OnPublish runs.
+func (h *Hooks) onPublish(cl *Client, pk *packets.Packet) error {
+	if !h.provided(OnPublish) {
+		return nil
+	}
+	hooks := h.GetAll()
+	for _, hook := range hooks {
+		if hook.Provides(OnPublish) {
+			if _, ok := unwrapHook(hook).(PublishPtrHook); !ok {
+				return h.onPublishByValue(cl, pk)
+			}
+		}
+	}
+	for _, hook := range hooks {
+		if hook.Provides(OnPublish) {
+			if err := unwrapHook(hook).(PublishPtrHook).OnPublishPtr(cl, pk); err != nil {
+				return h.publishHookFailed(hook, cl, pk, err)
+			}
+		}
+	}
+	return nil
+}
+
+// onPublishByValue runs OnPublish for onPublish (a hook may change the packet).
+//
+//go:noinline
+func (h *Hooks) onPublishByValue(cl *Client, pk *packets.Packet) error {
+	pkx, err := h.OnPublish(cl, *pk)
+	if err == nil {
+		*pk = pkx
+	}
+	return err
+}
+
+// publishHookFailed logs a hook's error from OnPublishPtr as OnPublish does and returns
+// it.
+//
+//go:noinline
+func (h *Hooks) publishHookFailed(hook Hook, cl *Client, pk *packets.Packet, err error) error {
+	if errors.Is(err, errRejectPacket) {
+		if h.Log.Enabled(context.Background(), slog.LevelDebug) && !heldBack(err) {
+			h.Log.Debug("publish packet rejected",
+				"error", err,
+				"hook", hook.ID(),
+				"client", cl.ID,
+				"topic", pk.TopicName)
+		}
+		return err
+	} else if errors.Is(err, errSuccessIgnore) {
+		return err
+	}
+	h.Log.Error("publish packet error",
+		"error", err,
+		"hook", hook.ID(),
+		"packet", *pk)
+	return err
+}
+
 // OnPublished is called when a client has published a message to subscribers.
 func (h *Hooks) OnPublished(cl *Client, pk packets.Packet) {
 	for _, hook := range h.GetAll() {

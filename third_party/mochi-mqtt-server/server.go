@@ -462,7 +462,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 		return o.err
 	}
 
-	err := cl.Read(s.receivePacket)
+	err := cl.read(s.receivePacket) // Arina patch 35: the packet by pointer
 	if err != nil {
 		s.sendLWT(cl)
 		cl.Stop(err)
@@ -599,21 +599,33 @@ func (s *Server) readConnectionPacket(cl *Client) (pk packets.Packet, err error)
 
 // receivePacket processes an incoming packet for a client, and issues a disconnect to the client
 // if an error has occurred (if mqtt v5).
-func (s *Server) receivePacket(cl *Client, pk packets.Packet) error {
+//
+// Arina patch 35: the packet is passed by pointer along the read path, and the error's
+// handling is out of line, so that no frame of it holds a copy of the packet.
+func (s *Server) receivePacket(cl *Client, pk *packets.Packet) error {
 	err := s.processPacket(cl, pk)
 	if err != nil {
+		return s.packetFailed(cl, pk, err)
+	}
+
+	return nil
+}
+
+// packetFailed handles the error of processing a packet received (see receivePacket).
+//
+//go:noinline
+func (s *Server) packetFailed(cl *Client, pk *packets.Packet, err error) error {
+	{
 		if code, ok := err.(packets.Code); ok &&
 			cl.Properties.ProtocolVersion == 5 &&
 			code.Code >= packets.ErrUnspecifiedError.Code {
 			_ = s.DisconnectClient(cl, code)
 		}
 
-		s.Log.Warn("error processing packet", "error", err, "client", cl.ID, "listener", cl.Net.Listener, "pk", pk)
+		s.Log.Warn("error processing packet", "error", err, "client", cl.ID, "listener", cl.Net.Listener, "pk", *pk)
 
 		return err
 	}
-
-	return nil
 }
 
 // validateConnect validates that a connect packet is compliant.
@@ -764,9 +776,48 @@ func (s *Server) SendConnack(cl *Client, reason packets.Code, present bool, prop
 
 // processPacket processes an inbound packet for a client. Since the method is
 // typically called as a goroutine, errors are primarily for test checking purposes.
-func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
+//
+// Arina patch 35: the packet is passed by pointer; a publish is processed here, every
+// other packet type, the OnPacketProcessed hooks and the next queued packet out of line,
+// so that this frame, on the stack of every publish, holds no copy of the packet.
+func (s *Server) processPacket(cl *Client, pk *packets.Packet) error {
 	var err error
 
+	if pk.FixedHeader.Type == packets.Publish {
+		code := pk.PublishValidate(s.Options.Capabilities.TopicAliasMaximum)
+		if code != packets.CodeSuccess {
+			return code
+		}
+		err = s.processPublish(cl, pk)
+	} else {
+		var done bool
+		done, err = s.processOtherPacket(cl, pk)
+		if done {
+			return err
+		}
+	}
+
+	if s.hooks.provided(OnPacketProcessed) {
+		s.packetProcessed(cl, pk, err)
+	}
+	if err != nil {
+		return err
+	}
+
+	if cl.State.Inflight.Len() > 0 && atomic.LoadInt32(&cl.State.Inflight.sendQuota) > 0 {
+		s.sendNextImmediate(cl)
+	}
+
+	return nil
+}
+
+// processOtherPacket processes an inbound packet other than a publish (see
+// processPacket). done: the packet failed its validation, and err says why; the
+// OnPacketProcessed hooks are not called for it.
+//
+//go:noinline
+func (s *Server) processOtherPacket(cl *Client, pkp *packets.Packet) (done bool, err error) {
+	pk := *pkp
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		err = s.processConnect(cl, pk)
@@ -774,12 +825,6 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 		err = s.processDisconnect(cl, pk)
 	case packets.Pingreq:
 		err = s.processPingreq(cl, pk)
-	case packets.Publish:
-		code := pk.PublishValidate(s.Options.Capabilities.TopicAliasMaximum)
-		if code != packets.CodeSuccess {
-			return code
-		}
-		err = s.processPublish(cl, pk)
 	case packets.Puback:
 		err = s.processPuback(cl, pk)
 	case packets.Pubrec:
@@ -791,42 +836,47 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 	case packets.Subscribe:
 		code := pk.SubscribeValidate()
 		if code != packets.CodeSuccess {
-			return code
+			return true, code
 		}
 		err = s.processSubscribe(cl, pk)
 	case packets.Unsubscribe:
 		code := pk.UnsubscribeValidate()
 		if code != packets.CodeSuccess {
-			return code
+			return true, code
 		}
 		err = s.processUnsubscribe(cl, pk)
 	case packets.Auth:
 		code := pk.AuthValidate()
 		if code != packets.CodeSuccess {
-			return code
+			return true, code
 		}
 		err = s.processAuth(cl, pk)
 	default:
-		return fmt.Errorf("no valid packet available; %v", pk.FixedHeader.Type)
+		return true, fmt.Errorf("no valid packet available; %v", pk.FixedHeader.Type)
 	}
+	return false, err
+}
 
-	s.hooks.OnPacketProcessed(cl, pk, err)
-	if err != nil {
-		return err
-	}
+// packetProcessed calls the OnPacketProcessed hooks (see processPacket).
+//
+//go:noinline
+func (s *Server) packetProcessed(cl *Client, pk *packets.Packet, err error) {
+	s.hooks.OnPacketProcessed(cl, *pk, err)
+}
 
-	if cl.State.Inflight.Len() > 0 && atomic.LoadInt32(&cl.State.Inflight.sendQuota) > 0 {
-		next, ok := cl.State.Inflight.NextImmediate()
-		if ok {
-			_ = cl.WritePacket(next)
-			if ok := cl.State.Inflight.Delete(next.PacketID); ok {
-				atomic.AddInt64(&s.Info.Inflight, -1)
-			}
-			cl.State.Inflight.DecreaseSendQuota()
+// sendNextImmediate sends the client the next packet queued in its inflight store
+// (see processPacket).
+//
+//go:noinline
+func (s *Server) sendNextImmediate(cl *Client) {
+	next, ok := cl.State.Inflight.NextImmediate()
+	if ok {
+		_ = cl.WritePacket(next)
+		if ok := cl.State.Inflight.Delete(next.PacketID); ok {
+			atomic.AddInt64(&s.Info.Inflight, -1)
 		}
+		cl.State.Inflight.DecreaseSendQuota()
 	}
-
-	return nil
 }
 
 // processConnect processes a Connect packet. The packet cannot be used to establish
@@ -940,7 +990,13 @@ func (s *Server) Unsubscribe(filter string, subscriptionId int) error {
 func (s *Server) InjectPacket(cl *Client, pk packets.Packet) error {
 	pk.ProtocolVersion = cl.Properties.ProtocolVersion
 
-	err := s.processPacket(cl, pk)
+	// Arina patch 35: processPacket takes the packet by pointer; a pooled one, since a
+	// pointer to pk would move every injected packet to the heap.
+	p := readPackets.Get().(*packets.Packet)
+	*p = pk
+	err := s.processPacket(cl, p)
+	*p = packets.Packet{}
+	readPackets.Put(p)
 	if err != nil {
 		return err
 	}
@@ -954,7 +1010,12 @@ func (s *Server) InjectPacket(cl *Client, pk packets.Packet) error {
 }
 
 // processPublish processes a Publish packet.
-func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
+//
+// Arina patch 35: the packet is passed by pointer and changed in place (it is the
+// reader's, or InjectPacket's copy); the refusals and what follows an accepted publish
+// are out of line, so that the frames on the stack while the hooks run (a held-back
+// publish goes no further) hold no copy of the packet.
+func (s *Server) processPublish(cl *Client, pk *packets.Packet) error {
 	// Arina patch 18: the alias is resolved first, so that the topic it stands for
 	// is the one checked below (a $SYS topic set with an alias once was not checked
 	// again when the alias alone was sent), and an alias this network connection
@@ -985,17 +1046,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 			return nil
 		}
 
-		if cl.Properties.ProtocolVersion != 5 {
-			return s.DisconnectClient(cl, packets.ErrNotAuthorized)
-		}
-
-		ackType := packets.Puback
-		if pk.FixedHeader.Qos == 2 {
-			ackType = packets.Pubrec
-		}
-
-		ack := s.buildAck(pk.PacketID, ackType, 0, pk.Properties, packets.ErrNotAuthorized)
-		return cl.WritePacket(ack)
+		return s.publishNotAuthorized(cl, pk)
 	}
 
 	pk.Origin = cl.ID
@@ -1009,8 +1060,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	if !cl.Net.Inline {
 		if typ, ok := cl.State.Inflight.Type(pk.PacketID); ok { // Arina patch 27: was Get
 			if typ == packets.Pubrec { // [MQTT-4.3.3-10]
-				ack := s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.ErrPacketIdentifierInUse)
-				return cl.WritePacket(ack)
+				return s.publishIDInUse(cl, pk)
 			}
 			if ok := cl.State.Inflight.Delete(pk.PacketID); ok { // [MQTT-4.3.2-5]
 				atomic.AddInt64(&s.Info.Inflight, -1)
@@ -1022,20 +1072,59 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		pk.FixedHeader.Qos = s.Options.Capabilities.MaximumQos // [MQTT-3.2.2-9] Reduce qos based on server max qos capability
 	}
 
-	pkx, err := s.hooks.OnPublish(cl, pk)
+	err := s.hooks.onPublish(cl, pk) // Arina patch 35: *pk is changed only when err is nil
 	if err == nil {
-		pk = pkx
 	} else if errors.Is(err, errRejectPacket) { // Arina patch 32: boxed once
 		return nil
 	} else if errors.Is(err, errSuccessIgnore) {
 		pk.Ignore = true
 	} else if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 && errors.As(err, new(packets.Code)) {
-		err = cl.WritePacket(s.buildAck(pk.PacketID, packets.Puback, 0, pk.Properties, err.(packets.Code)))
-		if err != nil {
-			return err
-		}
-		return nil
+		return s.publishRefused(cl, pk, err.(packets.Code))
 	}
+	return s.publishAccepted(cl, pk, sys)
+}
+
+// publishNotAuthorized answers a publish the ACL refuses (see processPublish).
+//
+//go:noinline
+func (s *Server) publishNotAuthorized(cl *Client, pk *packets.Packet) error {
+	if cl.Properties.ProtocolVersion != 5 {
+		return s.DisconnectClient(cl, packets.ErrNotAuthorized)
+	}
+
+	ackType := packets.Puback
+	if pk.FixedHeader.Qos == 2 {
+		ackType = packets.Pubrec
+	}
+
+	ack := s.buildAck(pk.PacketID, ackType, 0, pk.Properties, packets.ErrNotAuthorized)
+	return cl.WritePacket(ack)
+}
+
+// publishIDInUse answers a publish whose packet id awaits its PUBREL (see
+// processPublish).
+//
+//go:noinline
+func (s *Server) publishIDInUse(cl *Client, pk *packets.Packet) error {
+	ack := s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.ErrPacketIdentifierInUse)
+	return cl.WritePacket(ack)
+}
+
+// publishRefused answers an MQTT 5 QoS 1/2 publish a hook refused with code (see
+// processPublish).
+//
+//go:noinline
+func (s *Server) publishRefused(cl *Client, pk *packets.Packet, code packets.Code) error {
+	return cl.WritePacket(s.buildAck(pk.PacketID, packets.Puback, 0, pk.Properties, code))
+}
+
+// publishAccepted retains, acknowledges and relays a publish the hooks let through
+// (see processPublish).
+//
+//go:noinline
+func (s *Server) publishAccepted(cl *Client, pkp *packets.Packet, sys bool) error {
+	pk := *pkp
+	var err error
 	if sys {
 		pk.Ignore = true // whatever the hooks said: never retained, never relayed
 	}
