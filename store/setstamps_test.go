@@ -135,7 +135,7 @@ func TestMemberSet_Stamps(t *testing.T) {
 // and that a member's removal, a re-add and a forgotten tombstone keep them so.
 func TestMemberSet_TombstonesPacked(t *testing.T) {
 	var s memberSet
-	const ts = 1_780_000_000_000
+	const ts int64 = 1_780_000_000_000
 	for uid := range uint32(200) {
 		s.putStamped(-1, uid*5000, 0, ts+int64(uid))
 	}
