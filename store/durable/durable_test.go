@@ -385,29 +385,6 @@ func TestDurable_ReopenModel(t *testing.T) {
 				}
 			}
 		}
-		// The remembered TS: removes at rising TS on every key are stale up to the
-		// remembered one, then apply; the two stores must agree on each.
-		var probe []store.Op
-		for _, c := range contents {
-			for _, r := range []string{"fire", "yum"} {
-				for _, u := range users {
-					for ts := range int64(10) {
-						probe = append(probe, store.Op{ContentID: c, ReactionType: r, UserID: u, Action: store.Remove, TS: ts + 1})
-					}
-				}
-			}
-		}
-		gotD, gotM := make([]store.Result, len(probe)), make([]store.Result, len(probe))
-		if err := d.Apply(context.Background(), probe, gotD); err != nil {
-			rt.Fatalf("Apply: %v", err)
-		}
-		if err := mem.Apply(context.Background(), probe, gotM); err != nil {
-			rt.Fatalf("Apply: %v", err)
-		}
-		for i := range probe {
-			if gotD[i] != gotM[i] {
-				rt.Fatalf("probe %+v after reopen: durable %+v, memory %+v", probe[i], gotD[i], gotM[i])
-			}
-		}
+		probeSame(rt, d, mem, contents, []string{"fire", "yum"}, users)
 	})
 }
