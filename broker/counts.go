@@ -111,15 +111,12 @@ func (st *contentState) mark(reaction string) {
 	st.reactions = append(st.reactions, reactionState{name: reaction, changed: true})
 }
 
-// StartCounts starts serving the count topics under prefix for the changes of hub.
-// Close stops it. An empty prefix disables count topics.
-func (s *Server) StartCounts(hub *feed.Hub, r CountsReader, prefix string, interval time.Duration) {
+// StartCounts starts serving the count topics under Options.CountsPrefix (the prefix
+// the RetainedSource set up in New owns) for the changes of hub. Close stops it. An
+// empty prefix disables count topics.
+func (s *Server) StartCounts(hub *feed.Hub, r CountsReader, interval time.Duration) {
+	prefix := s.opts.CountsPrefix
 	if prefix == "" || s.counts.Load() != nil {
-		return
-	}
-	if prefix != s.opts.CountsPrefix {
-		// The RetainedSource (New) owns the topics of Options.CountsPrefix.
-		s.log.Error("count topics: prefix differs from Options.CountsPrefix; not started", "prefix", prefix, "options", s.opts.CountsPrefix)
 		return
 	}
 	if interval <= 0 {
@@ -159,7 +156,7 @@ func (c *counts) watchLocked() {
 	}
 }
 
-// wanted reports whether the feed must be watched: Home Assistant discovery needs
+// wantedLocked reports whether the feed must be watched: Home Assistant discovery needs
 // every change, count topics only a subscription that matches one; c.mu is held.
 func (c *counts) wantedLocked() bool {
 	return c.ha != nil || c.pending > 0 || c.s.mochi.Topics.SubscribedUnder(c.prefix, c.levels)

@@ -210,7 +210,7 @@ func Start(opts Options, logger *slog.Logger) (d *Daemon, err error) {
 	if err = d.Broker.Start(); err != nil {
 		return d, err
 	}
-	d.Broker.StartCounts(d.Feed, d.Store, opts.MQTT.CountsPrefix, opts.MQTT.CountsInterval)
+	d.Broker.StartCounts(d.Feed, d.Store, opts.MQTT.CountsInterval)
 
 	httpOpts := opts.HTTP
 	httpOpts.Gatherer, httpOpts.Registerer = reg, reg
