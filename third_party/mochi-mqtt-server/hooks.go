@@ -131,6 +131,9 @@ type Hooks struct {
 	sync.Mutex                // a mutex for locking when adding hooks
 
 	anyProvides [4]atomic.Uint64 // bit b: some hook provides event b (Arina patch 29)
+	// publishByValue: some hook provides OnPublish without OnPublishPtr, so onPublish
+	// takes the copying path (Arina patch 35; set in Add, not asked per publish).
+	publishByValue atomic.Bool
 }
 
 // provided reports whether some hook provides event b (Arina patch 29): a dispatch
@@ -177,6 +180,9 @@ func (h *Hooks) Add(hook Hook, config any) error {
 	i = append(i, c)
 	for w := range c.provides {
 		h.anyProvides[w].Or(c.provides[w])
+	}
+	if _, ok := hook.(PublishPtrHook); !ok && c.Provides(OnPublish) {
+		h.publishByValue.Store(true)
 	}
 	h.internal.Store(i)
 	atomic.AddInt64(&h.qty, 1)
@@ -509,15 +515,10 @@ func (h *Hooks) onPublish(cl *Client, pk *packets.Packet) error {
 	if !h.provided(OnPublish) {
 		return nil
 	}
-	hooks := h.GetAll()
-	for _, hook := range hooks {
-		if hook.Provides(OnPublish) {
-			if _, ok := unwrapHook(hook).(PublishPtrHook); !ok {
-				return h.onPublishByValue(cl, pk)
-			}
-		}
+	if h.publishByValue.Load() {
+		return h.onPublishByValue(cl, pk)
 	}
-	for _, hook := range hooks {
+	for _, hook := range h.GetAll() {
 		if hook.Provides(OnPublish) {
 			if err := unwrapHook(hook).(PublishPtrHook).OnPublishPtr(cl, pk); err != nil {
 				return h.publishHookFailed(hook, cl, pk, err)
