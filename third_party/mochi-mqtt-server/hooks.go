@@ -178,8 +178,8 @@ func (h *Hooks) Add(hook Hook, config any) error {
 	// reads a bit instead of calling the hook (mochi's own hooks search a list).
 	c := newProvidesCache(hook)
 	i = append(i, c)
-	for w := range c.provides {
-		h.anyProvides[w].Or(c.provides[w])
+	for w := range c.provides { // under h's lock: no other writer (atomic.Uint64.Or needs go1.23, this module is go1.21)
+		h.anyProvides[w].Store(h.anyProvides[w].Load() | c.provides[w])
 	}
 	if _, ok := hook.(PublishPtrHook); !ok && c.Provides(OnPublish) {
 		h.publishByValue.Store(true)
