@@ -115,6 +115,23 @@ func ValidateCountsPrefix(countsPrefix, topicPrefix string) error {
 	return nil
 }
 
+// homeAssistantUnder reports an error if Home Assistant's retained topics (its
+// availability topic and discovery configs) would lie under the count topics' prefix:
+// only the count topics are served there, from the store, and nothing is retained
+// under it.
+func homeAssistantUnder(countsPrefix string, ha *HomeAssistant) error {
+	if ha == nil || countsPrefix == "" {
+		return nil
+	}
+	discovery := cmp.Or(ha.DiscoveryPrefix, DefaultDiscoveryPrefix)
+	for _, topic := range []string{StatusTopic, discovery + "/sensor"} {
+		if strings.HasPrefix(topic, countsPrefix+"/") {
+			return fmt.Errorf("%w %q: Home Assistant's retained topic %s would be under it", ErrInvalidTopicPrefix, countsPrefix, topic)
+		}
+	}
+	return nil
+}
+
 // New returns a broker that hands events to sink. Its metrics are registered with reg
 // (nil: not registered). Start binds its listener.
 func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer) (*Server, error) {
@@ -131,15 +148,8 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 			return nil, fmt.Errorf("home assistant discovery prefix: %w", err)
 		}
 	}
-	if ha := opts.HomeAssistant; ha != nil && opts.CountsPrefix != "" {
-		// Only the count topics are served from the store; nothing is retained under
-		// their prefix, so Home Assistant's retained topics must lie elsewhere.
-		discovery := cmp.Or(ha.DiscoveryPrefix, DefaultDiscoveryPrefix)
-		for _, topic := range []string{StatusTopic, discovery + "/sensor"} {
-			if strings.HasPrefix(topic, opts.CountsPrefix+"/") {
-				return nil, fmt.Errorf("%w %q: Home Assistant's retained topic %s would be under it", ErrInvalidTopicPrefix, opts.CountsPrefix, topic)
-			}
-		}
+	if err := homeAssistantUnder(opts.CountsPrefix, opts.HomeAssistant); err != nil {
+		return nil, err
 	}
 	if opts.MaxEventPayload <= 0 {
 		opts.MaxEventPayload = DefaultMaxEventPayload

@@ -68,6 +68,8 @@ func (o Options) Validate() error {
 		}
 		if o.CountsPrefix == "" {
 			errs.Add("homeassistant.enabled", true, errors.New("needs the count topics: mqtt.counts_prefix is empty"))
+		} else if err := homeAssistantUnder(o.CountsPrefix, h); err != nil {
+			errs.Add("counts_prefix", o.CountsPrefix, err)
 		}
 	}
 	return errs.Err()

@@ -61,6 +61,14 @@ func TestOptions_Validate(t *testing.T) {
 			t.Fatalf("fields %q, want homeassistant.enabled", got)
 		}
 	})
+	t.Run("HomeAssistantUnderCounts", func(t *testing.T) { // caught by check-config too, not only at start
+		o := validOptions()
+		o.CountsPrefix, o.HomeAssistant = "arina", &broker.HomeAssistant{DiscoveryPrefix: broker.DefaultDiscoveryPrefix}
+		err := o.Validate()
+		if got := optcheck.Fields(err); !slices.Equal(got, []string{"counts_prefix"}) || !errors.Is(err, broker.ErrInvalidTopicPrefix) {
+			t.Fatalf("Validate() = %v (fields %q), want only counts_prefix, wrapping ErrInvalidTopicPrefix", err, got)
+		}
+	})
 	t.Run("ZeroReportsEveryLimit", func(t *testing.T) {
 		got := optcheck.Fields(broker.Options{}.Validate())
 		want := []string{"max_connections", "max_packet_size", "max_client_id_len", "topic_prefix", "counts_interval", "max_event_payload", "max_batch_payload"}
