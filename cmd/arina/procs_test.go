@@ -67,19 +67,44 @@ func waitGOGC(t *testing.T, want func(int) bool, what string) {
 	}
 }
 
-// TestKeepGCHeadroom: after a collection GOGC is raised so that the heap may grow by
-// the floor (at most GOGC 1000), and is the base once the live heap is large enough.
+// TestGCPercent: the heap may grow by base percent of its scanned part, by the floor
+// at least; a heap that is all pointers gets the base.
+func TestGCPercent(t *testing.T) {
+	const mb = 1 << 20
+	for _, c := range []struct {
+		live, scan uint64
+		want       int
+	}{
+		{0, 0, 50},               // no collection yet
+		{27 * mb, 20 * mb, 118},  // small heap: the floor, 32 MB
+		{4 * mb, 4 * mb, 800},    // tinier: still the floor
+		{2 * mb, 2 * mb, 1000},   // at most 1000
+		{400 * mb, 400 * mb, 50}, // all pointers: the base
+		{93 * mb, 8 * mb, 34},    // 3M memberships: 32 MB of 93, not 46 MB
+		{351 * mb, 20 * mb, 9},   // 30M: 32 MB of 351, not 175 MB
+		{351 * mb, 100 * mb, 14}, // more scanned: half of it, 50 MB
+		{100 << 30, 1 * mb, 1},   // at least 1
+	} {
+		if got := gcPercent(50, 32*mb, c.live, c.scan); got != c.want {
+			t.Errorf("gcPercent(50, 32MiB, live %d MiB, scan %d MiB) = %d, want %d", c.live/mb, c.scan/mb, got, c.want)
+		}
+	}
+}
+
+// TestKeepGCHeadroom: after a collection GOGC is set from the live heap (raised to
+// give the floor, at most GOGC 1000; at most the base once the live heap is large
+// enough), and set again after the next one if someone else changed it.
 func TestKeepGCHeadroom(t *testing.T) {
 	old := debug.SetGCPercent(50)
 	t.Cleanup(func() { debug.SetGCPercent(old) })
 	stop := keepGCHeadroom(50, 1<<40) // far above this test's live heap
 	waitGOGC(t, func(p int) bool { return p == 1000 }, "1000")
 	stop()
-	stop = keepGCHeadroom(50, 1) // below any live heap
+	stop = keepGCHeadroom(50, 1) // below any live heap: half of the scanned part
 	t.Cleanup(stop)
-	waitGOGC(t, func(p int) bool { return p == 50 }, "50")
-	debug.SetGCPercent(70) // set by someone else: the next collection restores the base
-	waitGOGC(t, func(p int) bool { return p == 50 }, "50 again")
+	waitGOGC(t, func(p int) bool { return p >= 1 && p <= 50 }, "1 to 50")
+	debug.SetGCPercent(700) // set by someone else: the next collection sets it again
+	waitGOGC(t, func(p int) bool { return p >= 1 && p <= 50 }, "1 to 50 again")
 }
 
 // TestSetGCPercentHeadroom: by default the heap may grow by gcHeadroom between
