@@ -121,6 +121,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		debug.SetMemoryLimit(daemon.RuntimeMemoryLimit(opts.MemoryLimit))
 	}
 	setGCPercent(os.Getenv, log)
+	if os.Getenv("GOGC") == "" { // with GOGC set the collector is the operator's
+		idle, stopIdle := context.WithCancel(ctx)
+		idleDone := make(chan struct{})
+		go func() {
+			defer close(idleDone)
+			defaultIdleReturn.run(idle, func(free uint64) {
+				log.Debug("ingest quiet: free heap returned to the system", "bytes", free)
+			})
+		}()
+		defer func() { stopIdle(); <-idleDone }()
+	}
 	d, err := daemon.Start(opts, log)
 	if err != nil {
 		return err

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync/atomic"
+	"time"
 )
 
 // maxProcsFloor is the most Ps serve asks for beyond the machine's cores.
@@ -109,4 +111,74 @@ func keepGCHeadroom(base int, floor uint64) (stop func()) {
 	}
 	arm()
 	return func() { stopped.Store(true) }
+}
+
+// idleReturn hands the heap's free pages back to the system once the process has
+// been quiet for a while. Go's scavenger returns freed pages slowly (about 1% of a
+// CPU) and keeps up to a tenth more than the heap's goal: after a burst of ingest
+// (a shift starting, a backlog replayed) pages the index grew through and left stayed
+// resident, 33 MB at 3M memberships ten seconds and more after the load ended (issue
+// 16). Every check it reads how much was allocated since the last one; once checks
+// in a row (quietChecks) each saw less than quietBytes allocated, and at least
+// minFree bytes of the heap are free and not yet returned, it calls
+// debug.FreeOSMemory: one forced collection and the pages returned at once. The free
+// pages being then returned, it takes new ones freed (by more ingest) to do it again.
+// Under steady ingest it never runs.
+type idleReturn struct {
+	every       time.Duration
+	quietChecks int
+	quietBytes  uint64
+	minFree     uint64
+}
+
+// defaultIdleReturn: checked every second; quiet for 3 s below 1 MiB allocated a
+// second (queries, the floor page and its stream allocate far less); 16 MiB free.
+var defaultIdleReturn = idleReturn{every: time.Second, quietChecks: 3, quietBytes: 1 << 20, minFree: 16 << 20}
+
+// idleState is what run carries from one check to the next.
+type idleState struct {
+	last  uint64 // bytes allocated in all, at the last check
+	quiet int    // quiet checks in a row
+}
+
+// check takes one reading (bytes allocated in all, heap bytes free and not returned)
+// and reports whether to return the free pages now.
+func (r idleReturn) check(st *idleState, allocs, free uint64) bool {
+	if allocs-st.last < r.quietBytes {
+		st.quiet++
+	} else {
+		st.quiet = 0
+	}
+	st.last = allocs
+	if st.quiet >= r.quietChecks && free >= r.minFree {
+		st.quiet = 0
+		return true
+	}
+	return false
+}
+
+// run checks until ctx ends; returned reports each return (free bytes before), nil
+// for none.
+func (r idleReturn) run(ctx context.Context, returned func(free uint64)) {
+	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(sample)
+	st := idleState{last: sample[0].Value.Uint64()}
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		metrics.Read(sample)
+		if free := sample[1].Value.Uint64(); r.check(&st, sample[0].Value.Uint64(), free) {
+			debug.FreeOSMemory()
+			if returned != nil {
+				returned(free)
+			}
+			metrics.Read(sample) // the collection's own allocations are not ingest
+			st.last = sample[0].Value.Uint64()
+		}
+	}
 }

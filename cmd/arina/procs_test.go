@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -121,5 +122,82 @@ func TestSetGCPercentHeadroom(t *testing.T) {
 	metrics.Read(s)
 	if live, goal := s[0].Value.Uint64(), s[1].Value.Uint64(); goal < live+gcHeadroom*9/10 && goal < 10*live {
 		t.Fatalf("heap goal %d with %d live, want about %d more", goal, live, gcHeadroom)
+	}
+}
+
+// TestIdleReturnCheck: the free pages are returned after quietChecks checks in a row
+// each below quietBytes allocated, with at least minFree free; any busy check starts
+// the count again, and after a return it takes as many quiet checks again.
+func TestIdleReturnCheck(t *testing.T) {
+	r := idleReturn{quietChecks: 3, quietBytes: 100, minFree: 1000}
+	var st idleState
+	steps := []struct {
+		allocs, free uint64
+		want         bool
+	}{
+		{10, 5000, false},  // quiet 1
+		{20, 5000, false},  // quiet 2
+		{500, 5000, false}, // busy: 480 allocated
+		{510, 5000, false}, // quiet 1
+		{520, 5000, false}, // quiet 2
+		{530, 5000, true},  // quiet 3, 5000 free: return
+		{540, 5000, false}, // counting again
+		{550, 5000, false}, // quiet 2
+		{560, 999, false},  // quiet 3 but less than minFree free
+		{570, 1000, true},  // quiet 4, enough free
+	}
+	for i, s := range steps {
+		if got := r.check(&st, s.allocs, s.free); got != s.want {
+			t.Fatalf("check %d (allocs %d, free %d) = %v, want %v", i, s.allocs, s.free, got, s.want)
+		}
+	}
+}
+
+// TestIdleReturn: with the process quiet, the heap's free pages go back to the system.
+func TestIdleReturn(t *testing.T) {
+	free := func() uint64 {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	// 64 MiB allocated, written (resident) and dropped: after a collection its pages
+	// are free but, the scavenger being slow, mostly not returned.
+	junk := make([][]byte, 64)
+	for i := range junk {
+		junk[i] = make([]byte, 1<<20)
+		for j := range junk[i] {
+			junk[i][j] = 1
+		}
+	}
+	junk = nil
+	runtime.GC()
+	if f := free(); f < 32<<20 {
+		t.Skipf("only %d bytes free after dropping 64 MiB: the runtime returned them already", f)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	returned := make(chan uint64, 1)
+	go func() {
+		defer close(done)
+		// Quiet: below 64 MiB allocated per 20 ms check, a bound the other tests of
+		// this package stay under.
+		idleReturn{every: 20 * time.Millisecond, quietChecks: 2, quietBytes: 64 << 20, minFree: 16 << 20}.run(ctx, func(f uint64) {
+			select {
+			case returned <- f:
+			default:
+			}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	select {
+	case f := <-returned:
+		if f < 16<<20 {
+			t.Fatalf("returned with %d bytes free, want at least 16 MiB", f)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("free pages not returned within 10 s (%d bytes free)", free())
+	}
+	if f := free(); f >= 16<<20 {
+		t.Fatalf("%d bytes still free and not returned after the return", f)
 	}
 }
