@@ -561,6 +561,7 @@ func (d *Store) background() {
 	defer syncT.Stop()
 	diskT := time.NewTicker(time.Second)
 	defer diskT.Stop()
+	idle := 0 // seconds (diskT's ticks) without a fold
 	for {
 		select {
 		case <-d.stop:
@@ -574,7 +575,14 @@ func (d *Store) background() {
 			}
 		case <-diskT.C:
 			d.checkDisk()
+			if idle++; idle == foldIdleRelease {
+				d.folder.release()
+				if d.foldHook != nil {
+					d.foldHook("released")
+				}
+			}
 		case <-d.foldC:
+			idle = 0
 			// Fold what is there: the log may have grown meanwhile.
 			for more := true; more && d.logBytes.Load() >= d.foldAt; {
 				var err error

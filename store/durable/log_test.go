@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"pgregory.net/rapid"
@@ -289,4 +290,81 @@ func TestDurable_FoldLeavesNoRangeDeletions(t *testing.T) {
 	if n, err := d.RangeDeletions(); err != nil || n != 0 {
 		t.Fatalf("range deletions in the tables = %d, %v; want 0", n, err)
 	}
+}
+
+// TestDurable_FoldBuffersReleasedWhenIdle: once no fold has come for a while the
+// folder lets its buffers go, and the next fold, with buffers made anew, folds
+// correctly: after a crash the store holds what was applied.
+func TestDurable_FoldBuffersReleasedWhenIdle(t *testing.T) {
+	dir := t.TempDir()
+	fs := vfs.NewCrashableMem()
+	const foldAt = 64 << 10
+	stages := make(chan string, 1000)
+	d, err := durable.OpenTest(durable.Options{Dir: dir, Sync: true, MinFreeBytes: 1, MemTableSize: 2 * foldAt}, fs, foldAt,
+		func(stage string) {
+			if stage == "committed" || stage == "released" {
+				stages <- stage
+			}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { d.Close() }()
+	mem := store.NewMemory()
+	ops := make([]store.Op, 128)
+	outD, outM := make([]store.Result, len(ops)), make([]store.Result, len(ops))
+	rng := rand.New(rand.NewPCG(3, 4))
+	n := 0 // ops applied
+	// wait applies batches until the background goroutine reports stage.
+	wait := func(stage string, apply bool) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case s := <-stages:
+				if s == stage {
+					return
+				}
+				continue
+			case <-deadline:
+				ents, _ := d.LogEntries()
+				t.Fatalf("no %q from the background goroutine (n %d, log entries %d)", stage, n, ents)
+			default:
+			}
+			if !apply {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			for i := range ops {
+				n++
+				ops[i] = store.Op{ContentID: fmt.Sprintf("c%d", rng.IntN(17)), ReactionType: "fire", UserID: fmt.Sprintf("u%d", rng.IntN(501)), Action: store.Add}
+				if rng.IntN(3) == 0 {
+					ops[i].Action = store.Remove
+				}
+			}
+			if err := d.Apply(context.Background(), ops, outD); err != nil {
+				t.Fatal(err)
+			}
+			if err := mem.Apply(context.Background(), ops, outM); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wait("committed", true) // a fold made the buffers
+	wait("released", false) // idle: let go
+	wait("committed", true) // a fold with new ones
+	var contents, users []string
+	for c := range 17 {
+		contents = append(contents, fmt.Sprintf("c%d", c))
+	}
+	for u := range 501 {
+		users = append(users, fmt.Sprintf("u%d", u))
+	}
+	image := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0, RNG: rand.New(rand.NewPCG(1, 2))})
+	r, err := durable.OpenTest(durable.Options{Dir: dir, Sync: true, MinFreeBytes: 1}, image, 0, nil)
+	if err != nil {
+		t.Fatalf("open after crash: %v", err)
+	}
+	defer r.Close()
+	checkSame(t, r, mem, contents, []string{"fire"}, users)
 }
