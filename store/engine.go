@@ -15,6 +15,7 @@ func (m *Memory) ApplyTracked(ops []Op, out []Result, ap []Applied) error {
 	if m.closed {
 		return ErrClosed
 	}
+	m.sinceCompact += uint64(len(ops))
 	for i := range ops {
 		if op := &ops[i]; op.Action == Add {
 			ap[i] = m.add(op, &out[i])

@@ -41,6 +41,8 @@ type Memory struct {
 	// sets that do not exist (were never held). The set adopts them when it is
 	// created. nil until the first such remove.
 	orphans map[setKey]map[uint32]int64
+
+	sinceCompact uint64 // ops applied since Compact last ran; under mu
 }
 
 type setKey struct{ content, reaction string }
@@ -80,6 +82,7 @@ func (m *Memory) Apply(_ context.Context, ops []Op, out []Result) error {
 	if m.closed {
 		return ErrClosed
 	}
+	m.sinceCompact += uint64(len(ops))
 	for i := range ops {
 		if op := &ops[i]; op.Action == Add {
 			m.add(op, &out[i])

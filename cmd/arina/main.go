@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -121,20 +122,29 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		debug.SetMemoryLimit(daemon.RuntimeMemoryLimit(opts.MemoryLimit))
 	}
 	setGCPercent(os.Getenv, log)
+	d, err := daemon.Start(opts, log)
+	if err != nil {
+		return err
+	}
 	if os.Getenv("GOGC") == "" { // with GOGC set the collector is the operator's
 		idle, stopIdle := context.WithCancel(ctx)
 		idleDone := make(chan struct{})
+		r := defaultIdleReturn
+		r.before = func(ctx context.Context) {
+			start := time.Now()
+			if n, err := d.CompactIndex(ctx); err != nil {
+				log.Debug("ingest quiet: compacting the index stopped", "err", err)
+			} else if n > 0 {
+				log.Debug("ingest quiet: index compacted", "sets", n, "took", time.Since(start))
+			}
+		}
 		go func() {
 			defer close(idleDone)
-			defaultIdleReturn.run(idle, func(free uint64) {
+			r.run(idle, func(free uint64) {
 				log.Debug("ingest quiet: free heap returned to the system", "bytes", free)
 			})
 		}()
 		defer func() { stopIdle(); <-idleDone }()
-	}
-	d, err := daemon.Start(opts, log)
-	if err != nil {
-		return err
 	}
 	for running := true; running; {
 		select {

@@ -129,6 +129,9 @@ type idleReturn struct {
 	quietChecks int
 	quietBytes  uint64
 	minFree     uint64
+	// before, if set, runs before the pages are returned (serve: the index's arrays
+	// re-laid, store.Memory.Compact, so that what it frees is returned too).
+	before func(context.Context)
 }
 
 // defaultIdleReturn: checked every second; quiet for 3 s below 1 MiB allocated a
@@ -173,6 +176,9 @@ func (r idleReturn) run(ctx context.Context, returned func(free uint64)) {
 		}
 		metrics.Read(sample)
 		if free := sample[1].Value.Uint64(); r.check(&st, sample[0].Value.Uint64(), free) {
+			if r.before != nil {
+				r.before(ctx)
+			}
 			debug.FreeOSMemory()
 			if returned != nil {
 				returned(free)

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -153,7 +154,8 @@ func TestIdleReturnCheck(t *testing.T) {
 	}
 }
 
-// TestIdleReturn: with the process quiet, the heap's free pages go back to the system.
+// TestIdleReturn: with the process quiet, before is called (serve: the index
+// compacted) and the heap's free pages go back to the system.
 func TestIdleReturn(t *testing.T) {
 	free := func() uint64 {
 		s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
@@ -177,11 +179,14 @@ func TestIdleReturn(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	returned := make(chan uint64, 1)
+	var before atomic.Bool
 	go func() {
 		defer close(done)
 		// Quiet: below 64 MiB allocated per 20 ms check, a bound the other tests of
 		// this package stay under.
-		idleReturn{every: 20 * time.Millisecond, quietChecks: 2, quietBytes: 64 << 20, minFree: 16 << 20}.run(ctx, func(f uint64) {
+		r := idleReturn{every: 20 * time.Millisecond, quietChecks: 2, quietBytes: 64 << 20, minFree: 16 << 20,
+			before: func(context.Context) { before.Store(true) }}
+		r.run(ctx, func(f uint64) {
 			select {
 			case returned <- f:
 			default:
@@ -193,6 +198,9 @@ func TestIdleReturn(t *testing.T) {
 	case f := <-returned:
 		if f < 16<<20 {
 			t.Fatalf("returned with %d bytes free, want at least 16 MiB", f)
+		}
+		if !before.Load() {
+			t.Fatal("returned without calling before first")
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("free pages not returned within 10 s (%d bytes free)", free())

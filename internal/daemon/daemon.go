@@ -267,6 +267,18 @@ func (d *Daemon) Reload() error {
 	return err
 }
 
+// CompactIndex re-lays the in-memory index's arrays afresh (store.Memory.Compact) if
+// the store keeps one (not Redis), and reports how many sets it re-laid. For when
+// ingest is quiet: cmd/arina calls it before it returns free memory to the system.
+func (d *Daemon) CompactIndex(ctx context.Context) (int, error) {
+	if c, ok := d.Store.(interface {
+		Compact(context.Context) (int, error)
+	}); ok {
+		return c.Compact(ctx)
+	}
+	return 0, nil
+}
+
 // MQTTAddr returns the bound address of the MQTT listener.
 func (d *Daemon) MQTTAddr() string { return d.Broker.Addr() }
 
