@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"slices"
 )
 
 // compactAfter is how many ops Memory.Compact waits for since the last time before it
@@ -52,11 +51,7 @@ func (m *Memory) Compact(ctx context.Context) (int, error) {
 		}
 		// A set dropped from the index since it was listed is copied for nothing:
 		// harmless, it is garbage.
-		for _, rs := range sets[:k] {
-			if rs.members.relay() {
-				n++
-			}
-		}
+		n += relaySlab(sets[:k])
 		m.mu.Unlock()
 		clear(sets[:k])
 		sets = sets[k:]
@@ -64,23 +59,47 @@ func (m *Memory) Compact(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// relay copies the set's packed or bitset arrays afresh at their length (append's
-// rounding to the allocator's size class aside) and reports whether it did. The
-// caller holds the write lock.
-func (s *memberSet) relay() bool {
-	if s.bigMap() != nil {
-		return false
+// relaySlab copies the packed and bitset arrays of the sets (all but the roaring
+// bitmaps) into one array of each element type, laid end to end, each set's part
+// capped at its length, and reports how many sets it re-laid. Copied one by one,
+// the arrays would fall into the holes earlier copies left in the allocator's size
+// classes and leave as many new ones (at 3M memberships 19 MB of spans held for 95 MB
+// of objects after a copy one by one, 37 MB before); a slab is one large object, with
+// no size-class rounding and no slack, freed whole once its last set has moved out. A
+// set that grows again reallocates (its part is full), so no set writes into another's.
+// The caller holds the write lock.
+func relaySlab(sets []*reactionSet) int {
+	var nids, nlo, nts int
+	for _, rs := range sets {
+		s := &rs.members
+		if s.bigMap() == nil {
+			nids, nlo, nts = nids+len(s.ids), nlo+len(s.lo), nts+len(s.ts)
+		}
 	}
-	s.ids = cloneNonEmpty(s.ids)
-	s.lo = cloneNonEmpty(s.lo)
-	s.ts = cloneNonEmpty(s.ts)
-	return true
+	ids := make([]uint32, 0, nids)
+	lo := make([]uint16, 0, nlo)
+	ts := make([]uint32, 0, nts)
+	n := 0
+	for _, rs := range sets {
+		s := &rs.members
+		if s.bigMap() != nil {
+			continue
+		}
+		ids, s.ids = carve(ids, s.ids)
+		lo, s.lo = carve(lo, s.lo)
+		ts, s.ts = carve(ts, s.ts)
+		n++
+	}
+	return n
 }
 
-// cloneNonEmpty returns a copy of x, or x if it is empty.
-func cloneNonEmpty[T uint16 | uint32](x []T) []T {
+// carve appends x to slab and returns the slab and x's copy in it, capped at its
+// length; an empty x is returned as it is.
+func carve[T uint16 | uint32](slab, x []T) ([]T, []T) {
 	if len(x) == 0 {
-		return x
+		return slab, x
 	}
-	return slices.Clone(x)
+	i := len(slab)
+	slab = append(slab, x...)
+	return slab, slab[i:len(slab):len(slab)]
 }

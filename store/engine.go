@@ -148,9 +148,11 @@ func (l *Loader) Tombstone(contentID, reactionType, userID []byte, ts int64) {
 	}
 }
 
-// Done ends the load and releases the Memory.
+// Done ends the load and releases the Memory. The sets' arrays, laid one by one, are
+// left for the first Compact to lay into slabs (off the start's path).
 func (l *Loader) Done() {
 	l.run.flush()
+	l.m.sinceCompact = max(l.m.sinceCompact, compactAfter)
 	l.m.mu.Unlock()
 }
 
