@@ -113,17 +113,19 @@ func keepGCHeadroom(base int, floor uint64) (stop func()) {
 	return func() { stopped.Store(true) }
 }
 
-// idleReturn hands the heap's free pages back to the system once the process has
+// idleReturn hands the heap's spare memory back to the system once the process has
 // been quiet for a while. Go's scavenger returns freed pages slowly (about 1% of a
-// CPU) and keeps up to a tenth more than the heap's goal: after a burst of ingest
-// (a shift starting, a backlog replayed) pages the index grew through and left stayed
+// CPU) and keeps up to a tenth more than the heap's goal, and a quiet process makes no
+// garbage collection to free what the last burst left: after a burst of ingest (a
+// shift starting, a backlog replayed) pages the index grew through and left stayed
 // resident, 33 MB at 3M memberships ten seconds and more after the load ended (issue
 // 16). Every check it reads how much was allocated since the last one; once checks
-// in a row (quietChecks) each saw less than quietBytes allocated, and at least
-// minFree bytes of the heap are free and not yet returned, it calls
-// debug.FreeOSMemory: one forced collection and the pages returned at once. The free
-// pages being then returned, it takes new ones freed (by more ingest) to do it again.
-// Under steady ingest it never runs.
+// in a row (quietChecks) each saw less than quietBytes allocated, and the heap's
+// spare bytes (free pages not returned, the unused room in its spans, objects
+// allocated since the last collection) have grown by minFree or more since the least
+// seen after the last return, it calls before (serve: the index re-laid, which turns
+// the room in the spans into free pages) and then debug.FreeOSMemory: one forced
+// collection and the pages returned at once. Under steady ingest it never runs.
 type idleReturn struct {
 	every       time.Duration
 	quietChecks int
@@ -135,35 +137,56 @@ type idleReturn struct {
 }
 
 // defaultIdleReturn: checked every second; quiet for 3 s below 1 MiB allocated a
-// second (queries, the floor page and its stream allocate far less); 16 MiB free.
+// second (queries, the floor page and its stream allocate far less); 16 MiB spare.
 var defaultIdleReturn = idleReturn{every: time.Second, quietChecks: 3, quietBytes: 1 << 20, minFree: 16 << 20}
 
 // idleState is what run carries from one check to the next.
 type idleState struct {
 	last  uint64 // bytes allocated in all, at the last check
 	quiet int    // quiet checks in a row
+	floor uint64 // the least spare seen since the last return (0 before the first)
 }
 
-// check takes one reading (bytes allocated in all, heap bytes free and not returned)
-// and reports whether to return the free pages now.
-func (r idleReturn) check(st *idleState, allocs, free uint64) bool {
+// check takes one reading (bytes allocated in all, the heap's spare bytes) and
+// reports whether to return the spare memory now.
+func (r idleReturn) check(st *idleState, allocs, spare uint64) bool {
 	if allocs-st.last < r.quietBytes {
 		st.quiet++
 	} else {
 		st.quiet = 0
 	}
 	st.last = allocs
-	if st.quiet >= r.quietChecks && free >= r.minFree {
+	st.floor = min(st.floor, spare)
+	if st.quiet >= r.quietChecks && spare >= st.floor+r.minFree {
 		st.quiet = 0
 		return true
 	}
 	return false
 }
 
-// run checks until ctx ends; returned reports each return (free bytes before), nil
-// for none.
-func (r idleReturn) run(ctx context.Context, returned func(free uint64)) {
-	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/memory/classes/heap/free:bytes"}}
+// returned records the spare bytes left just after a return: what a return does not
+// take (room in spans that no re-laying frees) is not counted again.
+func (st *idleState) returned(spare uint64) { st.floor = spare }
+
+// spareSamples are the runtime metrics spare adds up, after the allocation total.
+var spareSamples = []string{"/gc/heap/allocs:bytes", "/memory/classes/heap/free:bytes",
+	"/memory/classes/heap/unused:bytes", "/memory/classes/heap/objects:bytes", "/gc/heap/live:bytes"}
+
+// spare returns the heap's spare bytes from a read of spareSamples: free pages not
+// yet returned, the unused room in spans in use, and the objects beyond those live
+// at the last collection.
+func spare(s []metrics.Sample) uint64 {
+	free, unused, objects, live := s[1].Value.Uint64(), s[2].Value.Uint64(), s[3].Value.Uint64(), s[4].Value.Uint64()
+	return free + unused + objects - min(live, objects)
+}
+
+// run checks until ctx ends; returned reports each return (the spare bytes
+// before), nil for none.
+func (r idleReturn) run(ctx context.Context, returned func(spare uint64)) {
+	sample := make([]metrics.Sample, len(spareSamples))
+	for i, name := range spareSamples {
+		sample[i].Name = name
+	}
 	metrics.Read(sample)
 	st := idleState{last: sample[0].Value.Uint64()}
 	t := time.NewTicker(r.every)
@@ -175,16 +198,17 @@ func (r idleReturn) run(ctx context.Context, returned func(free uint64)) {
 		case <-t.C:
 		}
 		metrics.Read(sample)
-		if free := sample[1].Value.Uint64(); r.check(&st, sample[0].Value.Uint64(), free) {
+		if sp := spare(sample); r.check(&st, sample[0].Value.Uint64(), sp) {
 			if r.before != nil {
 				r.before(ctx)
 			}
 			debug.FreeOSMemory()
 			if returned != nil {
-				returned(free)
+				returned(sp)
 			}
 			metrics.Read(sample) // the collection's own allocations are not ingest
 			st.last = sample[0].Value.Uint64()
+			st.returned(spare(sample))
 		}
 	}
 }

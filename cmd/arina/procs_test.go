@@ -126,30 +126,39 @@ func TestSetGCPercentHeadroom(t *testing.T) {
 	}
 }
 
-// TestIdleReturnCheck: the free pages are returned after quietChecks checks in a row
-// each below quietBytes allocated, with at least minFree free; any busy check starts
-// the count again, and after a return it takes as many quiet checks again.
+// TestIdleReturnCheck: the spare memory is returned after quietChecks checks in a row
+// each below quietBytes allocated, with minFree spare beyond the least seen since the
+// last return; any busy check starts the count again, and after a return it takes as
+// many quiet checks again, and as much new spare: what the return left is not counted.
 func TestIdleReturnCheck(t *testing.T) {
 	r := idleReturn{quietChecks: 3, quietBytes: 100, minFree: 1000}
 	var st idleState
 	steps := []struct {
-		allocs, free uint64
-		want         bool
+		allocs, spare uint64
+		want          bool
+		returned      uint64 // if want: the spare left after the return
 	}{
-		{10, 5000, false},  // quiet 1
-		{20, 5000, false},  // quiet 2
-		{500, 5000, false}, // busy: 480 allocated
-		{510, 5000, false}, // quiet 1
-		{520, 5000, false}, // quiet 2
-		{530, 5000, true},  // quiet 3, 5000 free: return
-		{540, 5000, false}, // counting again
-		{550, 5000, false}, // quiet 2
-		{560, 999, false},  // quiet 3 but less than minFree free
-		{570, 1000, true},  // quiet 4, enough free
+		{10, 5000, false, 0},    // quiet 1
+		{20, 5000, false, 0},    // quiet 2
+		{500, 5000, false, 0},   // busy: 480 allocated
+		{510, 5000, false, 0},   // quiet 1
+		{520, 5000, false, 0},   // quiet 2
+		{530, 5000, true, 3000}, // quiet 3, 5000 spare: return; 3000 stay (room no re-lay frees)
+		{540, 5000, false, 0},   // counting again
+		{550, 5000, false, 0},   // quiet 2
+		{560, 3999, false, 0},   // quiet 3 but 999 beyond what the return left
+		{570, 4000, true, 3000}, // quiet 4, 1000 beyond it
+		{580, 2000, false, 0},   // the spare fell (ingest filled the room): the floor follows
+		{590, 2500, false, 0},   // quiet 2
+		{600, 3000, true, 2000}, // quiet 3, 1000 beyond the least seen
 	}
 	for i, s := range steps {
-		if got := r.check(&st, s.allocs, s.free); got != s.want {
-			t.Fatalf("check %d (allocs %d, free %d) = %v, want %v", i, s.allocs, s.free, got, s.want)
+		got := r.check(&st, s.allocs, s.spare)
+		if got != s.want {
+			t.Fatalf("check %d (allocs %d, spare %d) = %v, want %v", i, s.allocs, s.spare, got, s.want)
+		}
+		if got {
+			st.returned(s.returned)
 		}
 	}
 }
