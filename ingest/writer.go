@@ -16,7 +16,7 @@ import (
 
 // Options configure a Writer. Zero values take the defaults.
 type Options struct {
-	QueueSize      int           // capacity of the queue; default 65536
+	QueueSize      int           // capacity of the queue; default 16384
 	BatchSize      int           // most events applied in one store call; default 1024
 	EnqueueTimeout time.Duration // how long a producer waits for room before ErrQueueFull; default 1s
 
@@ -65,7 +65,7 @@ func (w *Writer) emit(ops []store.Op, out []store.Result, at int64) {
 
 // Defaults for Options.
 const (
-	DefaultQueueSize      = 65536
+	DefaultQueueSize      = 16384
 	DefaultBatchSize      = 1024
 	DefaultEnqueueTimeout = time.Second
 	DefaultTombstoneTTL   = 24 * time.Hour
