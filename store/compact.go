@@ -5,34 +5,37 @@ import (
 )
 
 // compactAfter is how many ops Memory.Compact waits for since the last time before it
-// re-lays the sets again: a quiet index is not copied over and over.
+// re-lays the sets again, at least: a quiet index is not copied over and over. A large
+// index waits for ops as many as an eighth of the entries it re-laid last time (5M at
+// 30M memberships with 10M tombstones, whose re-laying takes ~0.35 s of CPU), so that
+// a trickle of events does not have it copied every minute.
 const compactAfter = 1 << 16
 
 // compactSlice is how many sets Compact re-lays per hold of the write lock: about
 // 3 ms at 30M memberships (600 a set), so the writer and queries wait no longer.
 const compactSlice = 512
 
-// Compact re-lays the arrays of every set but the roaring bitmaps at their length, as
-// a restart's loader lays them (issue 16). As an index grows, a set's arrays are
+// Compact re-lays the arrays of every set but the roaring bitmaps at their length,
+// end to end in slabs (relaySlab; issue 16). As an index grows, a set's arrays are
 // reallocated an eighth larger at a time: the slack of the last growth stays, and the
 // heap keeps the holes the earlier copies left in its size classes, spans that a few
-// survivors keep from being returned. Copied afresh, the arrays fill those holes and
-// the rest is freed: at 30M memberships with ts the resident memory after a load,
-// once the free pages were returned, went from 14.7 to 13.1 B a membership. It runs
-// when ingest is quiet (cmd/arina's idleReturn), does nothing unless compactAfter ops
-// were applied since its last run, and holds the write lock for compactSlice sets at
-// a time. It reports how many sets it re-laid.
+// survivors keep from being returned. Laid afresh, the old arrays are all freed: at
+// 30M memberships with ts the resident memory after a load, once the free pages were
+// returned, went from 14.7 to 11.3 B a membership. It runs when ingest is quiet
+// (cmd/arina's idleReturn), does nothing unless enough ops were applied since its
+// last run (compactAfter), and holds the write lock for compactSlice sets at a time.
+// It reports how many sets it re-laid.
 func (m *Memory) Compact(ctx context.Context) (int, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if m.sinceCompact < compactAfter {
+	if m.sinceCompact < max(compactAfter, m.laidEntries/8) {
 		m.mu.Unlock()
 		return 0, nil
 	}
-	m.sinceCompact = 0
+	m.sinceCompact, m.laidEntries = 0, 0
 	var sets []*reactionSet
 	for _, c := range m.contents {
 		sets = append(sets, c.reactions...)
@@ -51,7 +54,9 @@ func (m *Memory) Compact(ctx context.Context) (int, error) {
 		}
 		// A set dropped from the index since it was listed is copied for nothing:
 		// harmless, it is garbage.
-		n += relaySlab(sets[:k])
+		sk, entries := relaySlab(sets[:k])
+		n += sk
+		m.laidEntries += uint64(entries)
 		m.mu.Unlock()
 		clear(sets[:k])
 		sets = sets[k:]
@@ -67,8 +72,9 @@ func (m *Memory) Compact(ctx context.Context) (int, error) {
 // of objects after a copy one by one, 37 MB before); a slab is one large object, with
 // no size-class rounding and no slack, freed whole once its last set has moved out. A
 // set that grows again reallocates (its part is full), so no set writes into another's.
-// The caller holds the write lock.
-func relaySlab(sets []*reactionSet) int {
+// It also reports the entries (packed ids and bitset words) it laid. The caller holds
+// the write lock.
+func relaySlab(sets []*reactionSet) (n, entries int) {
 	var nids, nlo, nts int
 	for _, rs := range sets {
 		s := &rs.members
@@ -79,7 +85,6 @@ func relaySlab(sets []*reactionSet) int {
 	ids := make([]uint32, 0, nids)
 	lo := make([]uint16, 0, nlo)
 	ts := make([]uint32, 0, nts)
-	n := 0
 	for _, rs := range sets {
 		s := &rs.members
 		if s.bigMap() != nil {
@@ -90,7 +95,7 @@ func relaySlab(sets []*reactionSet) int {
 		ts, s.ts = carve(ts, s.ts)
 		n++
 	}
-	return n
+	return n, nids + nlo
 }
 
 // carve appends x to slab and returns the slab and x's copy in it, capped at its

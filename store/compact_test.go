@@ -94,8 +94,31 @@ func TestMemory_Compact(t *testing.T) {
 			}
 		}
 	}
+	// The entries it laid are counted, and a large index waits for ops as many as an
+	// eighth of them.
+	var entries uint64
+	for _, c := range m.contents {
+		for _, rs := range c.reactions {
+			if s := &rs.members; s.bigMap() == nil {
+				entries += uint64(len(s.ids) + len(s.lo))
+			}
+		}
+	}
+	if m.laidEntries != entries {
+		t.Fatalf("Compact counted %d entries laid, want %d", m.laidEntries, entries)
+	}
+	// (By now most sets are roaring bitmaps, which it leaves: whether it ran shows in
+	// its count of ops since, reset when it does.)
+	m.laidEntries = 16 * compactAfter // as if the index were 16 times larger
+	apply(ops(compactAfter + 1))
+	if _, err := m.Compact(ctx); m.sinceCompact == 0 || err != nil {
+		t.Fatalf("Compact ran after %d ops with %d entries laid (%v); want it to wait for %d", compactAfter+1, m.laidEntries, err, 2*compactAfter)
+	}
 	more := ops(compactAfter)
 	apply(more)
+	if _, err := m.Compact(ctx); m.sinceCompact != 0 || err != nil {
+		t.Fatalf("Compact did not run after %d ops with %d entries laid (%v)", 2*compactAfter+1, 16*compactAfter, err)
+	}
 	if got, want := snapshot(m), snapshot(model); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after more ops the compacted index differs from one never compacted")
 	}

@@ -43,6 +43,7 @@ type Memory struct {
 	orphans map[setKey]map[uint32]int64
 
 	sinceCompact uint64 // ops applied since Compact last ran; under mu
+	laidEntries  uint64 // the entries Compact re-laid when it last ran; under mu
 }
 
 type setKey struct{ content, reaction string }
