@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -103,6 +104,15 @@ func (pl *pipeline) pace(perSec float64) {
 	// ticks about once per event instead: a ticker firing every 2ms on each of 2000
 	// connections took most of the generator's CPU.
 	every := max(pacerTick, time.Duration(float64(time.Second)/perSec))
+	// Each connection starts its steps at a random point of the first one: started
+	// together, 2000 connections at 5 events/s each all sent every 200 ms at once, a
+	// burst the broker queued (27 ms median ack latency even from one that only acks),
+	// where a fleet of devices sends at moments of its own.
+	select {
+	case <-pl.done:
+		return
+	case <-time.After(rand.N(every)):
+	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	last, allowance := time.Now(), 1.0
