@@ -13,6 +13,7 @@ const (
 	MaxBatchSize      = 1 << 16
 	MinEnqueueTimeout = time.Millisecond
 	MaxEnqueueTimeout = time.Minute
+	MaxLinger         = 100 * time.Millisecond
 	MinTombstoneTTL   = time.Minute
 	MaxTombstoneTTL   = 365 * 24 * time.Hour
 )
@@ -30,6 +31,7 @@ func (o Options) Validate() error {
 		errs.Add("batch_size", o.BatchSize, fmt.Errorf("%w: want 1 to %d", optcheck.ErrOutOfRange, MaxBatchSize))
 	}
 	errs.Duration("enqueue_timeout", o.EnqueueTimeout, MinEnqueueTimeout, MaxEnqueueTimeout, "1ms to 1m")
+	errs.Duration("linger", o.Linger, 0, MaxLinger, "0 to 100ms")
 	errs.Duration("tombstone_ttl", o.TombstoneTTL, MinTombstoneTTL, MaxTombstoneTTL, "1m to 8760h")
 	return errs.Err()
 }

@@ -28,6 +28,8 @@ func TestOptions_Validate(t *testing.T) {
 		{"queue_size", func(o *ingest.Options) { o.QueueSize = ingest.MaxQueueSize + 1 }},
 		{"batch_size", func(o *ingest.Options) { o.BatchSize = ingest.MaxBatchSize + 1 }},
 		{"enqueue_timeout", func(o *ingest.Options) { o.EnqueueTimeout = time.Minute + 1 }},
+		{"linger", func(o *ingest.Options) { o.Linger = ingest.MaxLinger + 1 }},
+		{"linger", func(o *ingest.Options) { o.Linger = -1 }},
 		{"tombstone_ttl", func(o *ingest.Options) { o.TombstoneTTL = time.Second }},
 	} {
 		o := valid()

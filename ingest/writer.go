@@ -19,6 +19,11 @@ type Options struct {
 	QueueSize      int           // capacity of the queue; default 16384
 	BatchSize      int           // most events applied in one store call; default 1024
 	EnqueueTimeout time.Duration // how long a producer waits for room before ErrQueueFull; default 1s
+	// Linger is how long the writer waits, from the first event of a batch, for more
+	// before it applies (and with a durable store commits) a batch that is not full:
+	// fewer, larger commits for a fleet whose events come one at a time, at the price
+	// of that much ack latency. 0 (the default): it applies what is queued at once.
+	Linger time.Duration
 
 	// TTL returns how long a membership of a reaction type lasts without being added
 	// again (refreshed); 0: for ever. nil: nothing expires. Called by the writer only.
@@ -264,6 +269,9 @@ func (w *Writer) run() {
 	out := make([]store.Result, w.opts.BatchSize)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	var purgeT *time.Timer // nil until an event with a ts was applied
 	defer func() {
 		if purgeT != nil {
@@ -317,9 +325,31 @@ func (w *Writer) run() {
 				break fill
 			}
 		}
+		if w.opts.Linger > 0 && len(batch) < w.opts.BatchSize {
+			batch = w.linger(batch, linger)
+		}
 		w.apply(batch, ops, out)
 		clear(batch) // drop references to the events and acks
 	}
+}
+
+// linger adds to batch the events that come within Options.Linger, until it is full or
+// the queue is closed (t: the writer's linger timer, stopped).
+func (w *Writer) linger(batch []item, t *time.Timer) []item {
+	t.Reset(w.opts.Linger)
+	defer t.Stop()
+	for len(batch) < w.opts.BatchSize {
+		select {
+		case it, ok := <-w.ch:
+			if !ok {
+				return batch // the next receive returns !ok
+			}
+			batch = append(batch, it)
+		case <-t.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // tooOld reports whether op has a ts before oldest: its tombstone may have been purged,

@@ -379,6 +379,41 @@ func TestWriter_BatchSize(t *testing.T) {
 	}
 }
 
+// TestWriter_Linger: with Linger set, a batch that is not full waits that long from
+// its first event for more (events that come meanwhile go into it, and nothing is
+// acked before the linger ends), while a batch that fills is applied at once.
+func TestWriter_Linger(t *testing.T) {
+	const linger = time.Second
+	st := newGateStore(false, nil)
+	w, reg := MustStartWriter(t, st, ingest.Options{BatchSize: 4, QueueSize: 100, Linger: linger})
+	acks := make(ackChan, 10)
+
+	start := time.Now()
+	mustEnqueue(t, w, add("a"), acks)
+	waitFor(t, func() error { // in the writer's hands, not yet applied
+		if w.QueueLen() != 0 {
+			return errors.New("a still queued")
+		}
+		return nil
+	})
+	mustEnqueue(t, w, add("b"), acks)
+	recvAcks(t, acks, 2)
+	if elapsed := time.Since(start); elapsed < linger {
+		t.Fatalf("a and b acked after %v, want no sooner than the linger %v", elapsed, linger)
+	}
+	if got := st.Batches(); !slices.Equal(got, []int{2}) {
+		t.Fatalf("batch sizes = %v, want [2]: b joins a's batch while it lingers", got)
+	}
+
+	// Four events fill a batch: applied without waiting for the linger (an hour).
+	w2, _ := MustStartWriter(t, newGateStore(false, nil), ingest.Options{BatchSize: 4, QueueSize: 100, Linger: time.Hour})
+	for _, u := range []string{"c", "d", "e", "f"} {
+		mustEnqueue(t, w2, add(u), acks)
+	}
+	recvAcks(t, acks, 4)
+	mustMetric(t, reg, 2, "arina_events_applied_total", "source", "mqtt")
+}
+
 func TestWriter_Enqueue_QueueFull(t *testing.T) {
 	const timeout = 20 * time.Millisecond
 	st := newGateStore(true, nil)

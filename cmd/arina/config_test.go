@@ -90,6 +90,8 @@ func TestLoadConfig_Precedence(t *testing.T) {
 			fmt.Sprint(d.Ingest.BatchSize), "31", "32", ""},
 		{"ingest.enqueue_timeout", "ARINA_INGEST_ENQUEUE_TIMEOUT", "", func(c config.Config) string { return c.Ingest.EnqueueTimeout.String() },
 			d.Ingest.EnqueueTimeout.String(), "4.001s", "4.002s", ""},
+		{"ingest.linger", "ARINA_INGEST_LINGER", "", func(c config.Config) string { return c.Ingest.Linger.String() },
+			d.Ingest.Linger.String(), "11ms", "12ms", ""},
 		{"ingest.shutdown_timeout", "ARINA_INGEST_SHUTDOWN_TIMEOUT", "", func(c config.Config) string { return c.Ingest.ShutdownTimeout.String() },
 			d.Ingest.ShutdownTimeout.String(), "5.001s", "5.002s", ""},
 		{"store.data_dir", "ARINA_STORE_DATA_DIR", "data-dir", func(c config.Config) string { return c.Store.DataDir },

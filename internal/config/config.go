@@ -91,6 +91,7 @@ type IngestConfig struct {
 	QueueSize       int           `mapstructure:"queue_size"`
 	BatchSize       int           `mapstructure:"batch_size"`
 	EnqueueTimeout  time.Duration `mapstructure:"enqueue_timeout"`
+	Linger          time.Duration `mapstructure:"linger"`
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
 
@@ -471,7 +472,7 @@ func (c *Config) partOptions() daemon.Options {
 			ReadHeaderTimeout: c.HTTP.ReadHeaderTimeout, ReadTimeout: c.HTTP.ReadTimeout,
 			WriteTimeout: c.HTTP.WriteTimeout, IdleTimeout: c.HTTP.IdleTimeout},
 		Ingest: ingest.Options{QueueSize: c.Ingest.QueueSize, BatchSize: c.Ingest.BatchSize, EnqueueTimeout: c.Ingest.EnqueueTimeout,
-			TTL: ttlFunc(c.Reactions), TombstoneTTL: c.Store.TombstoneTTL},
+			Linger: c.Ingest.Linger, TTL: ttlFunc(c.Reactions), TombstoneTTL: c.Store.TombstoneTTL},
 		ShutdownTimeout: c.Ingest.ShutdownTimeout,
 		Durability:      c.Store.Durability,
 		Durable:         durable.Options{Dir: c.Store.DataDir, SyncInterval: c.Store.SyncInterval, MinFreeBytes: c.Store.MinFreeBytes},

@@ -132,6 +132,8 @@ func TestConfig_Validate_DurationRanges(t *testing.T) {
 	}{
 		{"ingest.enqueue_timeout", func(c *Config) { c.Ingest.EnqueueTimeout = time.Nanosecond }},
 		{"ingest.enqueue_timeout", func(c *Config) { c.Ingest.EnqueueTimeout = time.Hour }},
+		{"ingest.linger", func(c *Config) { c.Ingest.Linger = -time.Millisecond }},
+		{"ingest.linger", func(c *Config) { c.Ingest.Linger = time.Second }},
 		{"ingest.shutdown_timeout", func(c *Config) { c.Ingest.ShutdownTimeout = 30 * time.Nanosecond }},
 		{"ingest.shutdown_timeout", func(c *Config) { c.Ingest.ShutdownTimeout = 2 * time.Hour }},
 		{"bridge.upstreams[0].max_reconnect_interval", func(c *Config) {
