@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 )
 
 // compactAfter is how many ops Memory.Compact waits for since the last time before it
@@ -25,7 +27,12 @@ const compactSlice = 512
 // (cmd/arina's idleReturn), does nothing unless enough ops were applied since its
 // last run (compactAfter), and holds the write lock for compactSlice sets at a time.
 // It reports how many sets it re-laid.
-func (m *Memory) Compact(ctx context.Context) (int, error) {
+//
+// The new slabs are taken before the arrays they replace free their spans (each span
+// holds arrays of many sets): after a 30M load, 509 -> 590 MiB for a moment. room
+// bounds that: if the arrays to copy come to more than room bytes, Compact re-lays
+// nothing and returns ErrCompactRoom (it tries again next time). room < 0: no bound.
+func (m *Memory) Compact(ctx context.Context, room int64) (int, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -35,11 +42,21 @@ func (m *Memory) Compact(ctx context.Context) (int, error) {
 		m.mu.Unlock()
 		return 0, nil
 	}
-	m.sinceCompact, m.laidEntries = 0, 0
 	var sets []*reactionSet
+	var size int64
 	for _, c := range m.contents {
-		sets = append(sets, c.reactions...)
+		for _, rs := range c.reactions {
+			sets = append(sets, rs)
+			if s := &rs.members; s.bigMap() == nil {
+				size += int64(4*len(s.ids) + 2*len(s.lo) + 4*len(s.ts))
+			}
+		}
 	}
+	if room >= 0 && size > room {
+		m.mu.Unlock()
+		return 0, fmt.Errorf("%w: %d bytes to re-lay, room for %d", ErrCompactRoom, size, room)
+	}
+	m.sinceCompact, m.laidEntries = 0, 0
 	m.mu.Unlock()
 	n := 0
 	for len(sets) > 0 {
@@ -63,6 +80,10 @@ func (m *Memory) Compact(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// ErrCompactRoom is Compact's refusal to re-lay an index whose arrays come to more than
+// the room it was given.
+var ErrCompactRoom = errors.New("store: no room to re-lay the index")
 
 // relaySlab copies the packed and bitset arrays of the sets (all but the roaring
 // bitmaps) into one array of each element type, laid end to end, each set's part

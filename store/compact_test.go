@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -45,10 +46,14 @@ func TestMemory_Compact(t *testing.T) {
 		}
 	}
 	apply(ops(compactAfter / 2))
-	if n, err := m.Compact(ctx); n != 0 || err != nil {
+	if n, err := m.Compact(ctx, -1); n != 0 || err != nil {
 		t.Fatalf("Compact after %d ops = %d, %v; want nothing done", compactAfter/2, n, err)
 	}
 	apply(ops(compactAfter))
+	// With too little room for the copy it re-lays nothing, and says so.
+	if n, err := m.Compact(ctx, 100); n != 0 || !errors.Is(err, ErrCompactRoom) || m.sinceCompact == 0 {
+		t.Fatalf("Compact with room for 100 bytes = %d, %v (ops since %d); want ErrCompactRoom and nothing done", n, err, m.sinceCompact)
+	}
 	before := snapshot(m)
 	// Ops applied by another goroutine while it runs (to m only: the model gets the
 	// same ones after).
@@ -63,7 +68,7 @@ func TestMemory_Compact(t *testing.T) {
 			}
 		}
 	}()
-	n, err := m.Compact(ctx)
+	n, err := m.Compact(ctx, -1)
 	wg.Wait()
 	if err != nil || n == 0 {
 		t.Fatalf("Compact = %d, %v; want sets re-laid", n, err)
@@ -79,7 +84,7 @@ func TestMemory_Compact(t *testing.T) {
 	}
 	// No slack is left in the packed sets (a compaction with no ops coming meanwhile).
 	apply(ops(compactAfter))
-	if _, err := m.Compact(ctx); err != nil {
+	if _, err := m.Compact(ctx, -1); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range m.contents {
@@ -111,19 +116,19 @@ func TestMemory_Compact(t *testing.T) {
 	// its count of ops since, reset when it does.)
 	m.laidEntries = 16 * compactAfter // as if the index were 16 times larger
 	apply(ops(compactAfter + 1))
-	if _, err := m.Compact(ctx); m.sinceCompact == 0 || err != nil {
+	if _, err := m.Compact(ctx, -1); m.sinceCompact == 0 || err != nil {
 		t.Fatalf("Compact ran after %d ops with %d entries laid (%v); want it to wait for %d", compactAfter+1, m.laidEntries, err, 2*compactAfter)
 	}
 	more := ops(compactAfter)
 	apply(more)
-	if _, err := m.Compact(ctx); m.sinceCompact != 0 || err != nil {
+	if _, err := m.Compact(ctx, -1); m.sinceCompact != 0 || err != nil {
 		t.Fatalf("Compact did not run after %d ops with %d entries laid (%v)", 2*compactAfter+1, 16*compactAfter, err)
 	}
 	if got, want := snapshot(m), snapshot(model); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after more ops the compacted index differs from one never compacted")
 	}
 	m.Close()
-	if _, err := m.Compact(ctx); err != ErrClosed {
+	if _, err := m.Compact(ctx, -1); err != ErrClosed {
 		t.Fatalf("Compact after Close: %v, want ErrClosed", err)
 	}
 }

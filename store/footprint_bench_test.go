@@ -115,7 +115,7 @@ func footprintRandom(b *testing.B, memberships int, stamped bool) {
 		}
 		// What the heap's spans hold once the index was re-laid (as serve does when
 		// ingest goes quiet): the live bytes plus the room their size classes leave.
-		if _, err := m.Compact(context.Background()); err != nil {
+		if _, err := m.Compact(context.Background(), -1); err != nil {
 			b.Fatal(err)
 		}
 		liveHeap()

@@ -270,11 +270,13 @@ func (d *Daemon) Reload() error {
 // CompactIndex re-lays the in-memory index's arrays afresh (store.Memory.Compact) if
 // the store keeps one (not Redis), and reports how many sets it re-laid. For when
 // ingest is quiet: cmd/arina calls it before it returns free memory to the system.
+// Under a memory limit it re-lays nothing when the copy could take the process past
+// the limit (compactRoom; the error wraps store.ErrCompactRoom).
 func (d *Daemon) CompactIndex(ctx context.Context) (int, error) {
 	if c, ok := d.Store.(interface {
-		Compact(context.Context) (int, error)
+		Compact(context.Context, int64) (int, error)
 	}); ok {
-		return c.Compact(ctx)
+		return c.Compact(ctx, compactRoom())
 	}
 	return 0, nil
 }

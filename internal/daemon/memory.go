@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
@@ -131,6 +132,19 @@ func RuntimeMemoryLimit(limit int64) int64 {
 	}
 	mt, cache := PebbleSizes(limit)
 	return max(limit-2*mt-cache, limit/2)
+}
+
+// compactRoom returns how many bytes of new arrays re-laying the index may take under
+// the runtime's memory limit, -1 for no bound: what the runtime may still map, plus
+// the heap's free pages (counted already, and taken first).
+func compactRoom() int64 {
+	limit := debug.SetMemoryLimit(-1)
+	if limit == math.MaxInt64 {
+		return -1
+	}
+	s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(s)
+	return max(0, limit-runtimeMemory()+int64(s[0].Value.Uint64()))
 }
 
 // runtimeMemory returns what the Go runtime counts against its memory limit: the

@@ -3,6 +3,7 @@ package daemon
 import (
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
 )
 
@@ -92,5 +93,25 @@ func TestRuntimeMemoryLimit(t *testing.T) {
 	}
 	if got := RuntimeMemoryLimit(512 << 20); got != want {
 		t.Errorf("RuntimeMemoryLimit(512MiB) = %d, want %d", got, want)
+	}
+}
+
+// TestCompactRoom: without a memory limit the index's re-laying is not bounded; under
+// one it may take what the runtime may still map plus the heap's free pages, and
+// nothing once the process is past the limit.
+func TestCompactRoom(t *testing.T) {
+	if got := compactRoom(); got != -1 {
+		t.Fatalf("compactRoom without a limit = %d, want -1", got)
+	}
+	old := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	used := runtimeMemory()
+	debug.SetMemoryLimit(used + 64<<20)
+	if got := compactRoom(); got < 32<<20 || got > 64<<20+used {
+		t.Fatalf("compactRoom with 64 MiB under the limit = %d, want about 64 MiB", got)
+	}
+	debug.SetMemoryLimit(used / 2)
+	if got := compactRoom(); got < 0 || got > used {
+		t.Fatalf("compactRoom past the limit = %d, want at most the free heap", got)
 	}
 }

@@ -526,7 +526,9 @@ func (d *Store) PurgeTombstones(_ context.Context, before int64) (int, error) {
 }
 
 // Compact re-lays the index's arrays (store.Memory.Compact); nothing on disk changes.
-func (d *Store) Compact(ctx context.Context) (int, error) { return d.mem.Compact(ctx) }
+func (d *Store) Compact(ctx context.Context, room int64) (int, error) {
+	return d.mem.Compact(ctx, room)
+}
 
 // Members implements Store.
 func (d *Store) Members(ctx context.Context, contentID, reactionType, after string, limit int) ([]store.Member, error) {
