@@ -269,9 +269,9 @@ func (w *Writer) run() {
 	out := make([]store.Result, w.opts.BatchSize)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	defer linger.Stop()
+	lingerT := time.NewTimer(time.Hour)
+	lingerT.Stop()
+	defer lingerT.Stop()
 	var purgeT *time.Timer // nil until an event with a ts was applied
 	defer func() {
 		if purgeT != nil {
@@ -326,7 +326,7 @@ func (w *Writer) run() {
 			}
 		}
 		if w.opts.Linger > 0 && len(batch) < w.opts.BatchSize {
-			batch = w.linger(batch, linger)
+			batch = w.linger(batch, lingerT)
 		}
 		w.apply(batch, ops, out)
 		clear(batch) // drop references to the events and acks
