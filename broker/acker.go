@@ -66,7 +66,7 @@ type acker struct {
 	busy        bool
 	carry       []byte
 	carryRelays []*pending
-	fl          flusherState // flusher goroutine only
+	fl          flusherState // the flusher's roundMu holder only
 }
 
 // pending is one held-back publish; it is the ingest.Ack of its event. It keeps the

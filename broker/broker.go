@@ -185,6 +185,10 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 		src.s = s
 		s.hook.countTopics = src.prefix
 	}
+	// The flusher writes small rounds of PUBACKs on the writer goroutine (flusher.go).
+	if ab, ok := sink.(interface{ SetAckBatcher(ingest.AckBatcher) }); ok {
+		ab.SetAckBatcher(&s.hook.flusher)
+	}
 	if opts.Sparkplug != nil {
 		dec, err := sparkplug.New(*opts.Sparkplug, logger, reg)
 		if err != nil {

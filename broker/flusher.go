@@ -27,27 +27,47 @@ import (
 // and everything after them; from then on the client's completions go to its acker
 // until the acker is idle again. The client's lock (which mochi's WritePacket holds
 // while it writes a packet) is only tried: if it is held, the acks go to the acker.
+//
+// Small rounds run on the writer goroutine itself (ingest.AckBatcher): while the writer
+// completes a batch, add does not wake the flusher goroutine, and when the batch is
+// done, EndAcks writes the round then and there if it holds at most inlineRound
+// publishes and no round is running, else wakes the goroutine. A paced fleet commits a
+// few events at a time, and waking the goroutine for them was a thread wake-up, one of
+// the few per commit that make most of arina's CPU per event beyond the floor's; large
+// rounds (saturation) still go to the goroutine, so the writer is not held up by
+// hundreds of writes while the other core is free. Rounds never overlap (roundMu), and
+// take the completed publishes in order, so acks keep their order.
 type flusher struct {
 	startOnce sync.Once
 	stopOnce  sync.Once
 	h         *ingestHook
 	mu        sync.Mutex
-	list      []*pending // guarded by mu: completed, not yet taken by the flusher
+	list      []*pending // guarded by mu: completed, not yet taken by a round
 	wake      chan struct{}
 	done      chan struct{}
 	started   atomic.Bool
+	// deferWake is set while the writer completes a batch: add leaves the wake-up to
+	// EndAcks.
+	deferWake atomic.Bool
 
-	work  []*pending // flusher goroutine only
-	round []*acker   // flusher goroutine only: the ackers of the current round
+	// roundMu is held while a round runs, on the flusher goroutine or inline (EndAcks);
+	// what follows, and every acker's fl, belong to its holder.
+	roundMu sync.Mutex
+	work    []*pending
+	round   []*acker // the ackers of the current round
 
 	// The non-blocking write of write, made without allocating: a closure capturing
 	// its buffer and results escaped to the heap with them, three allocations per
-	// write, so per event in a fleet of sensors. Flusher goroutine (or test) only.
+	// write, so per event in a fleet of sensors. roundMu's holder (or a test) only.
 	wfn  func(fd uintptr) bool // f.writeFD, bound on the first write
 	wb   []byte
 	wn   int
 	werr error
 }
+
+// inlineRound is the most completed publishes a round run on the writer goroutine
+// takes (EndAcks); a larger one goes to the flusher goroutine.
+const inlineRound = 64
 
 // flusherState is an acker's state during one round of the flusher.
 type flusherState struct {
@@ -79,19 +99,55 @@ func (f *flusher) stop() {
 	})
 }
 
-// add is called by the writer goroutine for each completed publish of a plain TCP
-// client. It never blocks.
+// add is called for each completed publish of a plain TCP client, by the writer
+// goroutine (or, for a batch topic publish, by whichever goroutine completes it last).
+// It never blocks.
 func (f *flusher) add(p *pending) {
 	f.mu.Lock()
 	f.list = append(f.list, p)
 	first := len(f.list) == 1
 	f.mu.Unlock()
-	if first {
-		select {
-		case f.wake <- struct{}{}:
-		default:
-		}
+	// With deferWake set, the writer's EndAcks comes after this: it takes the list
+	// (this publish included) or wakes the goroutine.
+	if first && !f.deferWake.Load() {
+		f.signal()
 	}
+}
+
+func (f *flusher) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// BeginAcks implements ingest.AckBatcher: the writer is about to complete a batch.
+func (f *flusher) BeginAcks() { f.deferWake.Store(true) }
+
+// EndAcks implements ingest.AckBatcher: the writer has completed a batch. A small
+// round runs here, on the writer goroutine; a large one, or one while a round runs,
+// goes to the flusher goroutine.
+func (f *flusher) EndAcks() {
+	f.deferWake.Store(false)
+	if !f.started.Load() {
+		return // no plain TCP client yet: nothing was added
+	}
+	f.mu.Lock()
+	n := len(f.list)
+	f.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	if n > inlineRound || !f.roundMu.TryLock() {
+		f.signal()
+		return
+	}
+	select {
+	case <-f.done: // stopped: leave it, as the goroutine does
+	default:
+		f.runRound()
+	}
+	f.roundMu.Unlock()
 }
 
 func (f *flusher) run() {
@@ -102,9 +158,18 @@ func (f *flusher) run() {
 			return
 		case <-f.wake:
 		}
-		f.mu.Lock()
-		f.work, f.list = f.list, f.work[:0]
-		f.mu.Unlock()
+		f.roundMu.Lock()
+		f.runRound()
+		f.roundMu.Unlock()
+	}
+}
+
+// runRound takes the completed publishes and flushes them; the caller holds roundMu.
+func (f *flusher) runRound() {
+	f.mu.Lock()
+	f.work, f.list = f.list, f.work[:0]
+	f.mu.Unlock()
+	if len(f.work) > 0 {
 		f.flush(f.work)
 		clear(f.work)
 	}

@@ -23,8 +23,16 @@ import (
 // writes), or the client's acker when the flusher cannot (the client's lock held by
 // another writer, a socket buffer full because the client does not read), and the
 // flusher writes again once the acker is idle. The sockets have small buffers so that
-// a few thousand acks fill them.
+// a few thousand acks fill them. Inline: the publishes are completed as the writer
+// does, a few at a time between BeginAcks and EndAcks, so rounds run on this goroutine
+// (and on the flusher's when the acker is busy and EndAcks cannot take the round).
 func TestFlusher_AckOrder(t *testing.T) {
+	for _, inline := range []bool{false, true} {
+		t.Run(map[bool]string{false: "goroutine", true: "inline"}[inline], func(t *testing.T) { testAckOrder(t, inline) })
+	}
+}
+
+func testAckOrder(t *testing.T, inline bool) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,13 +69,19 @@ func TestFlusher_AckOrder(t *testing.T) {
 
 	next := uint16(1) // the packet id of the next publish completed
 	complete := func(n int) {
-		for range n {
+		for i := range n {
+			if inline && i%10 == 0 {
+				h.flusher.BeginAcks()
+			}
 			p := a.newPending(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
 				TopicName: "kitchen/Stew/fire", PacketID: next, Payload: []byte("add sam")})
 			p.Done(store.Result{}, nil) // as the writer does, in order
 			next++
 			if next == 0 {
 				next = 1
+			}
+			if inline && (i%10 == 9 || i == n-1) {
+				h.flusher.EndAcks()
 			}
 		}
 	}
@@ -192,4 +206,100 @@ func TestFlusher_WriteAllocs(t *testing.T) {
 	_ = conn.Close()
 	_ = dev.Close()
 	<-drained
+}
+
+// TestFlusher_InlineRound: a round of at most inlineRound publishes that the writer
+// completes between BeginAcks and EndAcks is written by EndAcks itself, on the writer
+// goroutine, without waking the flusher goroutine (none runs here: the acks arrive
+// only if EndAcks wrote them); a larger one, or a publish completed outside a batch
+// (a batch topic publish completed by its read goroutine), wakes it.
+func TestFlusher_InlineRound(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dev, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw, err := conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	m := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	h := &ingestHook{server: m, log: slog.New(slog.DiscardHandler)}
+	f := &h.flusher
+	f.h, f.wake, f.done = h, make(chan struct{}, 1), make(chan struct{})
+	f.started.Store(true) // as start does, but no goroutine: rounds run here or not at all
+	a := &acker{h: h, cl: m.NewClient(conn, "tcp", "sensor", false), raw: raw, wake: make(chan struct{}, 1)}
+
+	next, want := uint16(1), uint16(1)
+	complete := func(n int) {
+		for range n {
+			a.newPending(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+				TopicName: "kitchen/Stew/fire", PacketID: next}).Done(store.Result{}, nil)
+			next++
+		}
+	}
+	read := func(n int) {
+		t.Helper()
+		_ = dev.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 4*n)
+		if _, err := io.ReadFull(dev, buf); err != nil {
+			t.Fatalf("reading PUBACK %d: %v", want, err)
+		}
+		for i := 0; i < len(buf); i += 4 {
+			if id := binary.BigEndian.Uint16(buf[i+2:]); buf[i] != packets.Puback<<4 || id != want {
+				t.Fatalf("got % x, want the PUBACK of %d", buf[i:i+4], want)
+			}
+			want++
+		}
+	}
+	woken := func() bool {
+		select {
+		case <-f.wake:
+			return true
+		default:
+			return false
+		}
+	}
+
+	for range 3 {
+		f.BeginAcks()
+		complete(inlineRound)
+		f.EndAcks()
+		if woken() {
+			t.Fatal("a small round woke the flusher goroutine")
+		}
+		read(inlineRound)
+	}
+
+	f.BeginAcks()
+	complete(inlineRound + 1)
+	f.EndAcks()
+	if !woken() {
+		t.Fatal("a round of more than inlineRound publishes did not wake the flusher goroutine")
+	}
+	f.roundMu.Lock() // the goroutine's round
+	f.runRound()
+	f.roundMu.Unlock()
+	read(inlineRound + 1)
+
+	complete(1) // outside a batch
+	if !woken() {
+		t.Fatal("a publish completed outside a batch did not wake the flusher goroutine")
+	}
+	f.roundMu.Lock()
+	f.runRound()
+	f.roundMu.Unlock()
+	read(1)
 }

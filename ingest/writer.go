@@ -104,6 +104,15 @@ type Ack interface {
 	Done(res store.Result, err error)
 }
 
+// An AckBatcher is told when the writer goroutine begins and ends completing the acks
+// of a batch (Writer.SetAckBatcher), so that it can gather what the batch's Done calls
+// leave it and act on it once. Both are called on the writer goroutine, around every
+// batch's Done calls, and must not block for long.
+type AckBatcher interface {
+	BeginAcks()
+	EndAcks()
+}
+
 type item struct {
 	ev  Event
 	ack Ack // may be nil
@@ -139,6 +148,17 @@ type Writer struct {
 	expiries expiryHeap               // writer goroutine only: scheduled expiry checks
 	ttls     map[string]time.Duration // writer goroutine only: cache of opts.TTL
 	changes  []store.Change           // writer goroutine only: buffer for OnChanges
+	batcher  atomic.Pointer[AckBatcher]
+}
+
+// SetAckBatcher makes b the writer's AckBatcher (nil: none); it may be called while
+// the writer runs, and applies from the next batch.
+func (w *Writer) SetAckBatcher(b AckBatcher) {
+	if b == nil {
+		w.batcher.Store(nil)
+		return
+	}
+	w.batcher.Store(&b)
 }
 
 // NewWriter returns a writer applying events to st. Its metrics are registered with reg
@@ -393,6 +413,10 @@ func (w *Writer) apply(batch []item, ops []store.Op, out []store.Result) {
 	}
 	// out[j] is the result of batch[i], j <= i, unless batch[i] was too old: it is then
 	// stale whatever became of the batch.
+	b := w.batcher.Load()
+	if b != nil {
+		(*b).BeginAcks()
+	}
 	j := 0
 	for i := range batch {
 		src := batch[i].ev.Source
@@ -419,6 +443,9 @@ func (w *Writer) apply(batch []item, ops []store.Op, out []store.Result) {
 		if batch[i].ack != nil {
 			batch[i].ack.Done(res, evErr)
 		}
+	}
+	if b != nil {
+		(*b).EndAcks()
 	}
 	clear(ops[:n])
 }
