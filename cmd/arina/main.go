@@ -78,6 +78,7 @@ func newServeCmd(stderr io.Writer, getenv func(string) string) *cobra.Command {
 		log := newLogger(stderr, cfg.Log)
 		b := currentBuild()
 		log.Info("arina starting", "version", b.Version, "commit", b.Commit, "built", b.Date, "go", b.GoVersion)
+		log.Debug("C allocator", "malloc_arenas", mallocArenas) // malloc_cgo.go
 		raiseProcs(getenv, log)
 		return serve(cmd.Context(), cfg, log)
 	}
