@@ -166,21 +166,7 @@ func testAckOrder(t *testing.T, inline bool) {
 // allocations each time.
 func TestFlusher_WriteAllocs(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	dev, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
-	conn, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	dev, conn := tcpPair(t)
 	drained := make(chan struct{})
 	go func() { // the device reads its acks
 		defer close(drained)
@@ -215,21 +201,7 @@ func TestFlusher_WriteAllocs(t *testing.T) {
 // (a batch topic publish completed by its read goroutine), wakes it.
 func TestFlusher_InlineRound(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	dev, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
-	conn, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	dev, conn := tcpPair(t)
 	raw, err := conn.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -302,4 +274,24 @@ func TestFlusher_InlineRound(t *testing.T) {
 	f.runRound()
 	f.roundMu.Unlock()
 	read(1)
+}
+
+// tcpPair returns the two ends of a loopback TCP connection: a device's, and the
+// broker's; both are closed when the test ends.
+func tcpPair(t *testing.T) (dev, conn net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if dev, err = net.Dial("tcp", ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	if conn, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return dev, conn
 }
