@@ -288,11 +288,11 @@ func (s *Server) Running() bool { return s.running.Load() && !s.closed.Load() }
 // returns once no client goroutine, and so no hook call, is still running, or with an
 // error when ctx ends first. It is safe to call more than once.
 //
-// mochi v2.7.9's own Close can deadlock when a client disconnects while it runs
-// (Clients.GetByListener read-locks twice; mochi-mqtt/server#488). So Close first
-// closes the listener with its own closer, which reads the clients once, and waits
-// for the client goroutines; mochi's Close then finds the listener already closed and
-// does not scan the clients again.
+// mochi v2.7.9's own Close could deadlock when a client disconnects while it runs
+// (Clients.GetByListener read-locked twice; mochi-mqtt/server#488, fixed in the
+// patched copy: PATCHES.md 36). Close first closes the listener with its own closer,
+// which reads the clients once, and waits for the client goroutines; mochi's Close
+// then finds the listener already closed and does not scan the clients again.
 func (s *Server) Close(ctx context.Context) error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil

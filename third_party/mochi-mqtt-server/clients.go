@@ -102,11 +102,13 @@ func (cl *Clients) Delete(id string) {
 	delete(cl.internal, id)
 }
 
-// GetByListener returns clients matching a listener id.
+// GetByListener returns clients matching a listener id. Patched for Arina: it called
+// Len under its read lock, which read-locks again and deadlocks once a Delete waits
+// between the two (PATCHES.md 36).
 func (cl *Clients) GetByListener(id string) []*Client {
 	cl.RLock()
 	defer cl.RUnlock()
-	clients := make([]*Client, 0, cl.Len())
+	clients := make([]*Client, 0, len(cl.internal))
 	for _, client := range cl.internal {
 		if client.Net.Listener == id && !client.Closed() {
 			clients = append(clients, client)
