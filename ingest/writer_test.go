@@ -877,3 +877,65 @@ func TestNewWriter_Registry(t *testing.T) {
 		}
 	}
 }
+
+// callLog records, in order, an AckBatcher's calls and the acks' Done calls.
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *callLog) add(s string) {
+	l.mu.Lock()
+	l.calls = append(l.calls, s)
+	l.mu.Unlock()
+}
+
+func (l *callLog) get() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.calls)
+}
+
+func (l *callLog) BeginAcks() { l.add("begin") }
+func (l *callLog) EndAcks()   { l.add("end") }
+
+// logAck is an Ack that records its Done in a callLog under its user.
+type logAck struct {
+	l    *callLog
+	user string
+}
+
+func (a logAck) Done(store.Result, error) { a.l.add("done " + a.user) }
+
+// TestWriter_AckBatcher: the writer brackets every batch's Done calls with its
+// AckBatcher's BeginAcks and EndAcks (the broker's flusher writes the PUBACKs the
+// batch left it in EndAcks), whether the batch applied or failed; with none set,
+// nothing is called.
+func TestWriter_AckBatcher(t *testing.T) {
+	for _, fail := range []error{nil, errors.New("disk gone")} {
+		st := newGateStore(true, fail)
+		w, _ := MustStartWriter(t, st, ingest.Options{BatchSize: 10, QueueSize: 100})
+		l := &callLog{}
+		w.SetAckBatcher(l)
+		mustEnqueue(t, w, add("a"), logAck{l, "a"})
+		waitFor(t, applyCalls(st, 1)) // a is held in Apply: b and c queue behind it
+		mustEnqueue(t, w, add("b"), logAck{l, "b"})
+		mustEnqueue(t, w, add("c"), logAck{l, "c"})
+		st.Release()
+		want := []string{"begin", "done a", "end", "begin", "done b", "done c", "end"}
+		waitFor(t, func() error {
+			if got := l.get(); !slices.Equal(got, want) {
+				return fmt.Errorf("store error %v: calls %q, want %q", fail, got, want)
+			}
+			return nil
+		})
+
+		w.SetAckBatcher(nil)
+		acks := make(ackChan, 1)
+		mustEnqueue(t, w, add("d"), acks)
+		recvAcks(t, acks, 1)
+		if got := l.get(); len(got) != len(want) {
+			t.Fatalf("calls after SetAckBatcher(nil): %q", got[len(want):])
+		}
+	}
+}
